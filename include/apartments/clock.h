@@ -1,0 +1,61 @@
+// apartments/clock.h
+//
+// The clock behind everything time-dependent in diagnostics: wait records'
+// "since", queue "last pumped" stamps, the hang watchdog. Tests install a
+// FakeClock and advance it instead of sleeping.
+//
+// Kernel waits with a timeout (WaitForSingleObject(h, 100)) always use the
+// real monotonic clock: a fake clock cannot make the kernel sleep less.
+#ifndef APARTMENTS_CLOCK_H_
+#define APARTMENTS_CLOCK_H_
+
+#include <atomic>
+#include <chrono>
+
+namespace apartments {
+
+class Clock {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  using Duration = std::chrono::steady_clock::duration;
+
+  virtual ~Clock() = default;
+  // Thread safety: any thread. Never blocks.
+  virtual TimePoint Now() const noexcept = 0;
+};
+
+// The process's clock: the system's steady clock unless a test installed another.
+// Thread safety: any thread.
+const Clock& GetClock() noexcept;
+
+// Installs `clock` as the process's clock (nullptr restores the system clock).
+// `clock` must outlive its installation. Meant for tests, set before the threads
+// that read it start; readers see either the old or the new clock.
+void SetClockForTesting(const Clock* clock) noexcept;
+
+// A manually advanced clock. Starts at an arbitrary fixed point.
+// Thread safety: Now() and Advance() from any thread.
+class FakeClock final : public Clock {
+ public:
+  FakeClock() noexcept : now_(std::chrono::hours(1000).count()) {}
+  TimePoint Now() const noexcept override {
+    return TimePoint(Duration(now_.load(std::memory_order_acquire)));
+  }
+  void Advance(Duration by) noexcept { now_.fetch_add(by.count(), std::memory_order_acq_rel); }
+
+ private:
+  std::atomic<Duration::rep> now_;
+};
+
+// RAII installation of a clock for the duration of a test scope.
+class ScopedClockForTesting {
+ public:
+  explicit ScopedClockForTesting(const Clock* clock) noexcept { SetClockForTesting(clock); }
+  ~ScopedClockForTesting() { SetClockForTesting(nullptr); }
+  ScopedClockForTesting(const ScopedClockForTesting&) = delete;
+  ScopedClockForTesting& operator=(const ScopedClockForTesting&) = delete;
+};
+
+}  // namespace apartments
+
+#endif  // APARTMENTS_CLOCK_H_

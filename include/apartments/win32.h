@@ -1,0 +1,19 @@
+// apartments/win32.h
+//
+// The Win32-compatible surface of apartments: code written against
+// <windows.h> for this subset compiles against this header unchanged, with
+// Windows' names, signatures, types and numeric values.
+//
+//   win32_types.h   BOOL, DWORD, HANDLE, HRESULT, WCHAR, ... (LP64 sizes)
+//   win32_errors.h  S_*, E_*, RPC_E_*, CO_E_*, ERROR_*, HRESULT_FROM_WIN32,
+//                   FormatMessage
+//   win32_kernel.h  events, mutexes, semaphores, threads, waits, APCs,
+//                   CloseHandle, DuplicateHandle, last error
+#ifndef APARTMENTS_WIN32_H_
+#define APARTMENTS_WIN32_H_
+
+#include "apartments/win32_types.h"
+#include "apartments/win32_errors.h"
+#include "apartments/win32_kernel.h"
+
+#endif  // APARTMENTS_WIN32_H_

@@ -1,0 +1,300 @@
+// The kernel-object layer's internals: objects, the handle table, and the wait
+// engine that upper layers (message queues, COM) build their waits on.
+//
+// Locking. One process-wide kernel lock guards every object's wait state
+// (waiter lists, mutex ownership, semaphore counts, thread exit state) and
+// every thread's wait record. It is held only for short, non-blocking
+// sections, never while sleeping, and is the innermost lock but for the
+// names table lock. One lock makes wait-all atomicity simple and correct;
+// events avoid it entirely on their fast paths (an event with no waiter is
+// set, reset and consumed with one atomic operation).
+//
+// State table of a wait (per thread, in ThreadState::park):
+//   kParkIdle    --(waiter registers, under lock)------------> kParkWaiting
+//   kParkWaiting --(a signaler satisfies it, under lock)-----> kParkDone
+//   kParkWaiting --(waiter times out / is alerted, under lock) kParkIdle
+//   kParkDone    --(waiter reads its result)-----------------> kParkIdle
+// The signaler issues FUTEX_WAKE after dropping the lock; the park word is
+// type-stable, so a late wake is at worst a spurious wakeup.
+#ifndef APARTMENTS_SRC_KERNEL_KERNEL_H_
+#define APARTMENTS_SRC_KERNEL_KERNEL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "apartments/clock.h"
+#include "apartments/win32_errors.h"
+#include "apartments/win32_kernel.h"
+#include "base/thread_state.h"
+
+namespace apartments::internal {
+
+enum class ObjectKind : std::uint8_t { kEvent, kMutex, kSemaphore, kThread, kProcess };
+const char* ObjectKindName(ObjectKind kind) noexcept;
+
+struct WaitBlock;
+struct Wait;
+struct KernelThreadData;
+
+// The process-wide kernel lock (see the file comment).
+std::mutex& KernelLock() noexcept;
+
+class KernelObject {
+ public:
+  KernelObject(ObjectKind kind, std::wstring name);
+  virtual ~KernelObject();
+  KernelObject(const KernelObject&) = delete;
+  KernelObject& operator=(const KernelObject&) = delete;
+
+  ObjectKind kind() const noexcept { return kind_; }
+  const std::wstring& name() const noexcept { return name_; }
+  // A process-unique serial number, for reports.
+  std::uint64_t serial() const noexcept { return serial_; }
+  DWORD creator_tid() const noexcept { return creator_tid_; }
+
+  void AddRef() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // Adds a reference unless the object is already being destroyed.
+  bool TryAddRef() noexcept;
+  void Release() noexcept;
+
+  // Guarded by the kernel lock: the waits registered on this object, FIFO.
+  WaitBlock* waiters_head = nullptr;
+  WaitBlock* waiters_tail = nullptr;
+
+ private:
+  std::atomic<std::int32_t> refs_{1};
+  const ObjectKind kind_;
+  const std::wstring name_;
+  const std::uint64_t serial_;
+  const DWORD creator_tid_;
+};
+
+class Event final : public KernelObject {
+ public:
+  // Bits of `state`. kHasWaiters forces every change through the kernel lock,
+  // so that a waiter registered on the event never misses a SetEvent, and a
+  // wait-all that has checked the event sees it unchanged until it consumes.
+  static constexpr std::uint32_t kSignaled = 1;
+  static constexpr std::uint32_t kHasWaiters = 2;
+
+  Event(std::wstring name, bool manual_reset, bool initial_state)
+      : KernelObject(ObjectKind::kEvent, std::move(name)),
+        manual_reset(manual_reset),
+        state(initial_state ? kSignaled : 0) {}
+
+  const bool manual_reset;
+  std::atomic<std::uint32_t> state;
+};
+
+class Mutex final : public KernelObject {
+ public:
+  explicit Mutex(std::wstring name) : KernelObject(ObjectKind::kMutex, std::move(name)) {}
+
+  // Guarded by the kernel lock.
+  KernelThreadData* owner = nullptr;
+  std::uint32_t recursion = 0;
+  bool abandoned = false;
+  Mutex* owned_prev = nullptr;  // Links in the owner's list of owned mutexes.
+  Mutex* owned_next = nullptr;
+  // The owner's thread id, readable without the lock (for reports).
+  std::atomic<DWORD> owner_tid{0};
+};
+
+class Semaphore final : public KernelObject {
+ public:
+  Semaphore(std::wstring name, LONG initial, LONG maximum)
+      : KernelObject(ObjectKind::kSemaphore, std::move(name)), count(initial), maximum(maximum) {}
+
+  LONG count;  // Guarded by the kernel lock.
+  const LONG maximum;
+};
+
+class Thread final : public KernelObject {
+ public:
+  Thread() : KernelObject(ObjectKind::kThread, std::wstring()) {}
+
+  std::atomic<DWORD> tid{0};
+  // Guarded by the kernel lock.
+  bool exited = false;
+  DWORD exit_code = STILL_ACTIVE;
+  KernelThreadData* data = nullptr;  // Null once the thread has exited.
+  std::wstring final_description;    // The description the thread had at exit.
+  // CREATE_SUSPENDED: the start routine waits while this is non-zero.
+  std::atomic<std::uint32_t> suspend_count{0};
+};
+
+// The current process, for GetCurrentProcess(): never signaled.
+class Process final : public KernelObject {
+ public:
+  Process() : KernelObject(ObjectKind::kProcess, std::wstring()) {}
+};
+
+// What a blocked thread is doing, published for diagnostics.
+enum class BlockKind : std::uint8_t {
+  kNone,
+  kKernelWait,   // Wait*/SleepEx on kernel objects.
+  kSleep,        // Sleep/SleepEx with no object.
+  kMessageIdle,  // Waiting for messages with an empty queue (pumping, not hung).
+  kSendMessage,  // Waiting for another thread to reply to a sent message.
+  kComCall,      // Waiting for a cross-apartment call to return.
+};
+const char* BlockKindName(BlockKind kind) noexcept;
+
+struct WaitBlock {
+  Wait* wait = nullptr;
+  KernelObject* object = nullptr;
+  WaitBlock* prev = nullptr;
+  WaitBlock* next = nullptr;
+};
+
+// One blocking wait, on the waiting thread's stack.
+struct Wait {
+  KernelThreadData* data = nullptr;
+  DWORD count = 0;
+  bool wait_all = false;
+  bool alertable = false;
+  BlockKind kind = BlockKind::kKernelWait;
+  DWORD target_tid = 0;  // For kSendMessage/kComCall: the thread waited on.
+  Clock::TimePoint since{};
+  KernelObject* objects[MAXIMUM_WAIT_OBJECTS + 1] = {};
+  HANDLE handles[MAXIMUM_WAIT_OBJECTS + 1] = {};
+  WaitBlock blocks[MAXIMUM_WAIT_OBJECTS + 1];
+  DWORD block_count = 0;
+};
+
+struct Apc {
+  PAPCFUNC function;
+  ULONG_PTR data;
+};
+
+// The kernel layer's per-thread data, created on the thread's first blocking
+// call or thread-handle use; destroyed by the layer's exit hook.
+struct KernelThreadData {
+  ThreadState* state = nullptr;
+  DWORD tid = 0;
+  // Guarded by the kernel lock.
+  Wait* current_wait = nullptr;  // Non-null while blocked in a wait.
+  DWORD wait_result = 0;         // Set by whoever completes current_wait.
+  Mutex* owned_head = nullptr;   // Mutexes this thread owns.
+  std::vector<Apc> apcs;
+  Thread* self = nullptr;  // This thread's object, created on demand (owns a reference).
+  DWORD pending_exit_code = 0;
+};
+
+// The calling thread's kernel data, created on first use.
+KernelThreadData& CurrentKernelData();
+
+// This thread's Thread object (created on first use). The caller gets a new
+// reference.
+Thread* CurrentThreadObject();
+
+// A resolved handle: keeps the object alive while it exists.
+class ObjectRef {
+ public:
+  ObjectRef() = default;
+  // Adopts one reference to `object` (may be null).
+  explicit ObjectRef(KernelObject* object) noexcept : object_(object) {}
+  ObjectRef(ObjectRef&& other) noexcept : object_(other.object_) { other.object_ = nullptr; }
+  ObjectRef& operator=(ObjectRef&& other) noexcept;
+  ~ObjectRef() { if (object_ != nullptr) object_->Release(); }
+
+  KernelObject* get() const noexcept { return object_; }
+  KernelObject* operator->() const noexcept { return object_; }
+  explicit operator bool() const noexcept { return object_ != nullptr; }
+  KernelObject* release() noexcept {
+    KernelObject* o = object_;
+    object_ = nullptr;
+    return o;
+  }
+
+ private:
+  KernelObject* object_ = nullptr;
+};
+
+// The handle table.
+// Resolves a handle (including the pseudo-handles) to its object, with a new
+// reference; empty when the handle is not open.
+ObjectRef ResolveHandle(HANDLE handle) noexcept;
+// Resolves a handle to an object of `kind`; empty when not open or another kind.
+ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind) noexcept;
+// Inserts `object`, adopting one reference; returns the new handle.
+HANDLE InsertHandle(KernelObject* object) noexcept;
+// Closes a handle; false when it is not open. Pseudo-handles: true, no-op.
+bool CloseHandleEntry(HANDLE handle) noexcept;
+// The number of open handles (for leak checks in tests).
+std::size_t OpenHandleCountForTesting() noexcept;
+
+bool IsPseudoHandle(HANDLE handle) noexcept;
+
+// The wait engine. Waits on `count` objects (references held by the caller),
+// `handles` naming them for reports (may be null). `count` may be 0 (a sleep)
+// and at most MAXIMUM_WAIT_OBJECTS + 1 (one internal object for the message
+// layer). Returns WAIT_OBJECT_0 + i, WAIT_ABANDONED_0 + i, WAIT_TIMEOUT or
+// WAIT_IO_COMPLETION (APCs have run). Never fails: arguments are validated by
+// the callers.
+struct WaitOptions {
+  BlockKind kind = BlockKind::kKernelWait;
+  DWORD target_tid = 0;
+};
+DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
+                     bool wait_all, DWORD timeout_ms, bool alertable,
+                     const WaitOptions& options = {});
+
+// Signals an object on behalf of SetEvent/ReleaseMutex/ReleaseSemaphore.
+// Returns the Win32 error (ERROR_SUCCESS on success).
+DWORD SignalEvent(Event& event) noexcept;
+DWORD ResetEventObject(Event& event) noexcept;
+DWORD PulseEventObject(Event& event) noexcept;
+DWORD ReleaseMutexObject(Mutex& mutex) noexcept;
+DWORD ReleaseSemaphoreObject(Semaphore& semaphore, LONG release_count, LONG* previous) noexcept;
+// Gives the calling thread ownership of a just-created mutex.
+void AcquireNewMutex(Mutex& mutex) noexcept;
+
+// A snapshot of one thread's wait record, for diagnostics and tests.
+struct WaitedObject {
+  ObjectKind kind;
+  HANDLE handle;
+  std::wstring name;
+  std::uint64_t serial;
+  DWORD owner_tid;  // Mutexes: the owner's thread id (0 when free).
+  bool signaled;
+};
+struct WaitRecord {
+  BlockKind kind = BlockKind::kNone;
+  Clock::TimePoint since{};
+  bool wait_all = false;
+  bool alertable = false;
+  DWORD target_tid = 0;
+  std::vector<WaitedObject> objects;
+};
+// Reads the record of the thread with id `tid`; kind kNone when it does not
+// block (or does not exist). Takes the kernel lock briefly.
+WaitRecord ReadWaitRecord(DWORD tid);
+
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_SRC_KERNEL_KERNEL_H_
+
+namespace apartments::internal {
+
+// Creates an object of `kind` or opens the one named `name`, as CreateEventW
+// documents; `make(name, context)` builds a new object. Sets the last error.
+HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind,
+                         KernelObject* (*make)(std::wstring, void*), void* context,
+                         bool* created);
+// Opens the object named `name` if it is of `kind`; sets the last error.
+HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind);
+
+}  // namespace apartments::internal
+
+namespace apartments::internal {
+
+// Queues an APC to `thread`; ERROR_GEN_FAILURE once it has exited.
+DWORD QueueApc(Thread& thread, PAPCFUNC function, ULONG_PTR parameter);
+// Makes `thread` (a CreateThread object) the calling thread's own object.
+void AdoptThreadObject(Thread* thread);
+
+}  // namespace apartments::internal

@@ -1,0 +1,518 @@
+// The wait engine: registering waits on objects, satisfying them when objects
+// are signaled, and parking threads on their futex. See kernel.h for the
+// locking rules and the park-word state table.
+#include <sched.h>
+
+#include "base/check.h"
+#include "kernel/futex.h"
+#include "kernel/kernel.h"
+
+namespace apartments::internal {
+namespace {
+
+constexpr std::uint32_t kParkIdle = 0;
+constexpr std::uint32_t kParkWaiting = 1;
+constexpr std::uint32_t kParkDone = 2;
+
+std::mutex g_kernel_mu;
+
+// Every live thread's kernel data, for ReadWaitRecord. Guarded by the lock.
+std::vector<KernelThreadData*>& LiveThreads() {
+  static auto* threads = new std::vector<KernelThreadData*>();
+  return *threads;
+}
+
+// Threads whose waits were satisfied under the lock, woken after it drops.
+class WakeList {
+ public:
+  WakeList() = default;
+  WakeList(const WakeList&) = delete;
+  WakeList& operator=(const WakeList&) = delete;
+  ~WakeList() { WakeAll(); }
+
+  void Add(ThreadState* state) {
+    if (count_ < kInline) {
+      inline_[count_++] = state;
+    } else {
+      overflow_.push_back(state);
+    }
+  }
+  // FUTEX_WAKE each thread. Safe after the lock is dropped because park words
+  // live in type-stable ThreadStates (see thread_state.h).
+  void WakeAll() noexcept {
+    for (int i = 0; i < count_; ++i) FutexWake(&inline_[i]->park, 1);
+    for (ThreadState* s : overflow_) FutexWake(&s->park, 1);
+    count_ = 0;
+    overflow_.clear();
+  }
+
+ private:
+  static constexpr int kInline = 8;
+  ThreadState* inline_[kInline];
+  int count_ = 0;
+  std::vector<ThreadState*> overflow_;
+};
+
+bool IsSignaledFor(const KernelObject* object, const KernelThreadData* data) {
+  switch (object->kind()) {
+    case ObjectKind::kEvent:
+      return (static_cast<const Event*>(object)->state.load(std::memory_order_acquire) &
+              Event::kSignaled) != 0;
+    case ObjectKind::kMutex: {
+      const auto* mutex = static_cast<const Mutex*>(object);
+      return mutex->owner == nullptr || mutex->owner == data;
+    }
+    case ObjectKind::kSemaphore:
+      return static_cast<const Semaphore*>(object)->count > 0;
+    case ObjectKind::kThread:
+      return static_cast<const Thread*>(object)->exited;
+    case ObjectKind::kProcess:
+      return false;
+  }
+  return false;
+}
+
+void LinkOwned(Mutex& mutex, KernelThreadData& data) {
+  mutex.owned_prev = nullptr;
+  mutex.owned_next = data.owned_head;
+  if (data.owned_head != nullptr) data.owned_head->owned_prev = &mutex;
+  data.owned_head = &mutex;
+}
+
+void UnlinkOwned(Mutex& mutex, KernelThreadData& data) {
+  if (mutex.owned_prev != nullptr) {
+    mutex.owned_prev->owned_next = mutex.owned_next;
+  } else {
+    data.owned_head = mutex.owned_next;
+  }
+  if (mutex.owned_next != nullptr) mutex.owned_next->owned_prev = mutex.owned_prev;
+  mutex.owned_prev = mutex.owned_next = nullptr;
+}
+
+// Takes one unit of a signaled object for `data`'s thread. Returns true when
+// it acquired an abandoned mutex.
+bool Acquire(KernelObject* object, KernelThreadData* data) {
+  switch (object->kind()) {
+    case ObjectKind::kEvent: {
+      auto* event = static_cast<Event*>(object);
+      if (!event->manual_reset) event->state.fetch_and(~Event::kSignaled, std::memory_order_acq_rel);
+      return false;
+    }
+    case ObjectKind::kMutex: {
+      auto* mutex = static_cast<Mutex*>(object);
+      if (mutex->owner == data) {
+        ++mutex->recursion;
+        return false;
+      }
+      mutex->owner = data;
+      mutex->recursion = 1;
+      mutex->owner_tid.store(data->tid, std::memory_order_relaxed);
+      mutex->AddRef();  // The owner's list holds the mutex until released or abandoned.
+      LinkOwned(*mutex, *data);
+      bool abandoned = mutex->abandoned;
+      mutex->abandoned = false;
+      return abandoned;
+    }
+    case ObjectKind::kSemaphore:
+      --static_cast<Semaphore*>(object)->count;
+      return false;
+    case ObjectKind::kThread:
+    case ObjectKind::kProcess:
+      return false;
+  }
+  return false;
+}
+
+// Satisfies `wait` now if it can, acquiring its objects. Lock held.
+bool TrySatisfy(Wait& wait, DWORD* result) {
+  if (wait.wait_all) {
+    if (wait.count == 0) return false;
+    for (DWORD i = 0; i < wait.count; ++i) {
+      if (!IsSignaledFor(wait.objects[i], wait.data)) return false;
+    }
+    DWORD abandoned_index = MAXIMUM_WAIT_OBJECTS + 1;
+    for (DWORD i = 0; i < wait.count; ++i) {
+      if (Acquire(wait.objects[i], wait.data) && abandoned_index > i) abandoned_index = i;
+    }
+    *result = abandoned_index <= MAXIMUM_WAIT_OBJECTS ? WAIT_ABANDONED_0 + abandoned_index
+                                                      : WAIT_OBJECT_0;
+    return true;
+  }
+  for (DWORD i = 0; i < wait.count; ++i) {
+    if (IsSignaledFor(wait.objects[i], wait.data)) {
+      *result = (Acquire(wait.objects[i], wait.data) ? WAIT_ABANDONED_0 : WAIT_OBJECT_0) + i;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Register(Wait& wait) {
+  wait.block_count = 0;
+  for (DWORD i = 0; i < wait.count; ++i) {
+    KernelObject* object = wait.objects[i];
+    bool seen = false;
+    for (DWORD j = 0; j < wait.block_count && !seen; ++j) seen = wait.blocks[j].object == object;
+    if (seen) continue;  // A wait-any may name an object twice; one block is enough.
+    WaitBlock& block = wait.blocks[wait.block_count++];
+    block.wait = &wait;
+    block.object = object;
+    block.next = nullptr;
+    block.prev = object->waiters_tail;
+    if (object->waiters_tail != nullptr) {
+      object->waiters_tail->next = &block;
+    } else {
+      object->waiters_head = &block;
+    }
+    object->waiters_tail = &block;
+    if (object->kind() == ObjectKind::kEvent) {
+      static_cast<Event*>(object)->state.fetch_or(Event::kHasWaiters, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void Unregister(Wait& wait) {
+  for (DWORD j = 0; j < wait.block_count; ++j) {
+    WaitBlock& block = wait.blocks[j];
+    KernelObject* object = block.object;
+    if (block.prev != nullptr) {
+      block.prev->next = block.next;
+    } else {
+      object->waiters_head = block.next;
+    }
+    if (block.next != nullptr) {
+      block.next->prev = block.prev;
+    } else {
+      object->waiters_tail = block.prev;
+    }
+    if (object->waiters_head == nullptr && object->kind() == ObjectKind::kEvent) {
+      static_cast<Event*>(object)->state.fetch_and(~Event::kHasWaiters, std::memory_order_acq_rel);
+    }
+  }
+  wait.block_count = 0;
+}
+
+// Ends a registered wait with `result` and schedules its thread's wakeup.
+void Complete(Wait& wait, DWORD result, WakeList& wake) {
+  Unregister(wait);
+  KernelThreadData* data = wait.data;
+  data->wait_result = result;
+  data->current_wait = nullptr;
+  // Release: the waiter's acquire load of `park` then sees wait_result and
+  // everything the signaler wrote before signaling.
+  data->state->park.store(kParkDone, std::memory_order_release);
+  wake.Add(data->state);
+}
+
+// Whether more waiters of `object` could still be satisfied.
+bool MaySatisfyMore(const KernelObject* object) {
+  switch (object->kind()) {
+    case ObjectKind::kEvent:
+      return (static_cast<const Event*>(object)->state.load(std::memory_order_relaxed) &
+              Event::kSignaled) != 0;
+    case ObjectKind::kMutex:
+      return static_cast<const Mutex*>(object)->owner == nullptr;
+    case ObjectKind::kSemaphore:
+      return static_cast<const Semaphore*>(object)->count > 0;
+    case ObjectKind::kThread:
+      return true;
+    case ObjectKind::kProcess:
+      return false;
+  }
+  return false;
+}
+
+// Satisfies the waits on `object` that its new state allows, in FIFO order.
+void WakeWaiters(KernelObject* object, WakeList& wake) {
+  WaitBlock* next;
+  for (WaitBlock* block = object->waiters_head; block != nullptr; block = next) {
+    // Complete() unlinks only this wait's blocks, one per object, so `next`
+    // (another wait's block on this object) stays valid.
+    next = block->next;
+    DWORD result;
+    if (TrySatisfy(*block->wait, &result)) Complete(*block->wait, result, wake);
+    if (!MaySatisfyMore(object)) break;
+  }
+}
+
+void RunApcs(KernelThreadData& data) {
+  for (;;) {
+    std::vector<Apc> apcs;
+    {
+      std::lock_guard lock(g_kernel_mu);
+      apcs.swap(data.apcs);
+    }
+    if (apcs.empty()) return;
+    for (const Apc& apc : apcs) apc.function(apc.data);
+  }
+}
+
+void KernelThreadExit(ThreadState& state) {
+  auto* data = static_cast<KernelThreadData*>(state.layer_data[static_cast<int>(Layer::kKernel)]);
+  if (data == nullptr) return;
+  std::wstring description = state.Description();
+  Thread* self;
+  {
+    WakeList wake;
+    std::lock_guard lock(g_kernel_mu);
+    // Abandon every mutex the thread still owns: the next acquirer gets
+    // WAIT_ABANDONED and becomes the owner.
+    while (Mutex* mutex = data->owned_head) {
+      UnlinkOwned(*mutex, *data);
+      mutex->owner = nullptr;
+      mutex->recursion = 0;
+      mutex->abandoned = true;
+      mutex->owner_tid.store(0, std::memory_order_relaxed);
+      WakeWaiters(mutex, wake);
+      mutex->Release();
+    }
+    self = data->self;
+    if (self != nullptr) {
+      self->exited = true;
+      self->exit_code = data->pending_exit_code;
+      self->data = nullptr;
+      self->final_description = std::move(description);
+      WakeWaiters(self, wake);
+    }
+    data->apcs.clear();
+    auto& live = LiveThreads();
+    for (size_t i = 0; i < live.size(); ++i) {
+      if (live[i] == data) {
+        live[i] = live.back();
+        live.pop_back();
+        break;
+      }
+    }
+    state.layer_data[static_cast<int>(Layer::kKernel)] = nullptr;
+  }
+  if (self != nullptr) self->Release();
+  delete data;
+}
+
+[[maybe_unused]] const bool kExitHookRegistered = [] {
+  SetThreadExitHook(Layer::kKernel, &KernelThreadExit);
+  return true;
+}();
+
+}  // namespace
+
+std::mutex& KernelLock() noexcept { return g_kernel_mu; }
+
+KernelThreadData& CurrentKernelData() {
+  ThreadState& state = CurrentThreadState();
+  auto*& slot = state.layer_data[static_cast<int>(Layer::kKernel)];
+  if (__builtin_expect(slot != nullptr, 1)) return *static_cast<KernelThreadData*>(slot);
+  auto* data = new KernelThreadData();
+  data->state = &state;
+  data->tid = state.tid.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(g_kernel_mu);
+    LiveThreads().push_back(data);
+  }
+  slot = data;
+  return *data;
+}
+
+Thread* CurrentThreadObject() {
+  KernelThreadData& data = CurrentKernelData();
+  std::lock_guard lock(g_kernel_mu);
+  if (data.self == nullptr) {
+    auto* thread = new Thread();
+    thread->tid.store(data.tid, std::memory_order_relaxed);
+    thread->data = &data;
+    data.self = thread;  // Adopts the initial reference.
+  }
+  data.self->AddRef();
+  return data.self;
+}
+
+DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
+                     bool wait_all, DWORD timeout_ms, bool alertable, const WaitOptions& options) {
+  APARTMENTS_CHECK_VALUES(count <= MAXIMUM_WAIT_OBJECTS + 1, "wait count", count, 0);
+  // Fast path: one event, signaled, nobody queued on it. No lock, no syscall.
+  if (count == 1 && objects[0]->kind() == ObjectKind::kEvent) {
+    auto* event = static_cast<Event*>(objects[0]);
+    std::uint32_t s = event->state.load(std::memory_order_acquire);
+    if (event->manual_reset) {
+      if ((s & Event::kSignaled) != 0) return WAIT_OBJECT_0;
+    } else if (s == Event::kSignaled &&
+               event->state.compare_exchange_strong(s, 0, std::memory_order_acquire)) {
+      return WAIT_OBJECT_0;
+    }
+  }
+
+  KernelThreadData& data = CurrentKernelData();
+  ThreadState& state = *data.state;
+  timespec deadline;
+  const bool has_deadline = timeout_ms != INFINITE && timeout_ms != 0;
+  if (has_deadline) deadline = DeadlineAfterMs(timeout_ms);
+
+  Wait wait;
+  wait.data = &data;
+  wait.count = count;
+  wait.wait_all = wait_all;
+  wait.alertable = alertable;
+  wait.kind = count == 0 && options.kind == BlockKind::kKernelWait ? BlockKind::kSleep : options.kind;
+  wait.target_tid = options.target_tid;
+  for (DWORD i = 0; i < count; ++i) {
+    wait.objects[i] = objects[i];
+    wait.handles[i] = handles != nullptr ? handles[i] : nullptr;
+  }
+
+  {
+    std::unique_lock lock(g_kernel_mu);
+    Register(wait);
+    DWORD result;
+    if (TrySatisfy(wait, &result)) {
+      Unregister(wait);
+      return result;
+    }
+    if (alertable && !data.apcs.empty()) {
+      Unregister(wait);
+      lock.unlock();
+      RunApcs(data);
+      return WAIT_IO_COMPLETION;
+    }
+    if (timeout_ms == 0) {
+      Unregister(wait);
+      return WAIT_TIMEOUT;
+    }
+    wait.since = GetClock().Now();
+    data.current_wait = &wait;
+    state.park.store(kParkWaiting, std::memory_order_relaxed);
+  }
+
+  // TODO(perf): spin briefly before sleeping when the signaler runs on
+  // another vCPU (bench/ targets); never when both share one.
+  for (;;) {
+    if (state.park.load(std::memory_order_acquire) == kParkDone) break;
+    if (!FutexWait(&state.park, kParkWaiting, has_deadline ? &deadline : nullptr)) {
+      std::lock_guard lock(g_kernel_mu);
+      if (state.park.load(std::memory_order_relaxed) == kParkWaiting) {
+        Unregister(wait);
+        data.current_wait = nullptr;
+        state.park.store(kParkIdle, std::memory_order_relaxed);
+        return WAIT_TIMEOUT;
+      }
+      // Satisfied while we timed out: the satisfaction wins.
+    }
+  }
+  DWORD result = data.wait_result;
+  state.park.store(kParkIdle, std::memory_order_relaxed);
+  if (result == WAIT_IO_COMPLETION) RunApcs(data);
+  return result;
+}
+
+DWORD SignalEvent(Event& event) noexcept {
+  std::uint32_t s = event.state.load(std::memory_order_relaxed);
+  while ((s & Event::kHasWaiters) == 0) {
+    // A release RMW even when already signaled, so that a later consumer's
+    // acquire sees this thread's writes too.
+    if (event.state.compare_exchange_weak(s, s | Event::kSignaled, std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+      return ERROR_SUCCESS;
+    }
+  }
+  WakeList wake;
+  std::lock_guard lock(g_kernel_mu);
+  event.state.fetch_or(Event::kSignaled, std::memory_order_release);
+  WakeWaiters(&event, wake);
+  return ERROR_SUCCESS;
+}
+
+DWORD ResetEventObject(Event& event) noexcept {
+  // Safe without the lock even with waiters queued: no waiter is satisfied by
+  // an event becoming non-signaled, and a wait-all that saw it signaled under
+  // the lock linearizes before this reset.
+  event.state.fetch_and(~Event::kSignaled, std::memory_order_acq_rel);
+  return ERROR_SUCCESS;
+}
+
+DWORD PulseEventObject(Event& event) noexcept {
+  WakeList wake;
+  std::lock_guard lock(g_kernel_mu);
+  event.state.fetch_or(Event::kSignaled, std::memory_order_release);
+  WakeWaiters(&event, wake);
+  event.state.fetch_and(~Event::kSignaled, std::memory_order_acq_rel);
+  return ERROR_SUCCESS;
+}
+
+DWORD ReleaseMutexObject(Mutex& mutex) noexcept {
+  KernelThreadData& data = CurrentKernelData();
+  WakeList wake;
+  std::lock_guard lock(g_kernel_mu);
+  if (mutex.owner != &data) return ERROR_NOT_OWNER;
+  if (--mutex.recursion > 0) return ERROR_SUCCESS;
+  UnlinkOwned(mutex, data);
+  mutex.owner = nullptr;
+  mutex.owner_tid.store(0, std::memory_order_relaxed);
+  WakeWaiters(&mutex, wake);
+  mutex.Release();  // The owner list's reference; the caller still holds one.
+  return ERROR_SUCCESS;
+}
+
+DWORD ReleaseSemaphoreObject(Semaphore& semaphore, LONG release_count, LONG* previous) noexcept {
+  if (release_count <= 0) return ERROR_INVALID_PARAMETER;
+  WakeList wake;
+  std::lock_guard lock(g_kernel_mu);
+  if (release_count > semaphore.maximum - semaphore.count) return ERROR_TOO_MANY_POSTS;
+  if (previous != nullptr) *previous = semaphore.count;
+  semaphore.count += release_count;
+  WakeWaiters(&semaphore, wake);
+  return ERROR_SUCCESS;
+}
+
+void AcquireNewMutex(Mutex& mutex) noexcept {
+  KernelThreadData& data = CurrentKernelData();
+  std::lock_guard lock(g_kernel_mu);
+  Acquire(&mutex, &data);
+}
+
+DWORD QueueApc(Thread& thread, PAPCFUNC function, ULONG_PTR parameter) {
+  WakeList wake;
+  std::lock_guard lock(g_kernel_mu);
+  KernelThreadData* data = thread.data;
+  if (data == nullptr || thread.exited) return ERROR_GEN_FAILURE;
+  data->apcs.push_back(Apc{function, parameter});
+  if (data->current_wait != nullptr && data->current_wait->alertable) {
+    Complete(*data->current_wait, WAIT_IO_COMPLETION, wake);
+  }
+  return ERROR_SUCCESS;
+}
+
+void AdoptThreadObject(Thread* thread) {
+  KernelThreadData& data = CurrentKernelData();
+  std::lock_guard lock(g_kernel_mu);
+  APARTMENTS_CHECK(data.self == nullptr);
+  thread->AddRef();
+  thread->data = &data;
+  data.self = thread;
+}
+
+WaitRecord ReadWaitRecord(DWORD tid) {
+  WaitRecord record;
+  std::lock_guard lock(g_kernel_mu);
+  for (KernelThreadData* data : LiveThreads()) {
+    if (data->tid != tid) continue;
+    const Wait* wait = data->current_wait;
+    if (wait == nullptr) return record;
+    record.kind = wait->kind;
+    record.since = wait->since;
+    record.wait_all = wait->wait_all;
+    record.alertable = wait->alertable;
+    record.target_tid = wait->target_tid;
+    for (DWORD i = 0; i < wait->count; ++i) {
+      const KernelObject* object = wait->objects[i];
+      WaitedObject waited{object->kind(), wait->handles[i], object->name(), object->serial(), 0,
+                          IsSignaledFor(object, data)};
+      if (object->kind() == ObjectKind::kMutex) {
+        waited.owner_tid = static_cast<const Mutex*>(object)->owner_tid.load(std::memory_order_relaxed);
+      }
+      record.objects.push_back(std::move(waited));
+    }
+    return record;
+  }
+  return record;
+}
+
+}  // namespace apartments::internal

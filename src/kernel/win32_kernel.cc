@@ -1,0 +1,281 @@
+// The Win32 kernel-object API over the handle table and the wait engine.
+#include <cstdlib>
+#include <cstring>
+
+#include "base/check.h"
+#include "kernel/kernel.h"
+
+using namespace apartments::internal;
+
+namespace {
+
+// Sets the last error and returns the failure value.
+template <typename T>
+T Fail(DWORD error, T value) {
+  SetLastError(error);
+  return value;
+}
+
+std::wstring Widen(LPCSTR name) { return name == nullptr ? std::wstring() : Utf8ToWide(name); }
+
+struct EventParams {
+  bool manual_reset;
+  bool initial_state;
+};
+KernelObject* MakeEvent(std::wstring name, void* context) {
+  auto* p = static_cast<EventParams*>(context);
+  return new Event(std::move(name), p->manual_reset, p->initial_state);
+}
+KernelObject* MakeMutex(std::wstring name, void*) { return new Mutex(std::move(name)); }
+struct SemaphoreParams {
+  LONG initial;
+  LONG maximum;
+};
+KernelObject* MakeSemaphore(std::wstring name, void* context) {
+  auto* p = static_cast<SemaphoreParams*>(context);
+  return new Semaphore(std::move(name), p->initial, p->maximum);
+}
+
+// Resolves `handle` as `kind`, setting ERROR_INVALID_HANDLE when it fails.
+ObjectRef Resolve(HANDLE handle, ObjectKind kind) {
+  ObjectRef ref = ResolveHandleAs(handle, kind);
+  if (!ref) SetLastError(ERROR_INVALID_HANDLE);
+  return ref;
+}
+
+BOOL FromError(DWORD error) {
+  if (error == ERROR_SUCCESS) return TRUE;
+  SetLastError(error);
+  return FALSE;
+}
+
+// Shared by the Wait* functions: validates, resolves and waits.
+DWORD WaitForHandles(DWORD count, const HANDLE* handles, BOOL wait_all, DWORD timeout,
+                     BOOL alertable) {
+  if (count == 0 || count > MAXIMUM_WAIT_OBJECTS || handles == nullptr) {
+    return Fail(ERROR_INVALID_PARAMETER, WAIT_FAILED);
+  }
+  ObjectRef refs[MAXIMUM_WAIT_OBJECTS];
+  KernelObject* objects[MAXIMUM_WAIT_OBJECTS];
+  for (DWORD i = 0; i < count; ++i) {
+    refs[i] = ResolveHandle(handles[i]);
+    if (!refs[i]) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+    objects[i] = refs[i].get();
+  }
+  if (wait_all) {
+    for (DWORD i = 0; i < count; ++i) {
+      for (DWORD j = 0; j < i; ++j) {
+        if (objects[i] == objects[j]) return Fail(ERROR_INVALID_PARAMETER, WAIT_FAILED);
+      }
+    }
+  }
+  return WaitForObjects(objects, handles, count, wait_all != FALSE, timeout, alertable != FALSE);
+}
+
+DWORD SignalObject(KernelObject& object) {
+  switch (object.kind()) {
+    case ObjectKind::kEvent: return SignalEvent(static_cast<Event&>(object));
+    case ObjectKind::kMutex: return ReleaseMutexObject(static_cast<Mutex&>(object));
+    case ObjectKind::kSemaphore:
+      return ReleaseSemaphoreObject(static_cast<Semaphore&>(object), 1, nullptr);
+    default: return ERROR_INVALID_HANDLE;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+HANDLE WINAPI CreateEventW(LPSECURITY_ATTRIBUTES, BOOL bManualReset, BOOL bInitialState,
+                           LPCWSTR lpName) {
+  EventParams params{bManualReset != FALSE, bInitialState != FALSE};
+  bool created;
+  return CreateNamedObject(lpName, ObjectKind::kEvent, &MakeEvent, &params, &created);
+}
+
+HANDLE WINAPI CreateEventA(LPSECURITY_ATTRIBUTES attributes, BOOL bManualReset,
+                           BOOL bInitialState, LPCSTR lpName) {
+  std::wstring name = Widen(lpName);
+  return CreateEventW(attributes, bManualReset, bInitialState, lpName ? name.c_str() : nullptr);
+}
+
+HANDLE WINAPI CreateEventExW(LPSECURITY_ATTRIBUTES attributes, LPCWSTR lpName, DWORD dwFlags,
+                             DWORD) {
+  if ((dwFlags & ~(CREATE_EVENT_MANUAL_RESET | CREATE_EVENT_INITIAL_SET)) != 0) {
+    return Fail<HANDLE>(ERROR_INVALID_PARAMETER, nullptr);
+  }
+  return CreateEventW(attributes, (dwFlags & CREATE_EVENT_MANUAL_RESET) != 0,
+                      (dwFlags & CREATE_EVENT_INITIAL_SET) != 0, lpName);
+}
+
+HANDLE WINAPI OpenEventW(DWORD, BOOL, LPCWSTR lpName) {
+  return OpenNamedObject(lpName, ObjectKind::kEvent);
+}
+
+HANDLE WINAPI OpenEventA(DWORD access, BOOL inherit, LPCSTR lpName) {
+  std::wstring name = Widen(lpName);
+  return OpenEventW(access, inherit, lpName ? name.c_str() : nullptr);
+}
+
+BOOL WINAPI SetEvent(HANDLE hEvent) {
+  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent);
+  if (!ref) return FALSE;
+  return FromError(SignalEvent(static_cast<Event&>(*ref.get())));
+}
+
+BOOL WINAPI ResetEvent(HANDLE hEvent) {
+  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent);
+  if (!ref) return FALSE;
+  return FromError(ResetEventObject(static_cast<Event&>(*ref.get())));
+}
+
+BOOL WINAPI PulseEvent(HANDLE hEvent) {
+  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent);
+  if (!ref) return FALSE;
+  return FromError(PulseEventObject(static_cast<Event&>(*ref.get())));
+}
+
+HANDLE WINAPI CreateMutexW(LPSECURITY_ATTRIBUTES, BOOL bInitialOwner, LPCWSTR lpName) {
+  bool created;
+  HANDLE handle = CreateNamedObject(lpName, ObjectKind::kMutex, &MakeMutex, nullptr, &created);
+  if (handle != nullptr && created && bInitialOwner) {
+    DWORD error = GetLastError();
+    ObjectRef ref = ResolveHandle(handle);
+    AcquireNewMutex(static_cast<Mutex&>(*ref.get()));
+    SetLastError(error);
+  }
+  return handle;
+}
+
+HANDLE WINAPI CreateMutexA(LPSECURITY_ATTRIBUTES attributes, BOOL bInitialOwner, LPCSTR lpName) {
+  std::wstring name = Widen(lpName);
+  return CreateMutexW(attributes, bInitialOwner, lpName ? name.c_str() : nullptr);
+}
+
+HANDLE WINAPI OpenMutexW(DWORD, BOOL, LPCWSTR lpName) {
+  return OpenNamedObject(lpName, ObjectKind::kMutex);
+}
+
+HANDLE WINAPI OpenMutexA(DWORD access, BOOL inherit, LPCSTR lpName) {
+  std::wstring name = Widen(lpName);
+  return OpenMutexW(access, inherit, lpName ? name.c_str() : nullptr);
+}
+
+BOOL WINAPI ReleaseMutex(HANDLE hMutex) {
+  ObjectRef ref = Resolve(hMutex, ObjectKind::kMutex);
+  if (!ref) return FALSE;
+  return FromError(ReleaseMutexObject(static_cast<Mutex&>(*ref.get())));
+}
+
+HANDLE WINAPI CreateSemaphoreW(LPSECURITY_ATTRIBUTES, LONG lInitialCount, LONG lMaximumCount,
+                               LPCWSTR lpName) {
+  if (lMaximumCount <= 0 || lInitialCount < 0 || lInitialCount > lMaximumCount) {
+    return Fail<HANDLE>(ERROR_INVALID_PARAMETER, nullptr);
+  }
+  SemaphoreParams params{lInitialCount, lMaximumCount};
+  bool created;
+  return CreateNamedObject(lpName, ObjectKind::kSemaphore, &MakeSemaphore, &params, &created);
+}
+
+HANDLE WINAPI CreateSemaphoreA(LPSECURITY_ATTRIBUTES attributes, LONG lInitialCount,
+                               LONG lMaximumCount, LPCSTR lpName) {
+  std::wstring name = Widen(lpName);
+  return CreateSemaphoreW(attributes, lInitialCount, lMaximumCount, lpName ? name.c_str() : nullptr);
+}
+
+HANDLE WINAPI OpenSemaphoreW(DWORD, BOOL, LPCWSTR lpName) {
+  return OpenNamedObject(lpName, ObjectKind::kSemaphore);
+}
+
+HANDLE WINAPI OpenSemaphoreA(DWORD access, BOOL inherit, LPCSTR lpName) {
+  std::wstring name = Widen(lpName);
+  return OpenSemaphoreW(access, inherit, lpName ? name.c_str() : nullptr);
+}
+
+BOOL WINAPI ReleaseSemaphore(HANDLE hSemaphore, LONG lReleaseCount, LPLONG lpPreviousCount) {
+  ObjectRef ref = Resolve(hSemaphore, ObjectKind::kSemaphore);
+  if (!ref) return FALSE;
+  return FromError(
+      ReleaseSemaphoreObject(static_cast<Semaphore&>(*ref.get()), lReleaseCount, lpPreviousCount));
+}
+
+DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds) {
+  return WaitForSingleObjectEx(hHandle, dwMilliseconds, FALSE);
+}
+
+DWORD WINAPI WaitForSingleObjectEx(HANDLE hHandle, DWORD dwMilliseconds, BOOL bAlertable) {
+  ObjectRef ref = ResolveHandle(hHandle);
+  if (!ref) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+  KernelObject* object = ref.get();
+  return WaitForObjects(&object, &hHandle, 1, false, dwMilliseconds, bAlertable != FALSE);
+}
+
+DWORD WINAPI WaitForMultipleObjects(DWORD nCount, const HANDLE* lpHandles, BOOL bWaitAll,
+                                    DWORD dwMilliseconds) {
+  return WaitForHandles(nCount, lpHandles, bWaitAll, dwMilliseconds, FALSE);
+}
+
+DWORD WINAPI WaitForMultipleObjectsEx(DWORD nCount, const HANDLE* lpHandles, BOOL bWaitAll,
+                                      DWORD dwMilliseconds, BOOL bAlertable) {
+  return WaitForHandles(nCount, lpHandles, bWaitAll, dwMilliseconds, bAlertable);
+}
+
+DWORD WINAPI SignalObjectAndWait(HANDLE hObjectToSignal, HANDLE hObjectToWaitOn,
+                                 DWORD dwMilliseconds, BOOL bAlertable) {
+  ObjectRef wait_ref = ResolveHandle(hObjectToWaitOn);
+  ObjectRef signal_ref = ResolveHandle(hObjectToSignal);
+  if (!wait_ref || !signal_ref) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+  DWORD error = SignalObject(*signal_ref.get());
+  if (error != ERROR_SUCCESS) return Fail(error, WAIT_FAILED);
+  KernelObject* object = wait_ref.get();
+  return WaitForObjects(&object, &hObjectToWaitOn, 1, false, dwMilliseconds, bAlertable != FALSE);
+}
+
+VOID WINAPI Sleep(DWORD dwMilliseconds) { SleepEx(dwMilliseconds, FALSE); }
+
+DWORD WINAPI SleepEx(DWORD dwMilliseconds, BOOL bAlertable) {
+  if (dwMilliseconds == 0 && !bAlertable) {
+    sched_yield();
+    return 0;
+  }
+  DWORD result = WaitForObjects(nullptr, nullptr, 0, false, dwMilliseconds, bAlertable != FALSE);
+  return result == WAIT_IO_COMPLETION ? WAIT_IO_COMPLETION : 0;
+}
+
+DWORD WINAPI QueueUserAPC(PAPCFUNC pfnAPC, HANDLE hThread, ULONG_PTR dwData) {
+  ObjectRef ref = Resolve(hThread, ObjectKind::kThread);
+  if (!ref) return 0;
+  if (pfnAPC == nullptr) return Fail<DWORD>(ERROR_INVALID_PARAMETER, 0);
+  DWORD error = QueueApc(static_cast<Thread&>(*ref.get()), pfnAPC, dwData);
+  if (error != ERROR_SUCCESS) return Fail<DWORD>(error, 0);
+  return 1;
+}
+
+BOOL WINAPI CloseHandle(HANDLE hObject) {
+  if (!CloseHandleEntry(hObject)) return Fail(ERROR_INVALID_HANDLE, FALSE);
+  return TRUE;
+}
+
+BOOL WINAPI DuplicateHandle(HANDLE hSourceProcessHandle, HANDLE hSourceHandle,
+                            HANDLE hTargetProcessHandle, LPHANDLE lpTargetHandle, DWORD, BOOL,
+                            DWORD dwOptions) {
+  ObjectRef source_process = ResolveHandleAs(hSourceProcessHandle, ObjectKind::kProcess);
+  ObjectRef target_process = ResolveHandleAs(hTargetProcessHandle, ObjectKind::kProcess);
+  if (!source_process || !target_process) return Fail(ERROR_INVALID_HANDLE, FALSE);
+  if ((dwOptions & ~(DUPLICATE_CLOSE_SOURCE | DUPLICATE_SAME_ACCESS)) != 0) {
+    return Fail(ERROR_INVALID_PARAMETER, FALSE);
+  }
+  ObjectRef object = ResolveHandle(hSourceHandle);
+  if (!object) return Fail(ERROR_INVALID_HANDLE, FALSE);
+  if ((dwOptions & DUPLICATE_CLOSE_SOURCE) != 0) CloseHandleEntry(hSourceHandle);
+  if (lpTargetHandle == nullptr) {
+    if ((dwOptions & DUPLICATE_CLOSE_SOURCE) != 0) return TRUE;
+    return Fail(ERROR_INVALID_PARAMETER, FALSE);
+  }
+  HANDLE duplicate = InsertHandle(object.release());
+  if (duplicate == nullptr) return Fail(ERROR_NO_SYSTEM_RESOURCES, FALSE);
+  *lpTargetHandle = duplicate;
+  return TRUE;
+}
+
+}  // extern "C"
