@@ -1,1 +1,139 @@
-int main() { return 0; }
+// apartments-demo: what the library does when Win32 code goes wrong.
+//
+// Until the failure-mode demo of the COM layer exists, this shows the
+// kernel-object layer: a wait that times out, a double CloseHandle that is
+// detected instead of corrupting anything, an abandoned mutex, and what the
+// runtime records about a blocked thread.
+#include <cstdio>
+#include <string>
+
+#include "apartments/errors.h"
+#include "apartments/win32.h"
+#include "kernel/kernel.h"
+
+namespace {
+
+int g_failures = 0;
+
+void Expect(bool ok, const char* what) {
+  if (!ok) {
+    std::printf("   UNEXPECTED: %s\n", what);
+    ++g_failures;
+  }
+}
+
+const char* WaitName(DWORD result) {
+  switch (result) {
+    case WAIT_OBJECT_0: return "WAIT_OBJECT_0";
+    case WAIT_ABANDONED_0: return "WAIT_ABANDONED_0";
+    case WAIT_TIMEOUT: return "WAIT_TIMEOUT";
+    case WAIT_FAILED: return "WAIT_FAILED";
+    case WAIT_IO_COMPLETION: return "WAIT_IO_COMPLETION";
+    default: return "WAIT_OBJECT_0 + n";
+  }
+}
+
+void WaitThatTimesOut() {
+  std::printf("1. A wait that times out\n");
+  HANDLE event = CreateEventW(nullptr, TRUE, FALSE, L"demo: never signaled");
+  ULONGLONG start = GetTickCount64();
+  DWORD result = WaitForSingleObject(event, 200);
+  std::printf("   WaitForSingleObject(event, 200) = %s after %llu ms\n", WaitName(result),
+              GetTickCount64() - start);
+  Expect(result == WAIT_TIMEOUT, "the wait should time out");
+  CloseHandle(event);
+}
+
+void DoubleClose() {
+  std::printf("2. A handle closed twice\n");
+  HANDLE event = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  BOOL first = CloseHandle(event);
+  BOOL second = CloseHandle(event);
+  DWORD error = GetLastError();
+  std::printf("   CloseHandle(%p) = %s, then again = %s: %s\n", event, first ? "TRUE" : "FALSE",
+              second ? "TRUE" : "FALSE", apartments::FormatWin32Error(error).c_str());
+  DWORD result = WaitForSingleObject(event, 0);
+  std::printf("   WaitForSingleObject on the closed handle = %s: %s\n", WaitName(result),
+              apartments::FormatWin32Error(GetLastError()).c_str());
+  Expect(first && !second && error == ERROR_INVALID_HANDLE && result == WAIT_FAILED,
+         "the second close and the wait should fail with ERROR_INVALID_HANDLE");
+}
+
+DWORD WINAPI TakeMutexAndExit(LPVOID mutex) {
+  SetThreadDescription(GetCurrentThread(), L"mutex-leaker");
+  WaitForSingleObject(static_cast<HANDLE>(mutex), INFINITE);
+  return 7;  // Exits still owning the mutex.
+}
+
+void AbandonedMutex() {
+  std::printf("3. A thread exits holding a mutex\n");
+  HANDLE mutex = CreateMutexW(nullptr, FALSE, L"demo: shared state");
+  DWORD tid = 0;
+  HANDLE thread = CreateThread(nullptr, 0, &TakeMutexAndExit, mutex, 0, &tid);
+  DWORD joined = WaitForSingleObject(thread, 10000);
+  DWORD code = 0;
+  GetExitCodeThread(thread, &code);
+  std::printf("   thread %u ('mutex-leaker') exited with code %u\n", tid, code);
+  DWORD result = WaitForSingleObject(mutex, 1000);
+  std::printf("   WaitForSingleObject(mutex) = %s: we own it now, its data may be inconsistent\n",
+              WaitName(result));
+  Expect(joined == WAIT_OBJECT_0 && code == 7 && result == WAIT_ABANDONED_0,
+         "the next owner should see WAIT_ABANDONED_0");
+  ReleaseMutex(mutex);
+  CloseHandle(thread);
+  CloseHandle(mutex);
+}
+
+struct BlockedContext {
+  HANDLE mutex;
+  HANDLE started;
+};
+
+DWORD WINAPI WaitOnMutex(LPVOID context) {
+  auto* c = static_cast<BlockedContext*>(context);
+  SetThreadDescription(GetCurrentThread(), L"worker-3");
+  SetEvent(c->started);
+  return WaitForSingleObject(c->mutex, 5000);
+}
+
+void WhatABlockedThreadWaitsOn() {
+  std::printf("4. What a blocked thread is waiting on (the record diagnostics will read)\n");
+  BlockedContext context{CreateMutexW(nullptr, TRUE, L"demo: config lock"),
+                         CreateEventW(nullptr, FALSE, FALSE, nullptr)};
+  DWORD tid = 0;
+  HANDLE thread = CreateThread(nullptr, 0, &WaitOnMutex, &context, 0, &tid);
+  WaitForSingleObject(context.started, 10000);
+  apartments::internal::WaitRecord record;
+  for (int i = 0; i < 1000 && record.kind == apartments::internal::BlockKind::kNone; ++i) {
+    record = apartments::internal::ReadWaitRecord(tid);
+    if (record.kind == apartments::internal::BlockKind::kNone) Sleep(1);
+  }
+  std::printf("   thread %u is %s", tid, apartments::internal::BlockKindName(record.kind));
+  for (const auto& object : record.objects) {
+    std::printf(": %s '%s' (handle %p), owned by thread %u (this one, %u)",
+                apartments::internal::ObjectKindName(object.kind),
+                apartments::internal::WideToUtf8(object.name).c_str(), object.handle,
+                object.owner_tid, GetCurrentThreadId());
+  }
+  std::printf("\n");
+  Expect(record.kind == apartments::internal::BlockKind::kKernelWait && record.objects.size() == 1 &&
+             record.objects[0].owner_tid == GetCurrentThreadId(),
+         "the record should name the mutex and its owner");
+  ReleaseMutex(context.mutex);
+  WaitForSingleObject(thread, 10000);
+  CloseHandle(thread);
+  CloseHandle(context.mutex);
+  CloseHandle(context.started);
+}
+
+}  // namespace
+
+int main() {
+  std::printf("apartments demo: the kernel-object layer\n\n");
+  WaitThatTimesOut();
+  DoubleClose();
+  AbandonedMutex();
+  WhatABlockedThreadWaitsOn();
+  std::printf("\n%s\n", g_failures == 0 ? "All behaved as on Windows, and said why." : "FAILED");
+  return g_failures == 0 ? 0 : 1;
+}

@@ -72,8 +72,8 @@ struct HResultEntry {
 
 struct Win32ErrorEntry {
   DWORD value;
-  const char* name;           // "ERROR_INVALID_HANDLE"
-  const char* hresult_name;   // "HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)"
+  const char* name;          // "ERROR_INVALID_HANDLE"
+  const char* hresult_name;  // "HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)"
   const char* message;
 };
 

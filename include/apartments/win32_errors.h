@@ -45,10 +45,10 @@
 // sign-extended high bits of a negative HRESULT; DWORD is the 32-bit type.
 #define IS_ERROR(status) (((DWORD)(status)) >> 31 == SEVERITY_ERROR)
 
-#define HRESULT_CODE(hr) ((hr) & 0xFFFF)
+#define HRESULT_CODE(hr) ((hr)&0xFFFF)
 #define HRESULT_FACILITY(hr) (((hr) >> 16) & 0x1FFF)
 #define HRESULT_SEVERITY(hr) (((hr) >> 31) & 0x1)
-#define SCODE_CODE(sc) ((sc) & 0xFFFF)
+#define SCODE_CODE(sc) ((sc)&0xFFFF)
 #define SCODE_FACILITY(sc) (((sc) >> 16) & 0x1FFF)
 #define SCODE_SEVERITY(sc) (((sc) >> 31) & 0x1)
 
@@ -66,8 +66,7 @@
 constexpr HRESULT HRESULT_FROM_WIN32(DWORD x) noexcept {
   return static_cast<HRESULT>(x) <= 0
              ? static_cast<HRESULT>(x)
-             : static_cast<HRESULT>((x & 0x0000FFFFu) |
-                                    (static_cast<DWORD>(FACILITY_WIN32) << 16) |
+             : static_cast<HRESULT>((x & 0x0000FFFFu) | (static_cast<DWORD>(FACILITY_WIN32) << 16) |
                                     0x80000000u);
 }
 // Code written for Windows tests `#ifdef HRESULT_FROM_WIN32`. A macro that
@@ -421,7 +420,7 @@ constexpr HRESULT HRESULT_FROM_WIN32(DWORD x) noexcept {
 // FormatMessage(..., MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT), ...).
 #ifndef MAKELANGID
 #define MAKELANGID(p, s) ((((WORD)(s)) << 10) | (WORD)(p))
-#define PRIMARYLANGID(lgid) ((WORD)(lgid) & 0x3FF)
+#define PRIMARYLANGID(lgid) ((WORD)(lgid)&0x3FF)
 #define SUBLANGID(lgid) ((WORD)(lgid) >> 10)
 #endif
 #ifndef LANG_NEUTRAL
@@ -479,12 +478,10 @@ extern "C" {
 //   ERROR_RESOURCE_LANG_NOT_FOUND  a language other than neutral or English;
 //   ERROR_NOT_ENOUGH_MEMORY     the allocation failed.
 // On success the last error is left unchanged.
-DWORD WINAPI FormatMessageA(DWORD dwFlags, LPCVOID lpSource, DWORD dwMessageId,
-                            DWORD dwLanguageId, LPSTR lpBuffer, DWORD nSize,
-                            va_list* Arguments);
-DWORD WINAPI FormatMessageW(DWORD dwFlags, LPCVOID lpSource, DWORD dwMessageId,
-                            DWORD dwLanguageId, LPWSTR lpBuffer, DWORD nSize,
-                            va_list* Arguments);
+DWORD WINAPI FormatMessageA(DWORD dwFlags, LPCVOID lpSource, DWORD dwMessageId, DWORD dwLanguageId,
+                            LPSTR lpBuffer, DWORD nSize, va_list* Arguments);
+DWORD WINAPI FormatMessageW(DWORD dwFlags, LPCVOID lpSource, DWORD dwMessageId, DWORD dwLanguageId,
+                            LPWSTR lpBuffer, DWORD nSize, va_list* Arguments);
 
 // LocalFree()
 //
