@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Installs, idempotently, the Debian 12 packages that building and testing need.
-# Usage: scripts/setup.sh [--bench]   (--bench adds the optional benchmark peers)
+# Usage: scripts/setup.sh [--bench] [--wine]
+#   --bench  adds the optional benchmark peers (and implies --wine)
+#   --wine   adds Wine and MinGW-w64, so conformance tests and benchmarks also
+#            build the Win32 sources for Windows and run them under Wine
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev
           libbenchmark-dev strace)
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(libboost-dev libwinpr2-dev)
-fi
+for option in "$@"; do
+  case "$option" in
+    --bench) packages+=(libboost-dev libwinpr2-dev wine wine64 g++-mingw-w64-x86-64-posix) ;;
+    --wine) packages+=(wine wine64 g++-mingw-w64-x86-64-posix) ;;
+    *) echo "setup: unknown option $option" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
