@@ -213,6 +213,10 @@ TEST_F(ErrorInfoTest, AccessorsOnUserObject) {
   EXPECT_EQ(apartments::LastErrorDescription(), "d\xC3\xA9j\xC3\xA0 vu");
   EXPECT_EQ(apartments::LastErrorSource(), "counted");
   EXPECT_EQ(apartments::LastErrorHResult(), S_OK);
+  // Clear here: `destroyed` dies with this function (TearDown is too late;
+  // this was a stack use-after-return that crashed under TSan).
+  ASSERT_EQ(SetErrorInfo(0, nullptr), S_OK);
+  EXPECT_EQ(destroyed.load(), 1);
 }
 
 // Tests that ClearCallErrorInfo empties the slot.
