@@ -9,11 +9,15 @@
 //                   FormatMessage
 //   win32_kernel.h  events, mutexes, semaphores, threads, waits, APCs,
 //                   CloseHandle, DuplicateHandle, last error
+//   win32_com.h     GUID/IID, IUnknown and the standard interfaces, STDMETHOD,
+//                   BSTR, CoTaskMem*, SetErrorInfo/GetErrorInfo,
+//                   CreateStreamOnHGlobal
 #ifndef APARTMENTS_WIN32_H_
 #define APARTMENTS_WIN32_H_
 
 #include "apartments/win32_types.h"
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
+#include "apartments/win32_com.h"
 
 #endif  // APARTMENTS_WIN32_H_

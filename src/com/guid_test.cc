@@ -1,0 +1,180 @@
+#include <cstring>
+#include <cwchar>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "apartments/win32.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+// An interface declared the way users declare theirs, in their own namespace.
+namespace user {
+struct IFoo : public IUnknown {
+  STDMETHOD(Bar)(int x) PURE;
+};
+APARTMENTS_INTERFACE(IFoo, IUnknown, "{12345678-9abc-def0-1234-56789abcdef0}");
+}  // namespace user
+
+constexpr GUID kSample = {0x12345678, 0x9ABC, 0xDEF0, {0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE, 0xF0}};
+
+std::wstring ToString(REFGUID g) {
+  OLECHAR buf[39];
+  EXPECT_EQ(StringFromGUID2(g, buf, 39), 39);
+  return buf;
+}
+
+// Tests that GUID has Windows' 16-byte layout with the fields at their offsets.
+TEST(GuidTest, LayoutMatchesWindows) {
+  EXPECT_EQ(sizeof(GUID), 16u);
+  EXPECT_EQ(offsetof(GUID, Data1), 0u);
+  EXPECT_EQ(offsetof(GUID, Data2), 4u);
+  EXPECT_EQ(offsetof(GUID, Data3), 6u);
+  EXPECT_EQ(offsetof(GUID, Data4), 8u);
+  EXPECT_EQ(sizeof(GUID::Data1), 4u);
+}
+
+// Tests that StringFromGUID2 writes the upper-case registry format.
+TEST(GuidTest, StringFromGuid2Format) {
+  EXPECT_EQ(ToString(kSample), L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}");
+  EXPECT_EQ(ToString(IID_IUnknown), L"{00000000-0000-0000-C000-000000000046}");
+}
+
+// Tests that StringFromGUID2 returns 0 and writes nothing for a short buffer.
+TEST(GuidTest, StringFromGuid2ShortBuffer) {
+  OLECHAR buf[39];
+  buf[0] = L'x';
+  EXPECT_EQ(StringFromGUID2(kSample, buf, 38), 0);
+  EXPECT_EQ(buf[0], L'x');
+  EXPECT_EQ(StringFromGUID2(kSample, nullptr, 39), 0);
+}
+
+// Tests that StringFromCLSID and CLSIDFromString round-trip.
+TEST(GuidTest, ClsidStringRoundTrip) {
+  LPOLESTR s = nullptr;
+  ASSERT_EQ(StringFromCLSID(kSample, &s), S_OK);
+  ASSERT_NE(s, nullptr);
+  EXPECT_STREQ(s, L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}");
+  CLSID back;
+  EXPECT_EQ(CLSIDFromString(s, &back), NOERROR);
+  EXPECT_TRUE(IsEqualCLSID(back, kSample));
+  CoTaskMemFree(s);
+}
+
+// Tests that StringFromIID and IIDFromString round-trip, lower case accepted.
+TEST(GuidTest, IidStringRoundTripAnyCase) {
+  LPOLESTR s = nullptr;
+  ASSERT_EQ(StringFromIID(IID_IStream, &s), S_OK);
+  IID back;
+  EXPECT_EQ(IIDFromString(s, &back), S_OK);
+  EXPECT_TRUE(IsEqualIID(back, IID_IStream));
+  CoTaskMemFree(s);
+  EXPECT_EQ(IIDFromString(L"{12345678-9abc-def0-1234-56789abcdef0}", &back), S_OK);
+  EXPECT_EQ(back, kSample);
+}
+
+// Tests that StringFromCLSID rejects a null out pointer.
+TEST(GuidTest, StringFromClsidNullOut) {
+  EXPECT_EQ(StringFromCLSID(kSample, nullptr), E_INVALIDARG);
+}
+
+// Tests that CLSIDFromString rejects malformed strings with CO_E_CLASSSTRING
+// and leaves CLSID_NULL behind.
+TEST(GuidTest, ClsidFromStringMalformed) {
+  const wchar_t* bad[] = {
+      L"",
+      L"12345678-9ABC-DEF0-1234-56789ABCDEF0",     // no braces (a ProgID)
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0",    // no closing brace
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}x",  // trailing text
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEFG}",   // not hex
+      L"{12345678+9ABC-DEF0-1234-56789ABCDEF0}",   // wrong separator
+      L"{1234567-89ABC-DEF0-1234-56789ABCDEF0}",   // misplaced dash
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF}",    // short
+  };
+  for (const wchar_t* s : bad) {
+    CLSID out = kSample;
+    EXPECT_EQ(CLSIDFromString(s, &out), CO_E_CLASSSTRING) << std::wstring(s).size();
+    EXPECT_EQ(out, CLSID_NULL);
+  }
+}
+
+// Tests that IIDFromString rejects malformed strings with E_INVALIDARG.
+TEST(GuidTest, IidFromStringMalformed) {
+  IID out = kSample;
+  EXPECT_EQ(IIDFromString(L"{not-a-guid}", &out), E_INVALIDARG);
+  EXPECT_EQ(out, IID_NULL);
+  EXPECT_EQ(IIDFromString(L"12345678-9ABC-DEF0-1234-56789ABCDEF0", &out), E_INVALIDARG);
+}
+
+// Tests that null strings parse as the null GUID and null outputs are errors.
+TEST(GuidTest, NullArguments) {
+  CLSID c = kSample;
+  EXPECT_EQ(CLSIDFromString(nullptr, &c), NOERROR);
+  EXPECT_EQ(c, CLSID_NULL);
+  IID i = kSample;
+  EXPECT_EQ(IIDFromString(nullptr, &i), S_OK);
+  EXPECT_EQ(i, IID_NULL);
+  EXPECT_EQ(CLSIDFromString(L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}", nullptr), E_INVALIDARG);
+  EXPECT_EQ(IIDFromString(L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}", nullptr), E_INVALIDARG);
+}
+
+// Tests that CoCreateGuid makes distinct version-4 GUIDs.
+TEST(GuidTest, CoCreateGuidUniqueVersion4) {
+  std::set<std::wstring> seen;
+  for (int i = 0; i < 100; ++i) {
+    GUID g;
+    ASSERT_EQ(CoCreateGuid(&g), S_OK);
+    EXPECT_EQ(g.Data3 >> 12, 4);
+    EXPECT_EQ(g.Data4[0] & 0xC0, 0x80);
+    seen.insert(ToString(g));
+  }
+  EXPECT_EQ(seen.size(), 100u);
+  EXPECT_EQ(CoCreateGuid(nullptr), E_INVALIDARG);
+}
+
+// Tests that equality compares every field and IsEqualGUID agrees.
+TEST(GuidTest, Equality) {
+  GUID a = kSample;
+  GUID b = kSample;
+  EXPECT_TRUE(a == b);
+  EXPECT_TRUE(IsEqualGUID(a, b));
+  b.Data4[7] ^= 1;
+  EXPECT_FALSE(a == b);
+  EXPECT_TRUE(a != b);
+  EXPECT_FALSE(IsEqualGUID(a, b));
+  EXPECT_NE(std::hash<GUID>()(a), std::hash<GUID>()(b));
+}
+
+// Tests that DEFINE_GUID defines a constant with the given fields.
+DEFINE_GUID(kDefined, 0x12345678, 0x9ABC, 0xDEF0, 0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE, 0xF0);
+TEST(GuidTest, DefineGuid) {
+  static_assert(kDefined == kSample);
+  EXPECT_EQ(kDefined, kSample);
+}
+
+// Tests that a user interface declared in one line gets IID_IFoo, InterfaceId
+// and __uuidof, for a type, a pointer type and an expression.
+TEST(GuidTest, UserInterfaceDeclaration) {
+  static_assert(user::IID_IFoo == kSample);
+  static_assert(apartments::InterfaceId<user::IFoo>() == kSample);
+  static_assert(std::is_same_v<apartments::InterfaceBase<user::IFoo>, IUnknown>);
+  user::IFoo* p = nullptr;
+  EXPECT_EQ(__uuidof(user::IFoo), kSample);
+  EXPECT_EQ(__uuidof(user::IFoo*), kSample);
+  EXPECT_EQ(__uuidof(p), kSample);
+  EXPECT_EQ(__uuidof(*p), kSample);
+  EXPECT_EQ(&__uuidof(user::IFoo), &apartments::InterfaceId<user::IFoo>());
+  static_assert(!apartments::ComInterface<int>);
+}
+
+// Tests that IID_PPV_ARGS expands to the interface's IID and a void**.
+TEST(GuidTest, IidPpvArgs) {
+  IStream* stream = nullptr;
+  auto capture = [](REFIID riid, void** ppv) { return std::make_pair(riid, ppv); };
+  auto [iid, ppv] = capture(IID_PPV_ARGS(&stream));
+  EXPECT_EQ(iid, IID_IStream);
+  EXPECT_EQ(ppv, reinterpret_cast<void**>(&stream));
+}
+
+}  // namespace
