@@ -1,0 +1,88 @@
+// The seam between the apartment/channel half of the COM core and the
+// marshaling/proxy half. Owned by the apartment half (apartment.cc,
+// channel.cc); the marshaling half (stub manager, proxies, the global
+// interface table) uses only what is declared here.
+//
+// Lifecycle of an apartment:
+//   kRunning  --(last CoUninitialize on an STA / last MTA user leaves)--> kShuttingDown
+//   kShuttingDown: new calls into it fail with RPC_E_DISCONNECTED; shutdown
+//     callbacks run (on the STA's own thread; for the MTA on the thread that
+//     ended it); calls still queued fail with RPC_E_DISCONNECTED.
+//   kShuttingDown --> kGone: IsShutDown() is true; the object lives on while
+//     referenced (proxies keep an ApartmentRef to report "which apartment went
+//     away and when").
+#ifndef APARTMENTS_SRC_COM_APARTMENT_H_
+#define APARTMENTS_SRC_COM_APARTMENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "apartments/clock.h"
+#include "apartments/win32_com.h"
+
+namespace apartments::internal {
+
+enum class ApartmentKind : std::uint8_t { kSta, kMta };
+
+class Apartment {
+ public:
+  virtual ~Apartment() = default;
+
+  virtual ApartmentKind kind() const noexcept = 0;
+  // True for the first STA of the process (APTTYPE_MAINSTA).
+  virtual bool is_main_sta() const noexcept = 0;
+  // Unique for the life of the process; never reused.
+  virtual std::uint64_t id() const noexcept = 0;
+  // STA: the thread that owns it. MTA: 0.
+  virtual DWORD thread_id() const noexcept = 0;
+  // Whether the calling thread is in this apartment (a thread in the
+  // implicit MTA is in the MTA).
+  virtual bool IsCurrent() const noexcept = 0;
+  virtual bool IsShutDown() const noexcept = 0;
+  // When shutdown began (IsShutDown() true), from GetClock().
+  virtual Clock::TimePoint shutdown_time() const noexcept = 0;
+  // "STA 3 (thread 1234 'ui')" or "the MTA", for error explanations.
+  virtual std::string Describe() const = 0;
+
+  // Runs `callback` during shutdown, on the thread that shuts the apartment
+  // down (the STA's own thread), before queued calls are failed. Callbacks run
+  // in reverse order of registration. Registering on an apartment already
+  // shut down runs nothing and returns false.
+  virtual bool AddShutdownCallback(std::function<void()> callback) = 0;
+};
+
+using ApartmentRef = std::shared_ptr<Apartment>;
+
+// The calling thread's apartment: its STA, the MTA (explicit or implicit),
+// or null when the thread is in none (CO_E_NOTINITIALIZED territory).
+ApartmentRef CurrentApartment();
+
+// The channel. Runs `invoke` inside `target` on behalf of the calling thread,
+// and waits for it as COM does: an STA caller waits in the modal loop
+// (serving incoming calls and sent messages, consulting its message filter),
+// an MTA caller waits without pumping. When `target` is the caller's own
+// apartment, runs `invoke` directly.
+//
+// Returns invoke's HRESULT, or a channel failure, in which case `invoke`
+// never ran (or, for RPC_E_SERVERFAULT, threw), and the channel has set error
+// info on the calling thread explaining why:
+//   RPC_E_SYS_CALL_FAILED  the target STA's queue is at its quota, or a wait
+//                          or handle duplication on the call path failed
+//   RPC_E_DISCONNECTED     the target apartment has shut down (or does so
+//                          before the call runs)
+//   RPC_E_SERVERFAULT      `invoke` threw; the exception's message is in the
+//                          error info
+//   RPC_E_CALL_REJECTED    the target's message filter rejected the call and
+//                          the caller's filter gave up
+//   RPC_E_CANTCALLOUT_ININPUTSYNCCALL  the caller is inside a sent message
+//   CO_E_NOTINITIALIZED    the calling thread is in no apartment
+// `invoke` runs on the target's thread (STA) or an MTA worker; whatever it
+// captured by reference stays valid because the caller waits, except after a
+// channel failure, where the channel guarantees `invoke` will never run.
+HRESULT InvokeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke);
+
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_SRC_COM_APARTMENT_H_
