@@ -9,11 +9,14 @@
 //                   FormatMessage
 //   win32_kernel.h  events, mutexes, semaphores, threads, waits, APCs,
 //                   CloseHandle, DuplicateHandle, last error
+//   win32_message.h thread message queues (posted-message quota), sent
+//                   messages, message-only windows, MsgWaitForMultipleObjectsEx
 #ifndef APARTMENTS_WIN32_H_
 #define APARTMENTS_WIN32_H_
 
 #include "apartments/win32_types.h"
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
+#include "apartments/win32_message.h"
 
 #endif  // APARTMENTS_WIN32_H_
