@@ -215,9 +215,9 @@ TEST_F(SendTest, AbortIfHungFailsAtOnceForHungReceiver) {
 
 // Tests that ReplyMessage lets the sender resume before the procedure returns.
 TEST_F(SendTest, ReplyMessageReleasesSenderEarly) {
+  TestEvent sender_resumed;  // Outlives the target, which waits on it.
   PumpThread target(class_.name());
   target.Start();
-  TestEvent sender_resumed;
   EXPECT_EQ(SendMessageW(target.hwnd(), kReplyEarly, 0, reinterpret_cast<LPARAM>(sender_resumed.get())),
             42);
   sender_resumed.Set();  // The procedure is still waiting for this.
