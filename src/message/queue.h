@@ -23,6 +23,13 @@
 // fast path never touches the owner's cache line, yet the quota and the
 // high-water mark are exact.
 //
+// TODO(perf): when the consumer keeps pace with one producer, each refill
+// moves a handful of messages and both sides trade the lock per message;
+// with the producer retrying at the quota, throughput falls to about that of
+// a mutex+condvar deque (bench/message_bench.cc), short of the 2x target.
+// Next step: a ring sized to the limit with per-slot sequence numbers, so
+// the consumer never takes the lock and "ring full" is the exact quota check.
+//
 // Sleeping. The owner sleeps in the kernel wait engine on `event_` (an
 // auto-reset kernel Event, plus the user's handles for
 // MsgWaitForMultipleObjectsEx). Before sleeping it publishes, under the lock,
