@@ -33,11 +33,13 @@ const Clock& GetClock() noexcept;
 // that read it start; readers see either the old or the new clock.
 void SetClockForTesting(const Clock* clock) noexcept;
 
-// A manually advanced clock. Starts at an arbitrary fixed point.
+// A manually advanced clock. Starts at an arbitrary fixed point, far (1000
+// hours) from a default-constructed TimePoint, which callers use as "never".
 // Thread safety: Now() and Advance() from any thread.
 class FakeClock final : public Clock {
  public:
-  FakeClock() noexcept : now_(std::chrono::hours(1000).count()) {}
+  FakeClock() noexcept
+      : now_(std::chrono::duration_cast<Duration>(std::chrono::hours(1000)).count()) {}
   TimePoint Now() const noexcept override {
     return TimePoint(Duration(now_.load(std::memory_order_acquire)));
   }

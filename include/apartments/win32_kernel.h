@@ -108,7 +108,9 @@ ULONGLONG WINAPI GetTickCount64(void);
 // Creates an event, or opens the existing one when `lpName` names an event in
 // this process (then the last error is ERROR_ALREADY_EXISTS and the flags are
 // ignored, as on Windows). A name already used by a mutex or semaphore fails
-// with ERROR_INVALID_HANDLE. Returns NULL on failure.
+// with ERROR_INVALID_HANDLE. Returns NULL on failure. As on Windows, a name
+// lives while some handle to its object is open: closing the last handle
+// removes it, even while a wait or a mutex owner still holds the object.
 HANDLE WINAPI CreateEventW(LPSECURITY_ATTRIBUTES lpEventAttributes, BOOL bManualReset,
                            BOOL bInitialState, LPCWSTR lpName);
 HANDLE WINAPI CreateEventA(LPSECURITY_ATTRIBUTES lpEventAttributes, BOOL bManualReset,
@@ -221,7 +223,8 @@ DWORD WINAPI QueueUserAPC(PAPCFUNC pfnAPC, HANDLE hThread, ULONG_PTR dwData);
 // --- Handles ----------------------------------------------------------------
 
 // Closes a handle. ERROR_INVALID_HANDLE for a handle that is not open (closed
-// already, forged, NULL, INVALID_HANDLE_VALUE). Pseudo-handles: TRUE, no-op.
+// already, forged, NULL). Pseudo-handles: TRUE, no-op; that includes
+// INVALID_HANDLE_VALUE, which is GetCurrentProcess() as on Windows.
 BOOL WINAPI CloseHandle(HANDLE hObject);
 // Duplicates a handle within the process: both process handles must be
 // GetCurrentProcess() (or a duplicate of it); anything else fails with

@@ -166,6 +166,12 @@ std::wstring Utf8ToWide(const std::string& utf8) {
       if ((cb & 0xC0) != 0x80) { ok = false; break; }
       c = (c << 6) | (cb & 0x3F);
     }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8:
+    // decoding them would smuggle in a NUL, a lone surrogate or a non-character.
+    static constexpr std::uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
+    if (ok && (c < kMinForLength[extra] || (c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)) {
+      ok = false;
+    }
     if (!ok) {
       out += static_cast<wchar_t>(0xFFFD);
       ++i;

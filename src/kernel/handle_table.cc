@@ -60,6 +60,7 @@ void Recycle(std::uint32_t index, Slot& slot) noexcept {
     g_free_head = index;
   }
   g_open_count.fetch_sub(1, std::memory_order_relaxed);
+  object->ReleaseHandleRef();  // Outside g_table_mu: it may take the names lock.
   object->Release();
 }
 
@@ -128,19 +129,14 @@ ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind) noexcept {
 HANDLE InsertHandle(KernelObject* object) noexcept {
   APARTMENTS_CHECK(object != nullptr);
   std::uint32_t index;
-  Slot* slot;
+  Slot* slot = nullptr;
   {
     std::lock_guard lock(g_table_mu);
     if (g_free_head != 0) {
       index = g_free_head;
       slot = SlotAt(index);
       g_free_head = slot->free_next;
-    } else {
-      index = g_next_unused;
-      if ((index >> kChunkBits) >= kMaxChunks) {
-        object->Release();
-        return nullptr;
-      }
+    } else if (index = g_next_unused; (index >> kChunkBits) < kMaxChunks) {
       std::atomic<Slot*>& chunk = g_chunks[index >> kChunkBits];
       if (chunk.load(std::memory_order_relaxed) == nullptr) {
         // Chunks are never freed: lookups of stale handles may read them.
@@ -150,6 +146,14 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
       slot = SlotAt(index);
     }
   }
+  if (slot == nullptr) {
+    // The table is full. Released outside g_table_mu: dropping a named
+    // object's last reference takes the names lock, which is taken before
+    // g_table_mu (CreateNamedObject inserts under it).
+    object->Release();
+    return nullptr;
+  }
+  object->AddHandleRef();
   slot->object = object;
   std::uint64_t state = slot->state.load(std::memory_order_relaxed);
   g_open_count.fetch_add(1, std::memory_order_relaxed);

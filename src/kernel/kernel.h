@@ -4,10 +4,11 @@
 // Locking. One process-wide kernel lock guards every object's wait state
 // (waiter lists, mutex ownership, semaphore counts, thread exit state) and
 // every thread's wait record. It is held only for short, non-blocking
-// sections, never while sleeping, and is the innermost lock but for the
-// names table lock. One lock makes wait-all atomicity simple and correct;
-// events avoid it entirely on their fast paths (an event with no waiter is
-// set, reset and consumed with one atomic operation).
+// sections, never while sleeping. Lock order: kernel lock, then the names
+// table lock, then the handle table lock (innermost). One lock makes wait-all
+// atomicity simple and correct; events avoid it entirely on their fast paths
+// (an event with no waiter is set, reset and consumed with one atomic
+// operation).
 //
 // State table of a wait (per thread, in ThreadState::park):
 //   kParkIdle    --(waiter registers, under lock)------------> kParkWaiting
@@ -60,12 +61,23 @@ class KernelObject {
   bool TryAddRef() noexcept;
   void Release() noexcept;
 
+  // Open handles to the object, counted by the handle table (InsertHandle,
+  // and the slot's recycling after CloseHandle). A named object loses its
+  // name when its last handle closes, as on Windows, even while waits or a
+  // mutex owner still hold references to the object. Takes the names lock
+  // for named objects.
+  void AddHandleRef() noexcept { handles_.fetch_add(1, std::memory_order_relaxed); }
+  void ReleaseHandleRef() noexcept;
+
   // Guarded by the kernel lock: the waits registered on this object, FIFO.
   WaitBlock* waiters_head = nullptr;
   WaitBlock* waiters_tail = nullptr;
 
  private:
   std::atomic<std::int32_t> refs_{1};
+  // Named objects: decremented, and incremented by name lookups, under the
+  // names lock (DuplicateHandle increments without it, from an open handle).
+  std::atomic<std::int32_t> handles_{0};
   const ObjectKind kind_;
   const std::wstring name_;
   const std::uint64_t serial_;

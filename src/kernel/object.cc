@@ -37,6 +37,20 @@ bool KernelObject::TryAddRef() noexcept {
   return false;
 }
 
+void KernelObject::ReleaseHandleRef() noexcept {
+  if (name_.empty()) {
+    handles_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  // Under the names lock, which CreateNamedObject/OpenNamedObject hold from
+  // their lookup to their new handle: a name is never found for an object
+  // whose last handle is closing, nor removed while a handle is being made.
+  std::lock_guard lock(g_names_mu);
+  if (handles_.fetch_sub(1, std::memory_order_relaxed) != 1) return;
+  auto it = Names().find(name_);
+  if (it != Names().end() && it->second == this) Names().erase(it);
+}
+
 void KernelObject::Release() noexcept {
   std::int32_t before = refs_.fetch_sub(1, std::memory_order_acq_rel);
   APARTMENTS_CHECK_VALUES(before > 0, "object reference count", before, serial_);
@@ -88,7 +102,9 @@ HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind, KernelObject* (*make)(st
   std::wstring key(name);
   KernelObject* object;
   bool existed = false;
+  HANDLE h = nullptr;
   {
+    // The handle is made under the names lock (see ReleaseHandleRef).
     std::lock_guard lock(g_names_mu);
     auto it = Names().find(key);
     if (it != Names().end() && it->second->TryAddRef()) {
@@ -98,13 +114,20 @@ HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind, KernelObject* (*make)(st
       object = make(key, context);
       Names()[key] = object;
     }
+    if (!existed || object->kind() == kind) {
+      // An extra reference, so that InsertHandle failing (which releases the
+      // reference it was given) never destroys the object under this lock.
+      object->AddRef();
+      h = InsertHandle(object);
+      if (h == nullptr && !existed) Names().erase(key);
+    }
   }
   if (existed && object->kind() != kind) {
     object->Release();
     SetLastError(ERROR_INVALID_HANDLE);
     return nullptr;
   }
-  HANDLE h = InsertHandle(object);
+  object->Release();  // The extra reference.
   if (h == nullptr) {
     SetLastError(ERROR_NO_SYSTEM_RESOURCES);
     return nullptr;
@@ -120,10 +143,16 @@ HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind) {
     return nullptr;
   }
   KernelObject* object = nullptr;
+  HANDLE h = nullptr;
   {
+    // The handle is made under the names lock (see ReleaseHandleRef). The
+    // object has an open handle, so InsertHandle failing cannot destroy it here.
     std::lock_guard lock(g_names_mu);
     auto it = Names().find(name);
-    if (it != Names().end() && it->second->TryAddRef()) object = it->second;
+    if (it != Names().end() && it->second->TryAddRef()) {
+      object = it->second;
+      if (object->kind() == kind) h = InsertHandle(object);
+    }
   }
   if (object == nullptr) {
     SetLastError(ERROR_FILE_NOT_FOUND);
@@ -134,7 +163,6 @@ HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind) {
     SetLastError(ERROR_INVALID_HANDLE);
     return nullptr;
   }
-  HANDLE h = InsertHandle(object);
   SetLastError(h == nullptr ? ERROR_NO_SYSTEM_RESOURCES : ERROR_SUCCESS);
   return h;
 }

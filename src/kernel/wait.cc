@@ -250,11 +250,13 @@ void RunApcs(KernelThreadData& data) {
 void KernelThreadExit(ThreadState& state) {
   auto* data = static_cast<KernelThreadData*>(state.layer_data[static_cast<int>(Layer::kKernel)]);
   if (data == nullptr) return;
-  std::wstring description = state.Description();
   Thread* self;
   {
     WakeList wake;
     std::lock_guard lock(g_kernel_mu);
+    // Read under the lock that SetThreadDescription holds while it writes the
+    // live thread's description, so a description set during exit is kept.
+    std::wstring description = state.Description();
     // Abandon every mutex the thread still owns: the next acquirer gets
     // WAIT_ABANDONED and becomes the owner.
     while (Mutex* mutex = data->owned_head) {

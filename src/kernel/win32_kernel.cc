@@ -1,6 +1,7 @@
 // The Win32 kernel-object API over the handle table and the wait engine.
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "base/check.h"
 #include "kernel/kernel.h"
@@ -26,7 +27,13 @@ KernelObject* MakeEvent(std::wstring name, void* context) {
   auto* p = static_cast<EventParams*>(context);
   return new Event(std::move(name), p->manual_reset, p->initial_state);
 }
-KernelObject* MakeMutex(std::wstring name, void*) { return new Mutex(std::move(name)); }
+// `context` points to a mutex made (and owned) in advance for bInitialOwner,
+// which is used instead of a new one; the pointer is cleared when it is.
+KernelObject* MakeMutex(std::wstring name, void* context) {
+  auto* premade = static_cast<Mutex**>(context);
+  if (*premade != nullptr) return std::exchange(*premade, nullptr);
+  return new Mutex(std::move(name));
+}
 struct SemaphoreParams {
   LONG initial;
   LONG maximum;
@@ -136,12 +143,25 @@ BOOL WINAPI PulseEvent(HANDLE hEvent) {
 }
 
 HANDLE WINAPI CreateMutexW(LPSECURITY_ATTRIBUTES, BOOL bInitialOwner, LPCWSTR lpName) {
+  // The initial owner must own the mutex before any other thread can reach
+  // it (by its name, once published), so it is made and acquired first.
+  Mutex* premade = nullptr;
+  if (bInitialOwner) {
+    premade = new Mutex(lpName != nullptr ? std::wstring(lpName) : std::wstring());
+    AcquireNewMutex(*premade);
+    premade->AddRef();  // Ours, until we know whether it was used.
+  }
+  Mutex* const made = premade;
   bool created;
-  HANDLE handle = CreateNamedObject(lpName, ObjectKind::kMutex, &MakeMutex, nullptr, &created);
-  if (handle != nullptr && created && bInitialOwner) {
+  HANDLE handle = CreateNamedObject(lpName, ObjectKind::kMutex, &MakeMutex, &premade, &created);
+  if (made != nullptr) {
     DWORD error = GetLastError();
-    ObjectRef ref = ResolveHandle(handle);
-    AcquireNewMutex(static_cast<Mutex&>(*ref.get()));
+    // Unused (the name belongs to an existing object, whose ownership
+    // bInitialOwner does not change), or used but no handle could be made:
+    // nobody else can reach it, so give up its ownership.
+    if (premade != nullptr) premade->Release();  // The reference MakeMutex would have passed on.
+    if (premade != nullptr || handle == nullptr) ReleaseMutexObject(*made);
+    made->Release();
     SetLastError(error);
   }
   return handle;
@@ -267,12 +287,18 @@ BOOL WINAPI DuplicateHandle(HANDLE hSourceProcessHandle, HANDLE hSourceHandle,
   }
   ObjectRef object = ResolveHandle(hSourceHandle);
   if (!object) return Fail(ERROR_INVALID_HANDLE, FALSE);
-  if ((dwOptions & DUPLICATE_CLOSE_SOURCE) != 0) CloseHandleEntry(hSourceHandle);
+  const bool close_source = (dwOptions & DUPLICATE_CLOSE_SOURCE) != 0;
   if (lpTargetHandle == nullptr) {
-    if ((dwOptions & DUPLICATE_CLOSE_SOURCE) != 0) return TRUE;
+    if (close_source) {
+      CloseHandleEntry(hSourceHandle);
+      return TRUE;
+    }
     return Fail(ERROR_INVALID_PARAMETER, FALSE);
   }
+  // The duplicate is made before the source closes (as Windows orders it), so
+  // a named object moved to a new handle never loses its name in between.
   HANDLE duplicate = InsertHandle(object.release());
+  if (close_source) CloseHandleEntry(hSourceHandle);
   if (duplicate == nullptr) return Fail(ERROR_NO_SYSTEM_RESOURCES, FALSE);
   *lpTargetHandle = duplicate;
   return TRUE;
