@@ -352,6 +352,13 @@ typedef enum tagSTGTY {
   STGTY_PROPERTY = 4
 } STGTY;
 
+// glibc's <fcntl.h> defines LOCK_WRITE (128, for the obsolete LOCK_MAND
+// flock flags, gone from Linux since 5.15) when _GNU_SOURCE is on, as it is by
+// default in g++. Windows code means IStream's LOCKTYPE, so this header takes
+// the name back; flock users should use LOCK_SH/LOCK_EX, which are untouched.
+#ifdef LOCK_WRITE
+#undef LOCK_WRITE
+#endif
 typedef enum tagLOCKTYPE { LOCK_WRITE = 1, LOCK_EXCLUSIVE = 2, LOCK_ONLYONCE = 4 } LOCKTYPE;
 
 #define STGM_READ 0x00000000L
