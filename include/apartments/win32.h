@@ -9,6 +9,8 @@
 //                   FormatMessage
 //   win32_kernel.h  events, mutexes, semaphores, threads, waits, APCs,
 //                   CloseHandle, DuplicateHandle, last error
+//   win32_message.h thread message queues (posted-message quota), sent
+//                   messages, message-only windows, MsgWaitForMultipleObjectsEx
 //   win32_com.h     GUID/IID, IUnknown and the standard interfaces, STDMETHOD,
 //                   BSTR, CoTaskMem*, SetErrorInfo/GetErrorInfo,
 //                   CreateStreamOnHGlobal
@@ -18,6 +20,7 @@
 #include "apartments/win32_types.h"
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
+#include "apartments/win32_message.h"
 #include "apartments/win32_com.h"
 
 #endif  // APARTMENTS_WIN32_H_

@@ -1,0 +1,280 @@
+// The message layer's internals: per-thread message queues, sent-message
+// records, and the diagnostics view of the queues.
+//
+// One MessageQueue per thread that made a message call, kept in
+// ThreadState::layer_data[Layer::kMessage] and found by thread id through a
+// registry. Queue objects are type-stable: never freed, recycled for new
+// threads after their thread exits (each use is a new `incarnation`), so a
+// poster holding a stale pointer may still lock it and find out it is gone.
+//
+// Lifecycle of a queue object:
+//   kFree --(thread's first message call)--> kAlive (in the registry)
+//   kAlive --(thread exit hook)--> kFree (messages released, sends failed)
+//
+// Posted messages. Producers append to `incoming_` under `lock_`. The owner
+// thread (the only reader) moves the whole incoming batch into its private
+// `local_` buffer under one lock acquisition and retrieves from it without
+// the lock. Buffers keep their capacity, so steady-state posting allocates
+// nothing. The quota counts messages posted and not yet retrieved:
+// posted_total_ (producers, under the lock) minus retrieved_total_ (written by
+// the owner only, without the lock). Producers keep a snapshot of
+// retrieved_total_ under the lock and reload it only when the conservative
+// depth (posted - snapshot) reaches the limit or the high-water mark, so the
+// fast path never touches the owner's cache line, yet the quota and the
+// high-water mark are exact.
+//
+// Sleeping. The owner sleeps in the kernel wait engine on `event_` (an
+// auto-reset kernel Event, plus the user's handles for
+// MsgWaitForMultipleObjectsEx). Before sleeping it publishes, under the lock,
+// the QS_ bits that should wake it in `wake_mask_`; a producer adding matching
+// input clears the mask and signals the event after dropping the lock. A post
+// to a queue whose owner is not sleeping makes no system call. A stale signal
+// only causes a spurious wakeup, after which the owner re-checks its queue.
+//
+// Lock order: window table lock -> queue lock -> kernel lock. A thread holds
+// at most one queue lock at a time and never calls out (window procedures,
+// kernel waits) while holding one.
+#ifndef APARTMENTS_SRC_MESSAGE_QUEUE_H_
+#define APARTMENTS_SRC_MESSAGE_QUEUE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "apartments/clock.h"
+#include "apartments/win32_message.h"
+#include "base/thread_state.h"
+#include "kernel/futex.h"
+#include "kernel/kernel.h"
+
+namespace apartments::internal {
+
+// A small futex mutex (Drepper's three-state lock) with a brief spin: the
+// queue's critical sections are a few dozen instructions.
+// States of word_: 0 unlocked, 1 locked, 2 locked with (possible) sleepers.
+class QueueLock {
+ public:
+  void lock() noexcept {
+    std::uint32_t expected = 0;
+    if (__builtin_expect(word_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                                       std::memory_order_relaxed),
+                         1)) {
+      return;
+    }
+    LockSlow();
+  }
+  // Release: everything written under the lock is visible to the next holder.
+  // A sleeper is woken only when one may exist (state 2); the word lives in a
+  // type-stable queue, so a late FUTEX_WAKE is harmless.
+  void unlock() noexcept {
+    if (__builtin_expect(word_.exchange(0, std::memory_order_release) == 2, 0)) {
+      FutexWake(&word_, 1);
+    }
+  }
+
+ private:
+  void LockSlow() noexcept;
+  std::atomic<std::uint32_t> word_{0};
+};
+
+// An internal QS_ bit: a reply to a message this thread sent has arrived.
+inline constexpr std::uint32_t kQsReply = 0x80000000u;
+inline constexpr std::uint32_t kQsPosted = QS_POSTMESSAGE | QS_ALLPOSTMESSAGE;
+inline constexpr std::uint32_t kQsValidMask = QS_ALLINPUT | QS_ALLPOSTMESSAGE;
+
+struct PostedMessage {
+  HWND hwnd;
+  UINT message;
+  DWORD time;
+  WPARAM wparam;
+  LPARAM lparam;
+  bool removed;  // A hole left by a filtered retrieval (owner's buffer only).
+};
+
+class MessageQueue;
+
+// A message sent by one thread to another's window. Heap-allocated with two
+// references (sender, receiver), because either side may give up on it
+// first (a sender's timeout, a receiver's thread exit).
+// States: kPending (in the receiver's list) -> kRunning (taken by the
+// receiver) -> kReplied | kFailed. A timed-out sender unlinks a kPending
+// record under the receiver's lock and it never runs.
+struct SentMessage {
+  static constexpr std::uint32_t kPending = 0;
+  static constexpr std::uint32_t kRunning = 1;
+  static constexpr std::uint32_t kReplied = 2;
+  static constexpr std::uint32_t kFailed = 3;
+
+  HWND hwnd = nullptr;
+  UINT message = 0;
+  WPARAM wparam = 0;
+  LPARAM lparam = 0;
+  MessageQueue* sender = nullptr;  // Type-stable; woken on reply.
+  DWORD sender_tid = 0;
+  // Written by the receiver before it publishes kReplied (release); read by
+  // the sender after it observes kReplied (acquire).
+  LRESULT result = 0;
+  std::atomic<std::uint32_t> state{kPending};
+  std::atomic<int> refs{2};
+  // Receiver side, owner thread only.
+  bool replied = false;
+  SentMessage* next = nullptr;           // Guarded by the receiver's lock.
+  SentMessage* outer_received = nullptr;  // The receiver's stack of sends being served.
+
+  void Release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+};
+
+class MessageQueue {
+ public:
+  MessageQueue();
+  MessageQueue(const MessageQueue&) = delete;
+  MessageQueue& operator=(const MessageQueue&) = delete;
+
+  // --- Producer side (any thread) -------------------------------------------
+
+  // Queues a posted message if this queue still belongs to thread `tid` in
+  // incarnation `incarnation` (0: any incarnation of a live queue of `tid`).
+  // Returns ERROR_SUCCESS, ERROR_INVALID_THREAD_ID (gone) or
+  // ERROR_NOT_ENOUGH_QUOTA.
+  DWORD Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT message, WPARAM wparam,
+             LPARAM lparam) noexcept;
+  // Queues a sent message. ERROR_SUCCESS or ERROR_INVALID_WINDOW_HANDLE (the
+  // queue's thread has gone).
+  DWORD QueueSent(std::uint64_t incarnation, SentMessage* sent) noexcept;
+  // Withdraws a sent message not yet taken by the receiver; false when it was
+  // taken (or failed) already.
+  bool WithdrawSent(SentMessage* sent) noexcept;
+  // Publishes the reply to `sent` (whose sender is this queue) and wakes the
+  // sender if it sleeps waiting for replies.
+  void DeliverReply(SentMessage* sent, LRESULT result, bool failed) noexcept;
+
+  // --- Owner side (the owning thread only) ---------------------------------
+
+  struct Filter {
+    HWND hwnd = nullptr;  // nullptr any, (HWND)-1 thread messages, else a window.
+    UINT min = 0;
+    UINT max = 0;
+    bool posted = true;  // Examine posted messages (and WM_QUIT).
+    bool sent = true;    // Serve sent messages.
+    bool remove = true;
+  };
+  // Serves pending sent messages, then looks for a posted message (or quit).
+  // With `wait`, blocks (idle) until one arrives. Returns true with *msg set.
+  bool GetOrPeek(const Filter& filter, bool wait, MSG* msg);
+  // Serves every sent message pending now. Returns how many ran.
+  int ServeSentMessages();
+  // MsgWaitForMultipleObjectsEx over already-resolved objects (`count` user
+  // objects followed by room for one more).
+  DWORD MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count, DWORD timeout_ms,
+                DWORD wake_mask, DWORD flags);
+  DWORD QueueStatus(UINT flags);
+  void PostQuit(int exit_code);
+  // The sent message being served (innermost), or null.
+  SentMessage* current_received() const noexcept { return current_received_; }
+  // Replies to a received message (first reply wins).
+  void Reply(SentMessage* sent, LRESULT result);
+  // Waits for the reply to `sent` (sent to `target_tid`), serving sends to
+  // this thread unless `block`. Returns ERROR_SUCCESS, ERROR_TIMEOUT (after
+  // withdrawing or abandoning the message) or ERROR_INVALID_WINDOW_HANDLE
+  // (the receiver exited).
+  DWORD AwaitReply(SentMessage* sent, MessageQueue* target, DWORD target_tid, DWORD timeout_ms,
+                   bool block);
+
+  // --- Lifecycle (registry, exit hook) ------------------------------------
+  void Activate(DWORD tid);
+  // Marks the queue dead; returns how many posted messages it released.
+  std::uint64_t Deactivate();
+
+  DWORD tid() const noexcept { return tid_.load(std::memory_order_relaxed); }
+  std::uint64_t incarnation() const noexcept {
+    return incarnation_.load(std::memory_order_acquire);
+  }
+  // Whether the owner looks hung: not waiting for input, and has not examined
+  // its queue for `threshold`.
+  bool LooksHung(Clock::Duration threshold) const noexcept;
+
+  struct Stats {
+    DWORD tid = 0;
+    std::uint64_t depth = 0;
+    std::uint64_t high_water = 0;
+    std::uint64_t posted = 0;
+    std::uint64_t rejected_quota = 0;
+    std::uint64_t dropped_destroyed_window = 0;
+    std::uint64_t sent_pending = 0;
+    Clock::TimePoint last_pumped{};
+    bool waiting_for_input = false;
+  };
+  Stats ReadStats();
+
+ private:
+  // Owner side helpers.
+  bool TakeFromLocal(const Filter& filter, MSG* msg);
+  // Moves incoming_ to local_ and updates the examined state. Lock held.
+  void RefillLocked(bool unfiltered);
+  std::uint32_t WakeBitsLocked() const noexcept;
+  void MarkRetrieved(std::uint64_t n) noexcept;
+  void StampPumped() noexcept;
+  void RunSent(SentMessage* sent);
+  // Sleeps on event_ (plus `objects`) until woken; wake_mask_ set by caller.
+  DWORD Block(KernelObject** objects, const HANDLE* handles, DWORD count, bool wait_all,
+              DWORD timeout_ms, bool alertable, const WaitOptions& options);
+
+  // Identity.
+  std::atomic<DWORD> tid_{0};
+  std::atomic<std::uint64_t> incarnation_{0};
+  Event* const event_;  // Never freed (the queue is type-stable too).
+
+  alignas(64) QueueLock lock_;
+  // Guarded by lock_.
+  bool alive_ = false;
+  std::vector<PostedMessage> incoming_;
+  std::uint64_t posted_total_ = 0;
+  std::uint64_t retrieved_snapshot_ = 0;
+  std::uint64_t high_water_ = 0;
+  std::uint64_t rejected_quota_ = 0;
+  std::uint32_t changed_bits_ = 0;
+  std::uint32_t wake_mask_ = 0;
+  SentMessage* sent_head_ = nullptr;
+  SentMessage* sent_tail_ = nullptr;
+  std::uint64_t sent_count_ = 0;
+
+  // Owner thread only (read by others through atomics where noted).
+  alignas(64) std::vector<PostedMessage> local_;
+  std::size_t local_pos_ = 0;
+  std::atomic<std::uint64_t> retrieved_total_{0};  // Single writer: the owner.
+  std::atomic<bool> has_sent_{false};  // Set under lock_ by senders; a hint.
+  std::atomic<std::uint64_t> dropped_destroyed_{0};
+  std::atomic<Clock::Duration::rep> last_pumped_{0};
+  std::atomic<bool> waiting_for_input_{false};
+  std::uint32_t pump_stamp_countdown_ = 0;
+  bool quit_ = false;
+  int quit_code_ = 0;
+  SentMessage* current_received_ = nullptr;
+};
+
+// The calling thread's queue, created (and registered) on first use.
+MessageQueue& CurrentQueue();
+// The calling thread's queue, or null when it has none.
+MessageQueue* CurrentQueueIfAny() noexcept;
+// Posts to thread `tid`'s queue (see MessageQueue::Post).
+DWORD PostToThread(DWORD tid, HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam) noexcept;
+// The live queue of thread `tid` and its incarnation, or null.
+MessageQueue* FindQueue(DWORD tid, std::uint64_t* incarnation);
+
+// --- Diagnostics (any thread) ------------------------------------------------
+
+using MessageQueueStats = MessageQueue::Stats;
+// Reads the queue of thread `tid`: false when the thread has no queue.
+bool ReadMessageQueueStats(DWORD tid, MessageQueueStats* stats);
+// Posted messages released because their thread exited with them queued,
+// process-wide since start.
+std::uint64_t MessagesReleasedAtThreadExit() noexcept;
+// Posted messages dropped because their window was destroyed first,
+// process-wide since start.
+std::uint64_t MessagesDroppedForDestroyedWindows() noexcept;
+
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_SRC_MESSAGE_QUEUE_H_

@@ -1,0 +1,359 @@
+// Tests of thread message queues: posting, retrieval, filters, WM_QUIT, the
+// quota, queue status, thread exit and the diagnostics view.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "apartments/message_queue.h"
+#include "message/test_util.h"
+
+namespace apartments::internal {
+namespace {
+
+using testing::BoundedThread;
+using testing::DrainQueue;
+using testing::GetMessageWithin;
+using testing::TestEvent;
+
+class QueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override { DrainQueue(); }
+  void TearDown() override {
+    DrainQueue();
+    (void)SetPostMessageLimit(kDefaultPostMessageLimit);
+  }
+};
+
+// Tests that posting to a thread that never made a message call fails with
+// ERROR_INVALID_THREAD_ID, and that its first message call creates its queue.
+TEST_F(QueueTest, QueueIsCreatedOnFirstMessageCall) {
+  TestEvent try_post, peeked, finish;
+  BoundedThread thread([&] {
+    if (!try_post.Wait()) return;
+    MSG msg;
+    PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+    peeked.Set();
+    (void)finish.Wait();
+  });
+  SetLastError(0);
+  EXPECT_FALSE(PostThreadMessageW(thread.tid(), WM_USER, 0, 0));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_THREAD_ID));
+  try_post.Set();
+  ASSERT_TRUE(peeked.Wait());
+  EXPECT_TRUE(PostThreadMessageW(thread.tid(), WM_USER, 0, 0));
+  finish.Set();
+}
+
+// Tests that thread id 0 and unknown thread ids are refused.
+TEST_F(QueueTest, PostToUnknownThreadFails) {
+  SetLastError(0);
+  EXPECT_FALSE(PostThreadMessageW(0, WM_USER, 0, 0));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_THREAD_ID));
+  EXPECT_FALSE(PostThreadMessageW(0xFFFFFFF0u, WM_USER, 0, 0));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_THREAD_ID));
+}
+
+// Tests that messages posted to the calling thread come back in order with
+// their parameters.
+TEST_F(QueueTest, PostedMessagesArriveInOrder) {
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(PostThreadMessageW(GetCurrentThreadId(), WM_USER + 1, i, -i));
+  }
+  MSG msg;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(GetMessageW(&msg, nullptr, 0, 0), TRUE);
+    EXPECT_EQ(msg.hwnd, nullptr);
+    EXPECT_EQ(msg.message, static_cast<UINT>(WM_USER + 1));
+    EXPECT_EQ(msg.wParam, static_cast<WPARAM>(i));
+    EXPECT_EQ(msg.lParam, static_cast<LPARAM>(-i));
+  }
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+}
+
+// Tests the quota: the 10,000th post succeeds, the 10,001st fails with
+// ERROR_NOT_ENOUGH_QUOTA, and all 10,000 are still delivered in order.
+TEST_F(QueueTest, TenThousandthPostSucceedsAndNextFails) {
+  ASSERT_EQ(GetPostMessageLimit(), 10000u);
+  const DWORD self = GetCurrentThreadId();
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_TRUE(PostThreadMessageW(self, WM_APP, i, 0)) << "post " << i + 1;
+  }
+  SetLastError(0);
+  EXPECT_FALSE(PostThreadMessageW(self, WM_APP, 10000, 0));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_NOT_ENOUGH_QUOTA));
+  EXPECT_EQ(GetLastError(), 1816u);
+
+  MessageQueueStats stats;
+  ASSERT_TRUE(ReadMessageQueueStats(self, &stats));
+  EXPECT_EQ(stats.depth, 10000u);
+  EXPECT_EQ(stats.high_water, 10000u);
+  EXPECT_EQ(stats.rejected_quota, 1u);
+
+  MSG msg;
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+    ASSERT_EQ(msg.wParam, static_cast<WPARAM>(i));
+  }
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  ASSERT_TRUE(ReadMessageQueueStats(self, &stats));
+  EXPECT_EQ(stats.depth, 0u);
+  // Room again once drained.
+  EXPECT_TRUE(PostThreadMessageW(self, WM_APP, 0, 0));
+}
+
+// Tests that the limit is configurable and that a refused post leaves the
+// queue unharmed.
+TEST_F(QueueTest, LimitIsConfigurable) {
+  ASSERT_EQ(SetPostMessageLimit(100), S_OK);
+  EXPECT_EQ(GetPostMessageLimit(), 100u);
+  const DWORD self = GetCurrentThreadId();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(PostThreadMessageW(self, WM_APP, i, 0));
+  EXPECT_FALSE(PostThreadMessageW(self, WM_APP, 100, 0));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_NOT_ENOUGH_QUOTA));
+  MSG msg;
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  EXPECT_EQ(msg.wParam, 0u);
+  EXPECT_TRUE(PostThreadMessageW(self, WM_APP, 100, 0));  // One slot freed.
+  EXPECT_FALSE(PostThreadMessageW(self, WM_APP, 101, 0));
+  for (int i = 1; i <= 100; ++i) {
+    ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+    EXPECT_EQ(msg.wParam, static_cast<WPARAM>(i));
+  }
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+}
+
+// Tests that limits outside the documented range are refused.
+TEST_F(QueueTest, LimitOutOfRangeIsRefused) {
+  EXPECT_EQ(SetPostMessageLimit(0), E_INVALIDARG);
+  EXPECT_EQ(SetPostMessageLimit(kMaxPostMessageLimit + 1), E_INVALIDARG);
+  EXPECT_EQ(GetPostMessageLimit(), kDefaultPostMessageLimit);
+  EXPECT_EQ(SetPostMessageLimit(kMaxPostMessageLimit), S_OK);
+  EXPECT_EQ(SetPostMessageLimit(kMinPostMessageLimit), S_OK);
+}
+
+// Tests that APARTMENTS_POST_MESSAGE_LIMIT sets the limit when read at first
+// use (in a fresh process), and that a malformed value is ignored.
+TEST(QueueDeathTest, EnvironmentVariableSetsLimit) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        setenv("APARTMENTS_POST_MESSAGE_LIMIT", "4000", 1);
+        std::exit(GetPostMessageLimit() == 4000 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        setenv("APARTMENTS_POST_MESSAGE_LIMIT", "12x", 1);
+        std::exit(GetPostMessageLimit() == kDefaultPostMessageLimit ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// Tests that messages from several producers keep each producer's order.
+TEST_F(QueueTest, PerSenderFifoWithSeveralProducers) {
+  constexpr int kProducers = 4;
+  constexpr int kEach = 2000;
+  const DWORD self = GetCurrentThreadId();
+  MSG msg;
+  PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+  std::vector<std::unique_ptr<BoundedThread>> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.push_back(std::make_unique<BoundedThread>([self, p] {
+      for (int i = 0; i < kEach; ++i) {
+        while (!PostThreadMessageW(self, WM_APP, p, i)) {
+          if (GetLastError() != ERROR_NOT_ENOUGH_QUOTA) return;
+          std::this_thread::yield();
+        }
+      }
+    }));
+  }
+  std::vector<LPARAM> next(kProducers, 0);
+  for (int n = 0; n < kProducers * kEach; ++n) {
+    ASSERT_TRUE(GetMessageWithin(&msg)) << "after " << n << " messages";
+    ASSERT_LT(msg.wParam, static_cast<WPARAM>(kProducers));
+    ASSERT_EQ(msg.lParam, next[msg.wParam]) << "producer " << msg.wParam;
+    ++next[msg.wParam];
+  }
+}
+
+// Tests WM_QUIT: a flag returned once no other posted message remains, with
+// the exit code; GetMessageW returns 0 for it; retrieving it clears it.
+TEST_F(QueueTest, QuitIsReturnedAfterOtherPostedMessages) {
+  const DWORD self = GetCurrentThreadId();
+  ASSERT_TRUE(PostThreadMessageW(self, WM_USER, 1, 0));
+  PostQuitMessage(7);
+  ASSERT_TRUE(PostThreadMessageW(self, WM_USER, 2, 0));
+  MSG msg;
+  ASSERT_EQ(GetMessageW(&msg, nullptr, 0, 0), TRUE);
+  EXPECT_EQ(msg.wParam, 1u);
+  ASSERT_EQ(GetMessageW(&msg, nullptr, 0, 0), TRUE);
+  EXPECT_EQ(msg.wParam, 2u);
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE));  // Stays.
+  EXPECT_EQ(msg.message, static_cast<UINT>(WM_QUIT));
+  ASSERT_EQ(GetMessageW(&msg, nullptr, 0, 0), FALSE);
+  EXPECT_EQ(msg.message, static_cast<UINT>(WM_QUIT));
+  EXPECT_EQ(msg.wParam, 7u);
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+}
+
+// Tests that a posted WM_QUIT is an ordinary message for which GetMessageW
+// returns 0.
+TEST_F(QueueTest, PostedQuitMessageMakesGetMessageReturnZero) {
+  ASSERT_TRUE(PostThreadMessageW(GetCurrentThreadId(), WM_QUIT, 3, 0));
+  MSG msg;
+  EXPECT_EQ(GetMessageW(&msg, nullptr, 0, 0), FALSE);
+  EXPECT_EQ(msg.wParam, 3u);
+}
+
+// Tests that the quit flag is not returned to a reader filtering it out.
+TEST_F(QueueTest, QuitRespectsRangeFilter) {
+  PostQuitMessage(0);
+  MSG msg;
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_REMOVE));
+  EXPECT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  EXPECT_EQ(msg.message, static_cast<UINT>(WM_QUIT));
+}
+
+// Tests message-range filters and PM_NOREMOVE.
+TEST_F(QueueTest, RangeFilterAndNoRemove) {
+  const DWORD self = GetCurrentThreadId();
+  ASSERT_TRUE(PostThreadMessageW(self, WM_USER + 50, 1, 0));
+  ASSERT_TRUE(PostThreadMessageW(self, WM_USER + 5, 2, 0));
+  ASSERT_TRUE(PostThreadMessageW(self, WM_USER + 60, 3, 0));
+  MSG msg;
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_NOREMOVE));
+  EXPECT_EQ(msg.wParam, 2u);
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_REMOVE));
+  EXPECT_EQ(msg.wParam, 2u);
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_REMOVE));
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  EXPECT_EQ(msg.wParam, 1u);
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  EXPECT_EQ(msg.wParam, 3u);
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+}
+
+// Tests that PM_QS_SENDMESSAGE alone examines no posted message.
+TEST_F(QueueTest, PmQsSendMessageSkipsPostedMessages) {
+  ASSERT_TRUE(PostThreadMessageW(GetCurrentThreadId(), WM_USER, 0, 0));
+  MSG msg;
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE | PM_QS_SENDMESSAGE));
+  EXPECT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE | PM_QS_POSTMESSAGE));
+}
+
+// Tests GetQueueStatus: high word what is queued, low word what was added
+// since the last look; invalid flags fail.
+TEST_F(QueueTest, GetQueueStatusReportsCurrentAndNewKinds) {
+  EXPECT_EQ(GetQueueStatus(QS_ALLINPUT), 0u);
+  ASSERT_TRUE(PostThreadMessageW(GetCurrentThreadId(), WM_USER, 0, 0));
+  DWORD status = GetQueueStatus(QS_ALLINPUT);
+  EXPECT_EQ(HIWORD(status), QS_POSTMESSAGE);
+  EXPECT_EQ(LOWORD(status), QS_POSTMESSAGE);
+  status = GetQueueStatus(QS_ALLINPUT);
+  EXPECT_EQ(HIWORD(status), QS_POSTMESSAGE);
+  EXPECT_EQ(LOWORD(status), 0u);
+  MSG msg;
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  EXPECT_EQ(GetQueueStatus(QS_ALLINPUT), 0u);
+  SetLastError(0);
+  EXPECT_EQ(GetQueueStatus(0x80000000u), 0u);
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_FLAGS));
+}
+
+// Tests that a thread's exit releases its queued messages (counted) and that
+// later posts to it fail with ERROR_INVALID_THREAD_ID.
+TEST_F(QueueTest, ThreadExitDropsQueue) {
+  const std::uint64_t released_before = MessagesReleasedAtThreadExit();
+  DWORD tid = 0;
+  {
+    BoundedThread thread([&] {
+      MSG msg;
+      PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+      for (int i = 0; i < 5; ++i) PostThreadMessageW(GetCurrentThreadId(), WM_USER, i, 0);
+    });
+    tid = thread.tid();
+    thread.Join();
+  }
+  // The exit hooks run after the body; wait for the queue to go.
+  MessageQueueStats stats;
+  ASSERT_TRUE(testing::Eventually([&] { return !ReadMessageQueueStats(tid, &stats); }));
+  EXPECT_EQ(MessagesReleasedAtThreadExit() - released_before, 5u);
+  SetLastError(0);
+  EXPECT_FALSE(PostThreadMessageW(tid, WM_USER, 0, 0));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_THREAD_ID));
+}
+
+// Tests that an invalid window filter makes GetMessageW return -1 with
+// ERROR_INVALID_WINDOW_HANDLE, and PeekMessageW FALSE.
+TEST_F(QueueTest, InvalidWindowFilterFails) {
+  MSG msg;
+  SetLastError(0);
+  EXPECT_EQ(GetMessageW(&msg, reinterpret_cast<HWND>(0x12345678), 0, 0), -1);
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_WINDOW_HANDLE));
+  SetLastError(0);
+  EXPECT_FALSE(PeekMessageW(&msg, reinterpret_cast<HWND>(0x12345678), 0, 0, PM_REMOVE));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_WINDOW_HANDLE));
+  EXPECT_EQ(GetMessageW(nullptr, nullptr, 0, 0), -1);
+}
+
+// Tests that the diagnostics view reports the last time the queue was
+// examined, by the injectable clock.
+TEST_F(QueueTest, StatsReportLastPumpedTime) {
+  FakeClock clock;
+  ScopedClockForTesting scoped(&clock);
+  MSG msg;
+  PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE);
+  MessageQueueStats stats;
+  ASSERT_TRUE(ReadMessageQueueStats(GetCurrentThreadId(), &stats));
+  EXPECT_EQ(stats.last_pumped, clock.Now());
+  clock.Advance(std::chrono::seconds(3));
+  PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE);
+  ASSERT_TRUE(ReadMessageQueueStats(GetCurrentThreadId(), &stats));
+  EXPECT_EQ(stats.last_pumped, clock.Now());
+  EXPECT_EQ(stats.depth, 0u);
+}
+
+// Tests that a thread blocked in GetMessageW with an empty queue publishes
+// itself as idle (kMessageIdle), and wakes for a post.
+TEST_F(QueueTest, GetMessageBlocksAsIdle) {
+  TestEvent ready;
+  std::atomic<UINT> got{0};
+  BoundedThread thread([&] {
+    MSG msg;
+    PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+    ready.Set();
+    if (GetMessageW(&msg, nullptr, 0, 0) > 0) got.store(msg.message);
+  });
+  ASSERT_TRUE(ready.Wait());
+  ASSERT_TRUE(testing::Eventually(
+      [&] { return ReadWaitRecord(thread.tid()).kind == BlockKind::kMessageIdle; }));
+  MessageQueueStats stats;
+  ASSERT_TRUE(ReadMessageQueueStats(thread.tid(), &stats));
+  EXPECT_TRUE(stats.waiting_for_input);
+  ASSERT_TRUE(PostThreadMessageW(thread.tid(), WM_USER + 9, 0, 0));
+  thread.Join();
+  EXPECT_EQ(got.load(), static_cast<UINT>(WM_USER + 9));
+}
+
+// Tests that a producer racing with a consumer that sleeps between messages
+// never loses a wakeup.
+TEST_F(QueueTest, NoLostWakeupsUnderRacingPostsAndSleeps) {
+  constexpr int kMessages = 3000;
+  const DWORD self = GetCurrentThreadId();
+  MSG msg;
+  PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+  BoundedThread producer([self] {
+    for (int i = 0; i < kMessages; ++i) {
+      PostThreadMessageW(self, WM_USER, i, 0);
+      if (i % 7 == 0) std::this_thread::yield();
+    }
+  });
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(GetMessageWithin(&msg)) << i;
+    ASSERT_EQ(msg.wParam, static_cast<WPARAM>(i));
+  }
+}
+
+}  // namespace
+}  // namespace apartments::internal

@@ -1,0 +1,372 @@
+// The window table, window classes, and the Win32 window functions.
+#include "message/window.h"
+
+#include <unistd.h>
+
+#include <cwctype>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "apartments/win32_errors.h"
+#include "apartments/win32_kernel.h"
+#include "base/thread_state.h"
+#include "message/queue.h"
+
+namespace apartments::internal {
+namespace {
+
+struct WindowClass {
+  std::wstring name;
+  std::wstring folded;  // Lower case, for case-insensitive lookups.
+  ATOM atom = 0;
+  WNDPROC proc = nullptr;
+  UINT style = 0;
+  HINSTANCE hinstance = nullptr;
+  int windows = 0;
+};
+
+struct WindowSlot {
+  std::uint16_t generation = 1;
+  bool alive = false;
+  bool destroying = false;
+  DWORD owner_tid = 0;
+  MessageQueue* queue = nullptr;
+  std::uint64_t incarnation = 0;
+  WindowClass* window_class = nullptr;
+  WNDPROC proc = nullptr;
+  LONG_PTR userdata = 0;
+  LONG_PTR id = 0;
+  HINSTANCE hinstance = nullptr;
+};
+
+constexpr std::uint32_t kMaxWindows = 0xFFFF;
+// Reuse a freed slot only once this many are free, so a destroyed HWND stays
+// invalid for a long time (a slot's generation wraps after 65,535 reuses).
+constexpr std::size_t kReuseAfterFree = 1024;
+
+std::mutex g_window_mu;
+// Everything below is guarded by g_window_mu.
+std::vector<WindowSlot>& Slots() {
+  static auto* slots = new std::vector<WindowSlot>(1);  // Index 0 is never used.
+  return *slots;
+}
+std::deque<std::uint32_t>& FreeSlots() {
+  static auto* free_slots = new std::deque<std::uint32_t>();
+  return *free_slots;
+}
+std::vector<std::unique_ptr<WindowClass>>& Classes() {
+  static auto* classes = new std::vector<std::unique_ptr<WindowClass>>();
+  return *classes;
+}
+ATOM g_next_atom = 0xC000;
+
+HWND MakeHwnd(std::uint32_t index, std::uint16_t generation) {
+  return reinterpret_cast<HWND>(static_cast<std::uintptr_t>((std::uint32_t{generation} << 16) | index));
+}
+
+// The live slot named by `hwnd`, or null. Lock held.
+WindowSlot* FindSlotLocked(HWND hwnd) {
+  auto value = reinterpret_cast<std::uintptr_t>(hwnd);
+  if (value > 0xFFFFFFFFu) return nullptr;
+  auto index = static_cast<std::uint32_t>(value & 0xFFFF);
+  auto generation = static_cast<std::uint16_t>(value >> 16);
+  auto& slots = Slots();
+  if (index == 0 || generation == 0 || index >= slots.size()) return nullptr;
+  WindowSlot& slot = slots[index];
+  if (!slot.alive || slot.generation != generation) return nullptr;
+  return &slot;
+}
+
+void FreeSlotLocked(std::uint32_t index) {
+  WindowSlot& slot = Slots()[index];
+  slot.alive = false;
+  slot.destroying = false;
+  if (slot.window_class != nullptr) --slot.window_class->windows;
+  slot.window_class = nullptr;
+  slot.queue = nullptr;
+  slot.proc = nullptr;
+  slot.userdata = 0;
+  slot.generation = static_cast<std::uint16_t>(slot.generation + 1);
+  if (slot.generation == 0) slot.generation = 1;
+  FreeSlots().push_back(index);
+}
+
+std::uint32_t IndexOf(HWND hwnd) {
+  return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(hwnd) & 0xFFFF);
+}
+
+std::wstring Fold(const std::wstring& name) {
+  std::wstring folded = name;
+  for (auto& c : folded) c = static_cast<wchar_t>(std::towlower(static_cast<wint_t>(c)));
+  return folded;
+}
+
+bool IsAtom(LPCWSTR name) { return reinterpret_cast<std::uintptr_t>(name) <= 0xFFFF; }
+
+// The class named by a string or an atom. Lock held.
+WindowClass* FindClassLocked(LPCWSTR name, std::size_t* position) {
+  auto& classes = Classes();
+  if (IsAtom(name)) {
+    auto atom = static_cast<ATOM>(reinterpret_cast<std::uintptr_t>(name));
+    for (std::size_t i = 0; i < classes.size(); ++i) {
+      if (classes[i]->atom == atom) {
+        if (position != nullptr) *position = i;
+        return classes[i].get();
+      }
+    }
+    return nullptr;
+  }
+  std::wstring folded = Fold(name);
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    if (classes[i]->folded == folded) {
+      if (position != nullptr) *position = i;
+      return classes[i].get();
+    }
+  }
+  return nullptr;
+}
+
+template <typename T>
+T Fail(DWORD error, T value) {
+  SetLastError(error);
+  return value;
+}
+
+ATOM Register(UINT style, WNDPROC proc, int cls_extra, int wnd_extra, HINSTANCE hinstance,
+              LPCWSTR class_name) {
+  if (proc == nullptr || class_name == nullptr || IsAtom(class_name) || cls_extra < 0 ||
+      wnd_extra < 0) {
+    return Fail<ATOM>(ERROR_INVALID_PARAMETER, 0);
+  }
+  std::lock_guard lock(g_window_mu);
+  if (FindClassLocked(class_name, nullptr) != nullptr) {
+    return Fail<ATOM>(ERROR_CLASS_ALREADY_EXISTS, 0);
+  }
+  if (g_next_atom == 0) return Fail<ATOM>(ERROR_NOT_ENOUGH_MEMORY, 0);
+  auto window_class = std::make_unique<WindowClass>();
+  window_class->name = class_name;
+  window_class->folded = Fold(window_class->name);
+  window_class->atom = g_next_atom++;
+  window_class->proc = proc;
+  window_class->style = style;
+  window_class->hinstance = hinstance;
+  ATOM atom = window_class->atom;
+  Classes().push_back(std::move(window_class));
+  return atom;
+}
+
+}  // namespace
+
+bool LookupWindow(HWND hwnd, WindowInfo* info) {
+  std::lock_guard lock(g_window_mu);
+  WindowSlot* slot = FindSlotLocked(hwnd);
+  if (slot == nullptr) return false;
+  info->owner_tid = slot->owner_tid;
+  info->queue = slot->queue;
+  info->incarnation = slot->incarnation;
+  return true;
+}
+
+bool IsLiveWindow(HWND hwnd) {
+  std::lock_guard lock(g_window_mu);
+  return FindSlotLocked(hwnd) != nullptr;
+}
+
+DWORD CallOwnWindowProc(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam,
+                        LRESULT* result) {
+  WNDPROC proc;
+  {
+    std::lock_guard lock(g_window_mu);
+    WindowSlot* slot = FindSlotLocked(hwnd);
+    if (slot == nullptr) return ERROR_INVALID_WINDOW_HANDLE;
+    if (slot->owner_tid != CurrentThreadId()) return ERROR_MESSAGE_SYNC_ONLY;
+    proc = slot->proc;
+  }
+  *result = proc(hwnd, message, wparam, lparam);
+  return ERROR_SUCCESS;
+}
+
+void DestroyWindowsOfThread(DWORD tid) {
+  std::lock_guard lock(g_window_mu);
+  auto& slots = Slots();
+  for (std::uint32_t i = 1; i < slots.size(); ++i) {
+    if (slots[i].alive && slots[i].owner_tid == tid) FreeSlotLocked(i);
+  }
+}
+
+}  // namespace apartments::internal
+
+using namespace apartments::internal;
+
+extern "C" {
+
+ATOM WINAPI RegisterClassW(const WNDCLASSW* lpWndClass) {
+  if (lpWndClass == nullptr) return Fail<ATOM>(ERROR_INVALID_PARAMETER, 0);
+  return Register(lpWndClass->style, lpWndClass->lpfnWndProc, lpWndClass->cbClsExtra,
+                  lpWndClass->cbWndExtra, lpWndClass->hInstance, lpWndClass->lpszClassName);
+}
+
+ATOM WINAPI RegisterClassExW(const WNDCLASSEXW* lpWndClass) {
+  if (lpWndClass == nullptr || lpWndClass->cbSize != sizeof(WNDCLASSEXW)) {
+    return Fail<ATOM>(ERROR_INVALID_PARAMETER, 0);
+  }
+  return Register(lpWndClass->style, lpWndClass->lpfnWndProc, lpWndClass->cbClsExtra,
+                  lpWndClass->cbWndExtra, lpWndClass->hInstance, lpWndClass->lpszClassName);
+}
+
+BOOL WINAPI UnregisterClassW(LPCWSTR lpClassName, HINSTANCE) {
+  if (lpClassName == nullptr) return Fail(ERROR_CLASS_DOES_NOT_EXIST, FALSE);
+  std::lock_guard lock(g_window_mu);
+  std::size_t position = 0;
+  WindowClass* window_class = FindClassLocked(lpClassName, &position);
+  if (window_class == nullptr) return Fail(ERROR_CLASS_DOES_NOT_EXIST, FALSE);
+  if (window_class->windows > 0) return Fail(ERROR_CLASS_HAS_WINDOWS, FALSE);
+  auto& classes = Classes();
+  classes.erase(classes.begin() + static_cast<std::ptrdiff_t>(position));
+  return TRUE;
+}
+
+HWND WINAPI CreateWindowExW(DWORD dwExStyle, LPCWSTR lpClassName, LPCWSTR lpWindowName,
+                            DWORD dwStyle, int X, int Y, int nWidth, int nHeight,
+                            HWND hWndParent, HMENU hMenu, HINSTANCE hInstance, LPVOID lpParam) {
+  MessageQueue& queue = CurrentQueue();
+  if (hWndParent != nullptr && hWndParent != HWND_MESSAGE) {
+    return Fail<HWND>(IsLiveWindow(hWndParent) ? ERROR_NOT_SUPPORTED : ERROR_INVALID_WINDOW_HANDLE,
+                      nullptr);
+  }
+  if (lpClassName == nullptr) return Fail<HWND>(ERROR_CANNOT_FIND_WND_CLASS, nullptr);
+  HWND hwnd;
+  {
+    std::lock_guard lock(g_window_mu);
+    WindowClass* window_class = FindClassLocked(lpClassName, nullptr);
+    if (window_class == nullptr) return Fail<HWND>(ERROR_CANNOT_FIND_WND_CLASS, nullptr);
+    auto& slots = Slots();
+    auto& free_slots = FreeSlots();
+    std::uint32_t index;
+    if (free_slots.size() > kReuseAfterFree || (slots.size() > kMaxWindows && !free_slots.empty())) {
+      index = free_slots.front();
+      free_slots.pop_front();
+    } else if (slots.size() <= kMaxWindows) {
+      index = static_cast<std::uint32_t>(slots.size());
+      slots.emplace_back();
+    } else {
+      return Fail<HWND>(ERROR_NOT_ENOUGH_MEMORY, nullptr);
+    }
+    WindowSlot& slot = slots[index];
+    slot.alive = true;
+    slot.destroying = false;
+    slot.owner_tid = queue.tid();
+    slot.queue = &queue;
+    slot.incarnation = queue.incarnation();
+    slot.window_class = window_class;
+    slot.proc = window_class->proc;
+    slot.userdata = 0;
+    slot.id = reinterpret_cast<LONG_PTR>(hMenu);
+    slot.hinstance = hInstance;
+    ++window_class->windows;
+    hwnd = MakeHwnd(index, slot.generation);
+  }
+  CREATESTRUCTW create{lpParam, hInstance, hMenu,   hWndParent,   nHeight,    nWidth,
+                       Y,       X,         static_cast<LONG>(dwStyle), lpWindowName, lpClassName,
+                       dwExStyle};
+  LRESULT result = 0;
+  if (CallOwnWindowProc(hwnd, WM_NCCREATE, 0, reinterpret_cast<LPARAM>(&create), &result) !=
+          ERROR_SUCCESS ||
+      result == 0) {
+    std::lock_guard lock(g_window_mu);
+    if (FindSlotLocked(hwnd) != nullptr) FreeSlotLocked(IndexOf(hwnd));
+    return nullptr;
+  }
+  if (CallOwnWindowProc(hwnd, WM_CREATE, 0, reinterpret_cast<LPARAM>(&create), &result) !=
+          ERROR_SUCCESS ||
+      result == -1) {
+    if (IsLiveWindow(hwnd)) DestroyWindow(hwnd);
+    return nullptr;
+  }
+  return hwnd;
+}
+
+BOOL WINAPI DestroyWindow(HWND hWnd) {
+  {
+    std::lock_guard lock(g_window_mu);
+    WindowSlot* slot = FindSlotLocked(hWnd);
+    if (slot == nullptr) return Fail(ERROR_INVALID_WINDOW_HANDLE, FALSE);
+    if (slot->owner_tid != CurrentThreadId()) return Fail(ERROR_ACCESS_DENIED, FALSE);
+    if (slot->destroying) return TRUE;  // Called again from WM_DESTROY: already on its way.
+    slot->destroying = true;
+  }
+  LRESULT ignored;
+  CallOwnWindowProc(hWnd, WM_DESTROY, 0, 0, &ignored);
+  CallOwnWindowProc(hWnd, WM_NCDESTROY, 0, 0, &ignored);
+  std::lock_guard lock(g_window_mu);
+  if (FindSlotLocked(hWnd) != nullptr) FreeSlotLocked(IndexOf(hWnd));
+  return TRUE;
+}
+
+LRESULT WINAPI DefWindowProcW(HWND hWnd, UINT Msg, WPARAM, LPARAM) {
+  switch (Msg) {
+    case WM_NCCREATE:
+      return TRUE;
+    case WM_CLOSE:
+      DestroyWindow(hWnd);
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+DWORD WINAPI GetWindowThreadProcessId(HWND hWnd, LPDWORD lpdwProcessId) {
+  WindowInfo info;
+  if (!LookupWindow(hWnd, &info)) return Fail<DWORD>(ERROR_INVALID_WINDOW_HANDLE, 0);
+  if (lpdwProcessId != nullptr) *lpdwProcessId = static_cast<DWORD>(::getpid());
+  return info.owner_tid;
+}
+
+BOOL WINAPI IsWindow(HWND hWnd) { return IsLiveWindow(hWnd) ? TRUE : FALSE; }
+
+LONG_PTR WINAPI SetWindowLongPtrW(HWND hWnd, int nIndex, LONG_PTR dwNewLong) {
+  std::lock_guard lock(g_window_mu);
+  WindowSlot* slot = FindSlotLocked(hWnd);
+  if (slot == nullptr) return Fail<LONG_PTR>(ERROR_INVALID_WINDOW_HANDLE, 0);
+  LONG_PTR previous;
+  switch (nIndex) {
+    case GWLP_USERDATA:
+      previous = slot->userdata;
+      slot->userdata = dwNewLong;
+      return previous;
+    case GWLP_WNDPROC:
+      if (dwNewLong == 0) return Fail<LONG_PTR>(ERROR_INVALID_PARAMETER, 0);
+      previous = reinterpret_cast<LONG_PTR>(slot->proc);
+      slot->proc = reinterpret_cast<WNDPROC>(dwNewLong);
+      return previous;
+    case GWLP_ID:
+      previous = slot->id;
+      slot->id = dwNewLong;
+      return previous;
+    case GWLP_HINSTANCE:
+      previous = reinterpret_cast<LONG_PTR>(slot->hinstance);
+      slot->hinstance = reinterpret_cast<HINSTANCE>(dwNewLong);
+      return previous;
+    default:
+      return Fail<LONG_PTR>(ERROR_INVALID_INDEX, 0);
+  }
+}
+
+LONG_PTR WINAPI GetWindowLongPtrW(HWND hWnd, int nIndex) {
+  std::lock_guard lock(g_window_mu);
+  WindowSlot* slot = FindSlotLocked(hWnd);
+  if (slot == nullptr) return Fail<LONG_PTR>(ERROR_INVALID_WINDOW_HANDLE, 0);
+  switch (nIndex) {
+    case GWLP_USERDATA: return slot->userdata;
+    case GWLP_WNDPROC: return reinterpret_cast<LONG_PTR>(slot->proc);
+    case GWLP_ID: return slot->id;
+    case GWLP_HINSTANCE: return reinterpret_cast<LONG_PTR>(slot->hinstance);
+    case GWLP_HWNDPARENT: return 0;
+    default: return Fail<LONG_PTR>(ERROR_INVALID_INDEX, 0);
+  }
+}
+
+}  // extern "C"
