@@ -115,6 +115,7 @@ TEST(ApartmentTest, ImplicitMtaWhileMtaExists) {
     EXPECT_EQ(current->kind(), ApartmentKind::kMta);
     EXPECT_TRUE(current->IsCurrent());
   });
+  bystander.Join();
   checked.Set();
   mta.Join();
   BoundedThread after([] {
