@@ -229,7 +229,7 @@ bool ApartmentImpl::IsCurrent() const noexcept {
 
 std::string ApartmentImpl::Describe() const {
   if (kind_ == ApartmentKind::kMta) return "the MTA (apartment " + std::to_string(id_) + ")";
-  std::string name = ThreadNameOf(tid_);
+  std::string name = IsShutDown() ? final_name_ : ThreadNameOf(tid_);
   if (name.empty()) name = creation_name_;
   std::string out = (main_sta_ ? "main STA " : "STA ") + std::to_string(id_) + " (thread " +
                     std::to_string(tid_);
@@ -322,6 +322,7 @@ void ApartmentImpl::Shutdown() {
     std::lock_guard lock(mu_);
     if (state_ != State::kRunning) return;
     state_ = State::kShuttingDown;
+    if (kind_ == ApartmentKind::kSta) final_name_ = ThreadNameOf(tid_);
     shutdown_rep_.store(GetClock().Now().time_since_epoch().count(), std::memory_order_relaxed);
     shut_down_.store(true, std::memory_order_release);
     callbacks.swap(callbacks_);

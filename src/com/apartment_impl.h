@@ -155,6 +155,10 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   MessageQueue* queue_ = nullptr;   // STA: the thread's queue (type-stable).
   std::uint64_t incarnation_ = 0;   // STA: the queue's incarnation.
   std::string creation_name_;       // The thread's name when created.
+  // STA: the thread's name when shutdown began (thread ids are reused, so a
+  // gone apartment does not look its thread up again). Written once, before
+  // shut_down_ is set (release); read after seeing it set (acquire).
+  std::string final_name_;
 
   std::atomic<bool> shut_down_{false};
   std::atomic<Clock::Duration::rep> shutdown_rep_{0};

@@ -742,3 +742,39 @@ TEST(ChannelTest, WaitRecordAndMessagePending) {
 
 }  // namespace
 }  // namespace apartments::internal
+
+namespace apartments::internal {
+namespace {
+
+// Tests that a call into an STA that has gone away explains which apartment
+// went away and how long ago, and never runs.
+TEST(ChannelTest, DisconnectExplainsWhichApartmentAndWhen) {
+  FakeClock clock;
+  ScopedClockForTesting use_clock(&clock);
+  ApartmentRef gone;
+  testing::BoundedThread t([&] {
+    SetThreadDescription(GetCurrentThread(), L"short-lived");
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    gone = CurrentApartment();
+    CoUninitialize();
+  });
+  t.Join();
+  clock.Advance(std::chrono::seconds(3));
+  testing::RunInMta([&] {
+    bool ran = false;
+    EXPECT_EQ(InvokeInApartment(gone, [&] {
+                ran = true;
+                return S_OK;
+              }),
+              RPC_E_DISCONNECTED);
+    EXPECT_FALSE(ran);
+    std::string text = LastErrorDescription();
+    EXPECT_EQ(LastErrorHResult(), RPC_E_DISCONNECTED);
+    EXPECT_NE(text.find(gone->Describe()), std::string::npos) << text;
+    EXPECT_NE(text.find("'short-lived'"), std::string::npos) << text;
+    EXPECT_NE(text.find("shut down 3.0 s ago"), std::string::npos) << text;
+  });
+}
+
+}  // namespace
+}  // namespace apartments::internal
