@@ -1,5 +1,7 @@
 // Apartments: STA and MTA objects, CoInitializeEx and friends, the MTA worker
 // pool, and teardown. See apartment_impl.h for the call records and locking.
+#include <sched.h>
+
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -301,6 +303,14 @@ HRESULT ApartmentImpl::Enqueue(ChannelCall* call) {
   }
   Pool().Submit(shared_from_this());
   return S_OK;
+}
+
+bool ApartmentImpl::RunsOnOtherCpu() const noexcept {
+  if (queue_ == nullptr) return false;
+  // The queue is type-stable, so reading a recycled one is harmless: at worst
+  // a useless spin. sched_getcpu() reads the rseq area: no system call.
+  const int cpu = queue_->owner_cpu();
+  return cpu >= 0 && cpu != sched_getcpu();
 }
 
 bool ApartmentImpl::TakeDispatched(ChannelCall* call) {

@@ -123,6 +123,9 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   bool AddShutdownCallback(std::function<void()> callback) override;
 
   HWND hwnd() const noexcept { return hwnd_; }
+  // STA: whether its thread last went idle on another CPU than the caller's
+  // (so a caller spinning briefly for the reply does not delay it).
+  bool RunsOnOtherCpu() const noexcept;
 
   // Queues `call` for execution in this apartment. Any thread.
   // Returns S_OK (queued: exactly one CompleteCall will follow);

@@ -194,6 +194,9 @@ class MessageQueue {
   std::uint64_t incarnation() const noexcept {
     return incarnation_.load(std::memory_order_acquire);
   }
+  // The CPU the owner last went idle on (-1 before it ever did): a hint for
+  // other threads deciding whether spinning for its answer can pay.
+  int owner_cpu() const noexcept { return owner_cpu_.load(std::memory_order_relaxed); }
   // Whether the owner looks hung: not waiting for input, and has not examined
   // its queue for `threshold`.
   bool LooksHung(Clock::Duration threshold) const noexcept;
