@@ -778,3 +778,36 @@ TEST(ChannelTest, DisconnectExplainsWhichApartmentAndWhen) {
 
 }  // namespace
 }  // namespace apartments::internal
+
+namespace apartments::internal {
+namespace {
+
+// Tests that a call from an STA into the MTA can call back into the waiting
+// STA (served in its modal loop, as a nested call of the same causality).
+TEST(ChannelTest, CallbackFromMtaWorkerIntoWaitingSta) {
+  CO_MTA_USAGE_COOKIE cookie;
+  ASSERT_EQ(CoIncrementMTAUsage(&cookie), S_OK);
+  ApartmentRef mta;
+  testing::BoundedThread find([&] { mta = CurrentApartment(); });
+  find.Join();
+  testing::TestMessageFilter filter;
+  testing::RunInSta([&] {
+    ASSERT_EQ(CoRegisterMessageFilter(&filter, nullptr), S_OK);
+    ApartmentRef sta = CurrentApartment();
+    const DWORD sta_tid = GetCurrentThreadId();
+    DWORD callback_on = 0;
+    EXPECT_EQ(InvokeInApartment(mta, [&] {
+                return InvokeInApartment(sta, [&] {
+                  callback_on = GetCurrentThreadId();
+                  return S_FALSE;
+                });
+              }),
+              S_FALSE);
+    EXPECT_EQ(callback_on, sta_tid);
+    EXPECT_EQ(filter.last_call_type.load(), static_cast<DWORD>(CALLTYPE_NESTED));
+  });
+  EXPECT_EQ(CoDecrementMTAUsage(cookie), S_OK);
+}
+
+}  // namespace
+}  // namespace apartments::internal
