@@ -14,6 +14,8 @@
 //   win32_com.h     GUID/IID, IUnknown and the standard interfaces, STDMETHOD,
 //                   BSTR, CoTaskMem*, SetErrorInfo/GetErrorInfo,
 //                   CreateStreamOnHGlobal
+//   win32_apartment.h  CoInitializeEx, CoUninitialize, CoGetApartmentType,
+//                   MTA usage, CoWaitForMultipleHandles, CoRegisterMessageFilter
 #ifndef APARTMENTS_WIN32_H_
 #define APARTMENTS_WIN32_H_
 
@@ -22,5 +24,6 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "apartments/win32_com.h"
+#include "apartments/win32_apartment.h"
 
 #endif  // APARTMENTS_WIN32_H_

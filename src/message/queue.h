@@ -173,9 +173,12 @@ class MessageQueue {
   // Serves every sent message pending now. Returns how many ran.
   int ServeSentMessages();
   // MsgWaitForMultipleObjectsEx over already-resolved objects (`count` user
-  // objects followed by room for one more).
+  // objects followed by room for one more). `options` is what the wait
+  // publishes (the COM modal loop publishes BlockKind::kComCall and the
+  // thread its call waits on).
   DWORD MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count, DWORD timeout_ms,
-                DWORD wake_mask, DWORD flags);
+                DWORD wake_mask, DWORD flags,
+                const WaitOptions& options = WaitOptions{BlockKind::kMessageIdle, 0});
   DWORD QueueStatus(UINT flags);
   void PostQuit(int exit_code);
   // The sent message being served (innermost), or null.
@@ -198,6 +201,9 @@ class MessageQueue {
   std::uint64_t incarnation() const noexcept {
     return incarnation_.load(std::memory_order_acquire);
   }
+  // The CPU the owner last went idle on (-1 before it ever did): a hint for
+  // other threads deciding whether spinning for its answer can pay.
+  int owner_cpu() const noexcept { return owner_cpu_.load(std::memory_order_relaxed); }
   // Whether the owner looks hung: not waiting for input, and has not examined
   // its queue for `threshold`.
   bool LooksHung(Clock::Duration threshold) const noexcept;
