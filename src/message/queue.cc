@@ -3,6 +3,7 @@
 // for the design and the locking rules.
 #include "message/queue.h"
 
+#include <sched.h>
 #include <time.h>
 
 #include <cstdlib>
@@ -50,6 +51,30 @@ inline DWORD CoarseTickCount() noexcept {
   ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
   return static_cast<DWORD>(static_cast<std::uint64_t>(now.tv_sec) * 1000 +
                             static_cast<std::uint64_t>(now.tv_nsec) / 1000000);
+}
+
+// How long an idle owner (or a sender awaiting a reply) spins before it
+// sleeps, when its peer runs on another CPU: a cross-CPU wakeup costs tens of
+// microseconds on virtual machines, this spin a few.
+constexpr int kSpinIterations = 64;
+constexpr int kPausesPerCheck = 8;
+
+// Spins while `word` holds `value`; true once it changed.
+template <typename T>
+bool SpinWhileEqual(const std::atomic<T>& word, T value) noexcept {
+  // Reads `word` only every few pauses: it usually sits on the producer's
+  // hot cache line, and every read we make costs the producer a miss.
+  for (int i = 0; i < kSpinIterations; ++i) {
+    for (int j = 0; j < kPausesPerCheck; ++j) __builtin_ia32_pause();
+    if (word.load(std::memory_order_acquire) != value) return true;
+  }
+  return false;
+}
+
+// Whether spinning for a peer last seen on `peer_cpu` can pay: only when it
+// runs on another CPU (sched_getcpu() reads the rseq area: no system call).
+inline bool PeerOnOtherCpu(int peer_cpu) noexcept {
+  return peer_cpu >= 0 && peer_cpu != sched_getcpu();
 }
 
 inline Clock::Duration::rep NowRep() noexcept {
@@ -241,6 +266,8 @@ DWORD MessageQueue::Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT m
   }
   incoming_.push_back(PostedMessage{hwnd, message, time, wparam, lparam, false});
   ++posted_total_;
+  input_seq_.store(input_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  poster_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
   changed_bits_ |= kQsPosted;
   if ((wake_mask_ & kQsPosted) != 0) {
     wake_mask_ = 0;
@@ -269,6 +296,8 @@ DWORD MessageQueue::QueueSent(std::uint64_t incarnation, SentMessage* sent) noex
   }
   sent_tail_ = sent;
   ++sent_count_;
+  input_seq_.store(input_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  poster_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
   has_sent_.store(true, std::memory_order_release);
   changed_bits_ |= QS_SENDMESSAGE;
   if ((wake_mask_ & QS_SENDMESSAGE) != 0) {
@@ -466,6 +495,10 @@ DWORD MessageQueue::AwaitReply(SentMessage* sent, MessageQueue* target, DWORD ta
       ServeSentMessages();
       continue;
     }
+    if (PeerOnOtherCpu(target->owner_cpu_.load(std::memory_order_relaxed)) &&
+        SpinWhileEqual(sent->state, state)) {
+      continue;
+    }
     lock_.lock();
     state = sent->state.load(std::memory_order_acquire);
     if (state >= SentMessage::kReplied || (!block && sent_head_ != nullptr)) {
@@ -526,6 +559,19 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
       lock_.unlock();
       return false;
     }
+    if (PeerOnOtherCpu(poster_cpu_.load(std::memory_order_relaxed))) {
+      // Spin before sleeping; input_seq_ only changes under the lock, so
+      // re-checking it under the lock below loses no wakeup.
+      const std::uint32_t seq = input_seq_.load(std::memory_order_relaxed);
+      lock_.unlock();
+      if (SpinWhileEqual(input_seq_, seq)) continue;
+      lock_.lock();
+      if (input_seq_.load(std::memory_order_relaxed) != seq) {
+        lock_.unlock();
+        continue;
+      }
+    }
+    owner_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     wake_mask_ = kQsPosted | QS_SENDMESSAGE;
     waiting_for_input_.store(true, std::memory_order_relaxed);
     lock_.unlock();
@@ -538,7 +584,8 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
 }
 
 DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count,
-                            DWORD timeout_ms, DWORD wake_mask, DWORD flags) {
+                            DWORD timeout_ms, DWORD wake_mask, DWORD flags,
+                            const WaitOptions& options) {
   const bool wait_all = (flags & MWMO_WAITALL) != 0;
   const bool alertable = (flags & MWMO_ALERTABLE) != 0;
   const bool input_available = (flags & MWMO_INPUTAVAILABLE) != 0;
@@ -579,8 +626,7 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
     // Wait-all: the event stands for "input present"; when it already is,
     // set the event ourselves so the wait needs only the handles.
     if (wait_all && input) SignalEvent(*event_);
-    DWORD r = Block(objects, handles, count, wait_all, remaining, alertable,
-                    WaitOptions{BlockKind::kMessageIdle, 0});
+    DWORD r = Block(objects, handles, count, wait_all, remaining, alertable, options);
     waiting_for_input_.store(false, std::memory_order_relaxed);
     lock_.lock();
     wake_mask_ = 0;

@@ -166,9 +166,12 @@ class MessageQueue {
   // Serves every sent message pending now. Returns how many ran.
   int ServeSentMessages();
   // MsgWaitForMultipleObjectsEx over already-resolved objects (`count` user
-  // objects followed by room for one more).
+  // objects followed by room for one more). `options` is what the wait
+  // publishes (the COM modal loop publishes BlockKind::kComCall and the
+  // thread its call waits on).
   DWORD MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count, DWORD timeout_ms,
-                DWORD wake_mask, DWORD flags);
+                DWORD wake_mask, DWORD flags,
+                const WaitOptions& options = WaitOptions{BlockKind::kMessageIdle, 0});
   DWORD QueueStatus(UINT flags);
   void PostQuit(int exit_code);
   // The sent message being served (innermost), or null.
@@ -227,6 +230,12 @@ class MessageQueue {
   Event* const event_;  // Never freed (the queue is type-stable too).
 
   alignas(64) QueueLock lock_;
+  // Written under lock_ by every post and send, read without it by the owner
+  // spinning before it sleeps: new input bumps the sequence; the CPU tells
+  // the owner whether its producer runs elsewhere (spinning pays) or on its
+  // own CPU (spinning would only delay the producer).
+  std::atomic<std::uint32_t> input_seq_{0};
+  std::atomic<int> poster_cpu_{-1};
   // Guarded by lock_.
   bool alive_ = false;
   std::vector<PostedMessage> incoming_;
@@ -248,6 +257,7 @@ class MessageQueue {
   std::atomic<std::uint64_t> dropped_destroyed_{0};
   std::atomic<Clock::Duration::rep> last_pumped_{0};
   std::atomic<bool> waiting_for_input_{false};
+  std::atomic<int> owner_cpu_{-1};  // Where the owner last went idle.
   std::uint32_t pump_stamp_countdown_ = 0;
   bool quit_ = false;
   int quit_code_ = 0;
