@@ -14,6 +14,11 @@
 //   win32_com.h     GUID/IID, IUnknown and the standard interfaces, STDMETHOD,
 //                   BSTR, CoTaskMem*, SetErrorInfo/GetErrorInfo,
 //                   CreateStreamOnHGlobal
+//   win32_apartment.h  CoInitializeEx, CoUninitialize, CoGetApartmentType,
+//                   MTA usage, CoWaitForMultipleHandles, CoRegisterMessageFilter
+//   win32_marshal.h CoMarshalInterface and friends, the global interface
+//                   table, CoDisconnectObject, CoLockObjectExternal, the
+//                   free-threaded marshaler, CoCreateInstance
 #ifndef APARTMENTS_WIN32_H_
 #define APARTMENTS_WIN32_H_
 
@@ -22,5 +27,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "apartments/win32_com.h"
+#include "apartments/win32_apartment.h"
+#include "apartments/win32_marshal.h"
 
 #endif  // APARTMENTS_WIN32_H_

@@ -16,6 +16,9 @@ constexpr int kComSlot = static_cast<int>(Layer::kCom);
 void ComThreadExit(ThreadState& state) {
   auto* data = static_cast<ComThreadData*>(state.layer_data[kComSlot]);
   if (data == nullptr) return;
+  // The apartment first: its teardown runs user code (shutdown callbacks,
+  // Release of the filter) that may still use the thread's COM data.
+  ApartmentThreadExit(*data);
   while (IErrorInfo* info = std::exchange(data->error_info, nullptr)) info->Release();
   state.layer_data[kComSlot] = nullptr;
   delete data;

@@ -13,17 +13,51 @@
 #ifndef APARTMENTS_SRC_COM_COM_THREAD_H_
 #define APARTMENTS_SRC_COM_COM_THREAD_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "apartments/win32_com.h"
+#include "com/apartment.h"
 
 namespace apartments::internal {
+
+struct ChannelCall;
 
 struct ComThreadData {
   // The thread's error info (SetErrorInfo/GetErrorInfo): one reference owned
   // by this slot, or null.
   IErrorInfo* error_info = nullptr;
 
-  // Apartment state (added by the COM core) goes here.
+  // --- Apartment state (apartment.cc, channel.cc) ---------------------------
+  // The apartment the thread joined with CoInitializeEx (its STA or the MTA),
+  // or, on an MTA worker, the MTA whose call it runs; null otherwise.
+  ApartmentRef apartment;
+  // Successful CoInitialize(Ex) calls not yet undone.
+  int init_count = 0;
+  // The thread is one of the runtime's MTA workers.
+  bool mta_worker = false;
+  // The STA's message filter (one reference), or null.
+  IMessageFilter* message_filter = nullptr;
+  // Reply events (auto-reset event handles) free for the next outgoing call;
+  // a nested call takes another. Closed at thread exit.
+  std::vector<HANDLE> reply_events;
+  // CoGetCurrentProcess(): 0 until first asked.
+  DWORD process_cookie = 0;
+  // This thread's own logical thread id (valid when has_logical_thread_id).
+  GUID logical_thread_id{};
+  bool has_logical_thread_id = false;
+  // While running an incoming call: the causality id it carries (points into
+  // the call record, valid while it runs); null otherwise.
+  const GUID* incoming_causality = nullptr;
+  // The innermost outgoing call this thread waits for (its modal loop), or
+  // null; each record links to the one it nests in.
+  ChannelCall* outgoing = nullptr;
 };
+
+// Leaves the thread's apartment at thread exit (apartment.cc): tears its STA
+// down or gives up its MTA use, releases the filter and the reply events.
+// Called by the COM layer's exit hook before it frees `data`.
+void ApartmentThreadExit(ComThreadData& data);
 
 // The calling thread's data, created on first use (allocates once per
 // thread; aborts only if that allocation fails).

@@ -584,7 +584,8 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
 }
 
 DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count,
-                            DWORD timeout_ms, DWORD wake_mask, DWORD flags) {
+                            DWORD timeout_ms, DWORD wake_mask, DWORD flags,
+                            const WaitOptions& options) {
   const bool wait_all = (flags & MWMO_WAITALL) != 0;
   const bool alertable = (flags & MWMO_ALERTABLE) != 0;
   const bool input_available = (flags & MWMO_INPUTAVAILABLE) != 0;
@@ -625,8 +626,7 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
     // Wait-all: the event stands for "input present"; when it already is,
     // set the event ourselves so the wait needs only the handles.
     if (wait_all && input) SignalEvent(*event_);
-    DWORD r = Block(objects, handles, count, wait_all, remaining, alertable,
-                    WaitOptions{BlockKind::kMessageIdle, 0});
+    DWORD r = Block(objects, handles, count, wait_all, remaining, alertable, options);
     waiting_for_input_.store(false, std::memory_order_relaxed);
     lock_.lock();
     wake_mask_ = 0;

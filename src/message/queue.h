@@ -173,9 +173,12 @@ class MessageQueue {
   // Serves every sent message pending now. Returns how many ran.
   int ServeSentMessages();
   // MsgWaitForMultipleObjectsEx over already-resolved objects (`count` user
-  // objects followed by room for one more).
+  // objects followed by room for one more). `options` is what the wait
+  // publishes (the COM modal loop publishes BlockKind::kComCall and the
+  // thread its call waits on).
   DWORD MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count, DWORD timeout_ms,
-                DWORD wake_mask, DWORD flags);
+                DWORD wake_mask, DWORD flags,
+                const WaitOptions& options = WaitOptions{BlockKind::kMessageIdle, 0});
   DWORD QueueStatus(UINT flags);
   void PostQuit(int exit_code);
   // The sent message being served (innermost), or null.

@@ -1,0 +1,326 @@
+// apartments/proxy.h
+//
+// Proxies for your own interfaces, with one line per method and no IDL
+// compiler. After the interface's declaration (with its IID):
+//
+//   struct ICalculator : public IUnknown {
+//     STDMETHOD(Add)(int a, int b, int* sum) PURE;
+//     STDMETHOD(Attach)(ICalculator* other) PURE;         // [in] interface
+//     STDMETHOD(Clone)(ICalculator** copy) PURE;          // [out] interface
+//   };
+//   APARTMENTS_INTERFACE(ICalculator, IUnknown, "...");
+//
+//   APARTMENTS_PROXY_BEGIN(ICalculator)
+//     APARTMENTS_PROXY_METHOD(Add, (int a, int b, int* sum), (a, b, sum))
+//     APARTMENTS_PROXY_METHOD(Attach, (ICalculator* other), (other))
+//     APARTMENTS_PROXY_METHOD(Clone, (ICalculator** copy), (copy))
+//   APARTMENTS_PROXY_END(ICalculator)
+//
+// Use the macros at namespace scope in the interface's namespace, in exactly
+// one header or source file that is linked into the program (the proxy
+// registers itself during static initialization). An interface derived from
+// another user interface lists only its own methods and names its base:
+// APARTMENTS_PROXY_BEGIN_DERIVED(IScientific, ICalculator); the base must
+// have its proxy declared (the proxy implements the base's methods too).
+//
+// What the proxy does with each argument (rules of the recipe):
+// - `I*` where I is an interface with an IID ([in] interface): marshaled
+//   (MSHLFLAGS_NORMAL) in the caller's apartment and unmarshaled in the
+//   object's, so the callee receives a proxy (or the object itself, when it
+//   lives there, or when it is agile); released there after the call.
+// - `I**` ([out] interface): the callee's result is marshaled in the
+//   object's apartment after a successful call and unmarshaled in the
+//   caller's, so the caller receives a proxy (or its own object back). The
+//   caller's *pp is null when the call fails or the callee left it null.
+// - Everything else is passed as it is: in-process, the caller waits for the
+//   call, so pointers to the caller's data stay valid for the call's
+//   duration and the callee reads and writes them directly.
+// Methods must return HRESULT (STDMETHOD, not STDMETHOD_): the proxy returns
+// the callee's HRESULT or a call failure (win32_marshal.h lists them).
+// `[in, out]` interface pointers (an `I**` that already holds a pointer) are
+// not supported: the callee sees *pp == nullptr.
+//
+// Thread safety: a proxy is used from the apartment that unmarshaled it
+// (other apartments get RPC_E_WRONG_THREAD, except Release). Calls block and
+// wait as the channel does (apartments/win32_marshal.h).
+#ifndef APARTMENTS_PROXY_H_
+#define APARTMENTS_PROXY_H_
+
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "apartments/win32_com.h"
+
+namespace apartments {
+namespace internal {
+
+// A borrowed callable: what a proxy runs in the object's apartment. Holds a
+// pointer to the callable, which must outlive the call (it does: the caller
+// waits).
+class ServerCall {
+ public:
+  template <typename F>
+  explicit ServerCall(F& f) noexcept
+      : object_(&f), invoke_([](void* o, void* itf) -> HRESULT { return (*static_cast<F*>(o))(itf); }) {}
+  HRESULT operator()(void* itf) const { return invoke_(object_, itf); }
+
+ private:
+  void* object_;
+  HRESULT (*invoke_)(void*, void*);
+};
+
+// The proxy manager as interface proxies see it (implemented in src/com).
+class ProxyManagerBase {
+ public:
+  // The proxy manager's reference count, shared by all its interface proxies
+  // (they are parts of one object, as aggregated proxies are on Windows).
+  virtual ULONG AddRefProxy() noexcept = 0;
+  virtual ULONG ReleaseProxy() noexcept = 0;
+  virtual HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) noexcept = 0;
+  // Runs `call` in the object's apartment with the object's interface
+  // `iid` (a pointer to that interface type, as void*). Returns its result,
+  // or a call failure with error info set on the calling thread.
+  virtual HRESULT Call(REFIID iid, const ServerCall& call) noexcept = 0;
+
+ protected:
+  ~ProxyManagerBase() = default;
+};
+
+// Marshal tokens for interface arguments: a NORMAL packet marshaled in the
+// calling apartment, unmarshaled (consumed) in another, or released when the
+// call never ran. 0 means "null pointer".
+HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) noexcept;
+HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) noexcept;
+void ReleaseArgument(std::uint64_t token) noexcept;
+
+// The base of every interface proxy. Lifetime: owned by its proxy manager,
+// destroyed with it.
+class InterfaceProxyBase {
+ public:
+  virtual ~InterfaceProxyBase() = default;
+  // The proxy as a pointer to its interface.
+  virtual void* InterfacePointer() noexcept = 0;
+};
+
+using ProxyFactory = InterfaceProxyBase* (*)(ProxyManagerBase* manager);
+
+// Registers the proxy factory of interface `iid`; called at static
+// initialization by APARTMENTS_PROXY_END. A later registration of the same
+// IID replaces the earlier one.
+void RegisterProxyFactory(const IID& iid, ProxyFactory factory) noexcept;
+
+// How one argument crosses. Default: as it is.
+template <typename P>
+class ProxyArgument {
+ public:
+  explicit ProxyArgument(P value) noexcept : value_(value) {}
+  HRESULT ClientPrepare() noexcept { return S_OK; }
+  HRESULT ServerPrepare() noexcept { return S_OK; }
+  P ServerValue() noexcept { return value_; }
+  HRESULT ServerFinish(bool) noexcept { return S_OK; }
+  HRESULT ClientFinish(bool) noexcept { return S_OK; }
+
+ private:
+  P value_;
+};
+
+template <typename T>
+concept ProxiedInterface = ComInterface<T> && std::is_base_of_v<IUnknown, T>;
+
+// [in] interface pointer.
+template <ProxiedInterface T>
+class ProxyArgument<T*> {
+ public:
+  explicit ProxyArgument(T* value) noexcept : client_(value) {}
+  ProxyArgument(const ProxyArgument&) = delete;
+  ProxyArgument& operator=(const ProxyArgument&) = delete;
+  ~ProxyArgument() {
+    // The call never reached the object's apartment: drop the marshal data.
+    if (token_ != 0 && !consumed_) ReleaseArgument(token_);
+  }
+  HRESULT ClientPrepare() noexcept {
+    if (client_ == nullptr) return S_OK;
+    return MarshalArgument(client_, InterfaceId<T>(), &token_);
+  }
+  HRESULT ServerPrepare() noexcept {
+    if (token_ == 0) return S_OK;
+    consumed_ = true;
+    return UnmarshalArgument(token_, InterfaceId<T>(), reinterpret_cast<void**>(&server_));
+  }
+  T* ServerValue() noexcept { return server_; }
+  HRESULT ServerFinish(bool) noexcept {
+    if (server_ != nullptr) server_->Release();
+    server_ = nullptr;
+    return S_OK;
+  }
+  HRESULT ClientFinish(bool) noexcept { return S_OK; }
+
+ private:
+  T* client_;
+  T* server_ = nullptr;
+  std::uint64_t token_ = 0;
+  bool consumed_ = false;
+};
+
+// [out] interface pointer.
+template <ProxiedInterface T>
+class ProxyArgument<T**> {
+ public:
+  explicit ProxyArgument(T** out) noexcept : out_(out) {}
+  ProxyArgument(const ProxyArgument&) = delete;
+  ProxyArgument& operator=(const ProxyArgument&) = delete;
+  ~ProxyArgument() {
+    if (token_ != 0) ReleaseArgument(token_);
+  }
+  HRESULT ClientPrepare() noexcept {
+    if (out_ != nullptr) *out_ = nullptr;
+    return S_OK;
+  }
+  HRESULT ServerPrepare() noexcept { return S_OK; }
+  T** ServerValue() noexcept { return out_ == nullptr ? nullptr : &server_; }
+  HRESULT ServerFinish(bool succeeded) noexcept {
+    if (server_ == nullptr) return S_OK;
+    HRESULT hr = succeeded ? MarshalArgument(server_, InterfaceId<T>(), &token_) : S_OK;
+    server_->Release();
+    server_ = nullptr;
+    return hr;
+  }
+  HRESULT ClientFinish(bool succeeded) noexcept {
+    if (token_ == 0) return S_OK;
+    std::uint64_t token = token_;
+    token_ = 0;
+    if (!succeeded) {
+      ReleaseArgument(token);
+      return S_OK;
+    }
+    return UnmarshalArgument(token, InterfaceId<T>(), reinterpret_cast<void**>(out_));
+  }
+
+ private:
+  T** out_;
+  T* server_ = nullptr;
+  std::uint64_t token_ = 0;
+};
+
+// Forwards one method call through `manager`: prepares the arguments in the
+// calling apartment, runs the method on the object in its apartment, and
+// brings [out] interfaces back.
+template <typename I, typename C, typename... Params, typename... Args>
+HRESULT ForwardCall(ProxyManagerBase* manager, HRESULT (STDMETHODCALLTYPE C::*method)(Params...),
+                    Args&&... args) noexcept {
+  static_assert(std::is_base_of_v<C, I>, "the method must belong to the proxied interface");
+  std::tuple<ProxyArgument<Params>...> state{static_cast<Params>(args)...};
+  return std::apply(
+      [&](ProxyArgument<Params>&... a) -> HRESULT {
+        HRESULT hr = S_OK;
+        ((hr = SUCCEEDED(hr) ? a.ClientPrepare() : hr), ...);
+        if (FAILED(hr)) return hr;
+        bool ran = false;
+        HRESULT method_hr = S_OK;
+        auto server = [&](void* itf) -> HRESULT {
+          ran = true;
+          HRESULT prepared = S_OK;
+          ((prepared = SUCCEEDED(prepared) ? a.ServerPrepare() : prepared), ...);
+          if (FAILED(prepared)) {
+            (a.ServerFinish(false), ...);
+            return method_hr = prepared;
+          }
+          try {
+            method_hr = (static_cast<I*>(itf)->*method)(a.ServerValue()...);
+          } catch (...) {
+            // Release what was unmarshaled here, on this thread; the channel
+            // turns the exception into RPC_E_SERVERFAULT.
+            (a.ServerFinish(false), ...);
+            throw;
+          }
+          HRESULT finished = S_OK;
+          ((finished = FAILED(finished) ? finished : a.ServerFinish(SUCCEEDED(method_hr))), ...);
+          if (FAILED(finished)) method_hr = finished;
+          return method_hr;
+        };
+        hr = manager->Call(InterfaceId<I>(), ServerCall(server));
+        bool succeeded = ran && SUCCEEDED(hr);
+        HRESULT finished = S_OK;
+        ((finished = FAILED(finished) ? finished : a.ClientFinish(succeeded)), ...);
+        if (succeeded && FAILED(finished)) return finished;
+        return hr;
+      },
+      state);
+}
+
+// The generated proxy's root: IUnknown delegating to the proxy manager.
+template <ProxiedInterface I>
+class InterfaceProxy : public I, public InterfaceProxyBase {
+ public:
+  explicit InterfaceProxy(ProxyManagerBase* manager) noexcept : manager_(manager) {}
+  STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
+    return manager_->QueryInterfaceProxy(riid, ppv);
+  }
+  STDMETHODIMP_(ULONG) AddRef() override { return manager_->AddRefProxy(); }
+  STDMETHODIMP_(ULONG) Release() override { return manager_->ReleaseProxy(); }
+  void* InterfacePointer() noexcept override { return static_cast<I*>(this); }
+
+ protected:
+  ProxyManagerBase* manager() const noexcept { return manager_; }
+
+  template <typename C, typename... Params, typename... Args>
+  HRESULT Forward(HRESULT (STDMETHODCALLTYPE C::*method)(Params...), Args&&... args) noexcept {
+    return ForwardCall<I>(manager_, method, std::forward<Args>(args)...);
+  }
+
+ private:
+  ProxyManagerBase* manager_;
+};
+
+template <typename Proxy>
+InterfaceProxyBase* MakeProxy(ProxyManagerBase* manager) {
+  return new (std::nothrow) Proxy(manager);
+}
+
+template <ProxiedInterface I, typename Proxy>
+struct ProxyRegistration {
+  ProxyRegistration() noexcept { RegisterProxyFactory(InterfaceId<I>(), &MakeProxy<Proxy>); }
+};
+
+}  // namespace internal
+}  // namespace apartments
+
+// The root of the proxy method chain: proxies of interfaces derived directly
+// from IUnknown add their methods to InterfaceProxy<I>.
+template <typename ProxyBase>
+using ApartmentsProxyMethods_IUnknown = ProxyBase;
+
+#define APARTMENTS_PROXY_BEGIN(Interface) APARTMENTS_PROXY_BEGIN_DERIVED(Interface, IUnknown)
+
+#define APARTMENTS_PROXY_BEGIN_DERIVED(Interface, Base)                                  \
+  template <typename ApartmentsProxyBase>                                                 \
+  class ApartmentsProxyMethods_##Interface                                                \
+      : public ApartmentsProxyMethods_##Base<ApartmentsProxyBase> {                       \
+    using ApartmentsProxied = Interface;                                                  \
+                                                                                          \
+   public:                                                                                \
+    explicit ApartmentsProxyMethods_##Interface(                                          \
+        ::apartments::internal::ProxyManagerBase* manager) noexcept                       \
+        : ApartmentsProxyMethods_##Base<ApartmentsProxyBase>(manager) {}
+
+// APARTMENTS_PROXY_METHOD(Name, (parameters with names), (the names))
+#define APARTMENTS_PROXY_METHOD(Method, params, args)                                     \
+  STDMETHODIMP Method params override {                                                   \
+    return this->Forward(&ApartmentsProxied::Method APARTMENTS_PROXY_INTERNAL_COMMA args); \
+  }
+
+#define APARTMENTS_PROXY_END(Interface)                                                   \
+  }                                                                                       \
+  ;                                                                                       \
+  inline const ::apartments::internal::ProxyRegistration<                                 \
+      Interface, ApartmentsProxyMethods_##Interface<::apartments::internal::InterfaceProxy<Interface>>> \
+      apartments_proxy_registration_##Interface{};
+
+// (a, b) -> , a, b   and   () -> (nothing)
+#define APARTMENTS_PROXY_INTERNAL_COMMA(...) __VA_OPT__(, ) __VA_ARGS__
+
+#endif  // APARTMENTS_PROXY_H_

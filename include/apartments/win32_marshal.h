@@ -1,0 +1,266 @@
+// apartments/win32_marshal.h
+//
+// Marshaling with Win32 names, signatures and values: passing an interface
+// pointer from the apartment that owns the object to another apartment, where
+// it arrives as a proxy. Everything here is in-process (MSHCTX_INPROC).
+//
+// How an object travels:
+//   apartment A: CoMarshalInterface(stream, IID_IFoo, obj, MSHCTX_INPROC, ...)
+//                writes a small record ("marshal data") into the stream and
+//                exports the object from A (a stub manager holds it).
+//   apartment B: CoUnmarshalInterface(stream, IID_IFoo, &p) reads it back:
+//                - in A itself, p is the object;
+//                - for an agile object (IAgileObject, or aggregating the
+//                  free-threaded marshaler), p is the object in every
+//                  apartment;
+//                - otherwise p is a proxy that belongs to B: its calls run in
+//                  A (posted to A's thread when A is an STA) while B waits.
+//   The global interface table and CoMarshalInterThreadInterfaceInStream are
+//   conveniences over the same mechanism.
+//
+// Marshal data by flag (the whole lifecycle):
+//   MSHLFLAGS_NORMAL       unmarshal once: the first CoUnmarshalInterface
+//                          consumes it; a second gives CO_E_OBJNOTCONNECTED.
+//                          Until consumed it keeps the object alive;
+//                          CoReleaseMarshalData discards it unconsumed.
+//   MSHLFLAGS_TABLESTRONG  unmarshal any number of times; keeps the object
+//                          alive until CoReleaseMarshalData.
+//   MSHLFLAGS_TABLEWEAK    unmarshal any number of times while something
+//                          else keeps the object exported (a proxy or a
+//                          CoLockObjectExternal lock); once the last of those
+//                          goes, the object is released and unmarshaling
+//                          gives CO_E_OBJNOTCONNECTED. CoReleaseMarshalData
+//                          discards it.
+//   Marshal data whose object's apartment shut down unmarshals to
+//   CO_E_OBJNOTCONNECTED.
+//
+// Proxies. One proxy manager per (apartment, object): every proxy of one
+// object in one apartment answers QueryInterface(IID_IUnknown) with the same
+// pointer. QueryInterface for an interface the proxy has not seen yet asks
+// the object in its apartment (a cross-apartment call); AddRef and Release
+// are local; releasing the last reference releases the object in its own
+// apartment, on its own thread. Calls on a proxy return:
+//   RPC_E_WRONG_THREAD    used from another apartment than the one that
+//                         unmarshaled it (Release still works from anywhere)
+//   CO_E_OBJNOTCONNECTED  the proxy's own apartment was uninitialized
+//   RPC_E_DISCONNECTED    the object was disconnected (CoDisconnectObject,
+//                         or its apartment shut down)
+//   and the channel's errors (RPC_E_SYS_CALL_FAILED, RPC_E_SERVERFAULT, ...).
+// Each of these failures sets error info on the calling thread saying which
+// object, which apartment, and since when (GetErrorInfo,
+// apartments::LastErrorDescription()).
+// Proxies exist for IUnknown, IClassFactory, ISequentialStream, IStream and
+// every interface declared with apartments/proxy.h; QueryInterface on a proxy
+// for any other interface gives E_NOINTERFACE.
+//
+// Differences from Windows, all deliberate:
+// - Only in-process contexts: MSHCTX_INPROC and MSHCTX_CROSSCTX (treated as
+//   INPROC). MSHCTX_LOCAL, MSHCTX_NOSHAREDMEM and MSHCTX_DIFFERENTMACHINE give
+//   E_NOTIMPL.
+// - A custom IMarshal implemented by the object is not consulted (the
+//   free-threaded marshaler is recognised); the object is marshaled with the
+//   standard marshaler. TODO(windows-compat): custom marshaling.
+// - The marshal data is this library's own record, not a DCOM OBJREF; it is
+//   checked on the way in, so forged or truncated data gives
+//   RPC_E_INVALID_OBJREF and never touches memory it does not own.
+//
+// Thread safety: every function may be called from any thread in an
+// apartment (COM initialized, or in the implicit MTA); otherwise they return
+// CO_E_NOTINITIALIZED. Functions that may cross apartments say so; they wait
+// as the channel does (an STA caller pumps in the modal loop, serving
+// incoming calls; an MTA caller waits without pumping).
+#ifndef APARTMENTS_WIN32_MARSHAL_H_
+#define APARTMENTS_WIN32_MARSHAL_H_
+
+#include "apartments/win32_com.h"
+#include "apartments/win32_types.h"
+
+#ifndef CLSCTX_INPROC_SERVER
+typedef enum tagCLSCTX {
+  CLSCTX_INPROC_SERVER = 0x1,
+  CLSCTX_INPROC_HANDLER = 0x2,
+  CLSCTX_LOCAL_SERVER = 0x4,
+  CLSCTX_REMOTE_SERVER = 0x10,
+  CLSCTX_ALL = 0x17,
+  CLSCTX_SERVER = 0x15
+} CLSCTX;
+#define CLSCTX_INPROC (CLSCTX_INPROC_SERVER | CLSCTX_INPROC_HANDLER)
+#endif
+
+extern "C" {
+
+// CoMarshalInterface()
+//
+// Writes marshal data for interface `riid` of `pUnk` into `pStm` at its
+// current position (advancing it), so that another apartment can unmarshal
+// it. The object is taken to belong to the calling apartment (where it will
+// be called), unless it is agile (passed directly) or a proxy (the data then
+// refers to the original object, in its own apartment).
+// Blocking: QueryInterface on `pUnk` for `riid`, which for a proxy may be a
+// cross-apartment call.
+// Returns S_OK; E_INVALIDARG for a null `pStm` or `pUnk` or unknown
+// `mshlflags` bits; E_NOTIMPL for a context other than MSHCTX_INPROC and
+// MSHCTX_CROSSCTX; E_NOINTERFACE when `pUnk` does not support `riid`;
+// CO_E_NOTINITIALIZED when the calling thread is in no apartment;
+// RPC_E_WRONG_THREAD / CO_E_OBJNOTCONNECTED / RPC_E_DISCONNECTED when `pUnk`
+// is a proxy that cannot be used from here; RPC_E_DISCONNECTED when the
+// calling apartment is shutting down; the stream's error when writing fails
+// (nothing is exported then); E_OUTOFMEMORY.
+// Lifetime: `pUnk` is AddRef'ed as long as the marshal data keeps it alive
+// (see the file comment); `pvDestContext` is ignored.
+HRESULT WINAPI CoMarshalInterface(LPSTREAM pStm, REFIID riid, LPUNKNOWN pUnk,
+                                  DWORD dwDestContext, LPVOID pvDestContext, DWORD mshlflags);
+
+// CoUnmarshalInterface()
+//
+// Reads marshal data from `pStm` at its current position (advancing it past
+// the record) and returns interface `riid` (IID_NULL: the interface that was
+// marshaled) in *ppv: the object itself in its own apartment or when agile,
+// otherwise a proxy belonging to the calling apartment.
+// Blocking: may call the object's apartment (QueryInterface for an
+// interface its proxy has not seen yet).
+// Returns S_OK; E_INVALIDARG for a null `pStm` or `ppv`;
+// RPC_E_INVALID_OBJREF when the stream does not hold a marshal record (too
+// short, wrong signature, corrupted); CO_E_OBJNOTCONNECTED when the data was
+// already consumed (NORMAL) or released, or its object is gone;
+// E_NOINTERFACE when the object does not support `riid`;
+// CO_E_NOTINITIALIZED; channel errors from the QueryInterface. On failure
+// *ppv is null. Consuming NORMAL data happens even when the final
+// QueryInterface fails, as on Windows.
+HRESULT WINAPI CoUnmarshalInterface(LPSTREAM pStm, REFIID riid, LPVOID* ppv);
+
+// CoReleaseMarshalData()
+//
+// Discards marshal data without unmarshaling it: NORMAL data not yet
+// consumed, or TABLESTRONG/TABLEWEAK data. The object is released (in its
+// own apartment, on its own thread) when nothing else keeps it. Advances the
+// stream past the record.
+// Blocking: may call the object's apartment to release it there.
+// Returns S_OK; E_INVALIDARG for a null `pStm`; RPC_E_INVALID_OBJREF for a
+// stream without a marshal record; CO_E_OBJNOTCONNECTED when the data was
+// already consumed or released; CO_E_NOTINITIALIZED.
+HRESULT WINAPI CoReleaseMarshalData(LPSTREAM pStm);
+
+// CoMarshalInterThreadInterfaceInStream()
+//
+// CoMarshalInterface(MSHCTX_INPROC, MSHLFLAGS_NORMAL) into a new memory
+// stream, rewound to its start; *ppStm owns one reference. Returns
+// CoMarshalInterface's results, or E_INVALIDARG for a null `ppStm` (*ppStm
+// is null on failure).
+HRESULT WINAPI CoMarshalInterThreadInterfaceInStream(REFIID riid, LPUNKNOWN pUnk,
+                                                     LPSTREAM* ppStm);
+
+// CoGetInterfaceAndReleaseStream()
+//
+// CoUnmarshalInterface(pStm, iid, ppv), then releases `pStm` whether or not
+// unmarshaling succeeded (as Windows does). Returns its results;
+// E_INVALIDARG for a null `pStm` or `ppv`.
+HRESULT WINAPI CoGetInterfaceAndReleaseStream(LPSTREAM pStm, REFIID iid, LPVOID* ppv);
+
+// CoDisconnectObject()
+//
+// Disconnects every proxy of `pUnk` (an object exported from the calling
+// apartment): the marshal data and proxies referring to it stop working
+// (calls give RPC_E_DISCONNECTED, unmarshaling CO_E_OBJNOTCONNECTED), and the
+// references the runtime held on the object are released now, on this
+// thread. A call running on the object at that moment finishes normally.
+// Marshaling the object again later exports it afresh.
+// Returns S_OK (also when the object was never exported, or is a proxy, or
+// was exported from another apartment: there is nothing to disconnect here);
+// E_INVALIDARG for a null `pUnk` or a nonzero `dwReserved`;
+// CO_E_NOTINITIALIZED.
+HRESULT WINAPI CoDisconnectObject(LPUNKNOWN pUnk, DWORD dwReserved);
+
+// CoLockObjectExternal()
+//
+// fLock = TRUE: exports `pUnk` from the calling apartment (if not yet) and
+// holds one strong external lock on it, so it stays connected while
+// table-weak marshal data or proxies come and go. fLock = FALSE: drops one
+// such lock; when it was the last strong reference of any kind the object is
+// released (disconnected), whatever `fLastUnlockReleases` says.
+// TODO(windows-compat): fLastUnlockReleases = FALSE keeping the stub alive.
+// Returns S_OK (also for a proxy, where it does nothing, and for an unlock
+// of an object holding no lock); E_INVALIDARG for null; CO_E_NOTINITIALIZED.
+HRESULT WINAPI CoLockObjectExternal(LPUNKNOWN pUnk, BOOL fLock, BOOL fLastUnlockReleases);
+
+// CoCreateFreeThreadedMarshaler()
+//
+// The free-threaded marshaler, to be aggregated by `punkOuter`: *ppunkMarshal
+// is its inner (non-delegating) IUnknown, which the outer object's
+// QueryInterface asks for IID_IMarshal. An object doing so is agile: every
+// apartment that unmarshals it gets the object itself. Its IMarshal's
+// IUnknown methods delegate to `punkOuter`.
+// Thread safety: any thread; needs no apartment.
+// Returns S_OK; E_INVALIDARG for a null `ppunkMarshal`; E_OUTOFMEMORY.
+// A null `punkOuter` gives a stand-alone marshaler (as Windows).
+HRESULT WINAPI CoCreateFreeThreadedMarshaler(LPUNKNOWN punkOuter, LPUNKNOWN* ppunkMarshal);
+
+// CoCreateInstance()
+//
+// Creates an object of class `rclsid`. Known classes: CLSID_StdGlobalInterfaceTable
+// (the process's one global interface table; IGlobalInterfaceTable), and
+// classes registered with CoRegisterClassObject in this process.
+// Blocking: a registered class object living in another apartment is called
+// through its proxy.
+// Returns S_OK; E_INVALIDARG for a null `ppv`; CLASS_E_NOAGGREGATION for a
+// non-null `pUnkOuter` with the table; REGDB_E_CLASSNOTREG for any other
+// class or a `dwClsContext` without CLSCTX_INPROC_SERVER;
+// E_NOINTERFACE; CO_E_NOTINITIALIZED.
+HRESULT WINAPI CoCreateInstance(REFCLSID rclsid, LPUNKNOWN pUnkOuter, DWORD dwClsContext,
+                                REFIID riid, LPVOID* ppv);
+
+// CoRegisterClassObject()
+//
+// Registers `pUnk` (an IClassFactory, living in the calling apartment) as the
+// class object of `rclsid` for this process; *lpdwRegister receives a cookie
+// for CoRevokeClassObject. `dwClsContext` must include CLSCTX_INPROC_SERVER or
+// CLSCTX_LOCAL_SERVER; `flags` (REGCLS_*) is accepted and ignored: every
+// registration may be used many times, from any apartment (other
+// apartments get a proxy of the factory).
+// Returns S_OK; E_INVALIDARG for null arguments; CO_E_OBJISREG when the
+// class is already registered; CO_E_NOTINITIALIZED; marshaling errors.
+HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwClsContext,
+                                     DWORD flags, LPDWORD lpdwRegister);
+
+// CoRevokeClassObject()
+//
+// Removes a registration. Returns S_OK; CO_E_OBJNOTREG for an unknown
+// cookie; CO_E_NOTINITIALIZED.
+HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister);
+
+// CoGetClassObject()
+//
+// The class object of `rclsid` (registered with CoRegisterClassObject, or
+// the global interface table's): the object itself in its own apartment, a
+// proxy elsewhere. Returns S_OK; E_INVALIDARG for a null `ppv`;
+// REGDB_E_CLASSNOTREG; E_NOINTERFACE; CO_E_NOTINITIALIZED.
+HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvReserved,
+                                REFIID riid, LPVOID* ppv);
+
+}  // extern "C"
+
+#define REGCLS_SINGLEUSE 0
+#define REGCLS_MULTIPLEUSE 1
+#define REGCLS_MULTI_SEPARATE 2
+#define REGCLS_SUSPENDED 4
+#define REGCLS_SURROGATE 8
+
+namespace apartments {
+
+// GlobalInterfaceTable()
+//
+// The process's global interface table (the object CoCreateInstance returns
+// for CLSID_StdGlobalInterfaceTable), without a reference to release (AddRef
+// and Release on it are no-ops, as on Windows, where it is a singleton).
+// RegisterInterfaceInGlobal marshals TABLESTRONG (the object stays alive
+// until RevokeInterfaceFromGlobal, from any apartment);
+// GetInterfaceFromGlobal unmarshals in the calling apartment (the object
+// itself in its own apartment, a proxy elsewhere). Errors: E_INVALIDARG for
+// null arguments and for a cookie that is not registered (never registered,
+// or revoked); CO_E_NOTINITIALIZED; the marshaling errors above.
+// Thread safety: any thread in an apartment.
+IGlobalInterfaceTable* GlobalInterfaceTable() noexcept;
+
+}  // namespace apartments
+
+#endif  // APARTMENTS_WIN32_MARSHAL_H_

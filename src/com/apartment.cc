@@ -1,0 +1,501 @@
+// Apartments: STA and MTA objects, CoInitializeEx and friends, the MTA worker
+// pool, and teardown. See apartment_impl.h for the call records and locking.
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "apartments/win32_apartment.h"
+#include "apartments/win32_kernel.h"
+#include "apartments/win32_message.h"
+#include "base/check.h"
+#include "base/thread_state.h"
+#include "com/apartment_impl.h"
+#include "com/com_thread.h"
+#include "message/queue.h"
+#include "message/window.h"
+
+namespace apartments::internal {
+namespace {
+
+std::atomic<std::uint64_t> g_next_apartment_id{1};
+std::atomic<DWORD> g_next_process_cookie{1};
+
+// The main STA: the first STA created while no main STA is alive.
+std::mutex g_main_sta_mu;
+bool g_main_sta_alive = false;  // Guarded by g_main_sta_mu.
+
+// --- The MTA ----------------------------------------------------------------
+
+// The process's MTA and its users: threads initialized in it plus
+// outstanding CoIncrementMTAUsage cookies. The MTA object is created by the
+// first user and shut down by the thread that removes the last one.
+std::mutex g_mta_mu;
+std::shared_ptr<ApartmentImpl>& MtaSlot() {  // Guarded by g_mta_mu.
+  static auto* slot = new std::shared_ptr<ApartmentImpl>();
+  return *slot;
+}
+std::set<CO_MTA_USAGE_COOKIE>& Cookies() {  // Guarded by g_mta_mu.
+  static auto* cookies = new std::set<CO_MTA_USAGE_COOKIE>();
+  return *cookies;
+}
+int g_mta_users = 0;  // Guarded by g_mta_mu.
+// The live MTA, readable without the lock for "is there an implicit MTA";
+// the object it names is kept alive by MtaSlot() until it is cleared, and
+// callers that keep it take a reference under g_mta_mu (CurrentApartment).
+std::atomic<ApartmentImpl*> g_mta_raw{nullptr};
+
+std::shared_ptr<ApartmentImpl> AddMtaUser() {
+  std::lock_guard lock(g_mta_mu);
+  auto& slot = MtaSlot();
+  if (!slot) {
+    slot = ApartmentImpl::MakeMta();
+    g_mta_raw.store(slot.get(), std::memory_order_release);
+  }
+  ++g_mta_users;
+  return slot;
+}
+
+// Removes one user; the last one shuts the MTA down on this thread.
+void RemoveMtaUser() {
+  std::shared_ptr<ApartmentImpl> ending;
+  {
+    std::lock_guard lock(g_mta_mu);
+    APARTMENTS_CHECK_VALUES(g_mta_users > 0, "MTA users", g_mta_users, 0);
+    if (--g_mta_users == 0) {
+      ending = std::move(MtaSlot());
+      MtaSlot().reset();
+      g_mta_raw.store(nullptr, std::memory_order_release);
+    }
+  }
+  if (ending) ending->Shutdown();
+}
+
+// --- The MTA worker pool ----------------------------------------------------
+
+// Threads that run calls into the MTA. One work item per queued call names
+// the apartment to take a call from; a worker that finds the apartment's
+// list empty (the teardown took the call) just goes back to waiting. The
+// pool grows whenever there is more work than idle workers, so a call that
+// blocks (on an STA that calls back into the MTA) never starves another.
+// Workers live until the process exits.
+class WorkerPool {
+ public:
+  void Submit(std::shared_ptr<ApartmentImpl> apartment) {
+    bool spawn;
+    {
+      std::lock_guard lock(mu_);
+      work_.push_back(std::move(apartment));
+      spawn = work_.size() > idle_;
+      if (spawn) ++threads_;
+    }
+    if (spawn) {
+      std::thread([this] { WorkerMain(); }).detach();
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+ private:
+  void WorkerMain() {
+    ComThreadData& data = CurrentComThreadData();
+    data.mta_worker = true;
+    SetThreadDescription(GetCurrentThread(), L"MTA worker");
+    for (;;) {
+      std::shared_ptr<ApartmentImpl> apartment;
+      {
+        std::unique_lock lock(mu_);
+        ++idle_;
+        cv_.wait(lock, [this] { return !work_.empty(); });
+        --idle_;
+        apartment = std::move(work_.front());
+        work_.pop_front();
+      }
+      if (ChannelCall* call = apartment->TakeOldest()) {
+        data.apartment = apartment;
+        ServeCall(apartment.get(), call, nullptr);
+        data.apartment.reset();
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<ApartmentImpl>> work_;  // Guarded by mu_.
+  std::size_t idle_ = 0;                             // Guarded by mu_.
+  std::size_t threads_ = 0;                          // Guarded by mu_.
+};
+
+WorkerPool& Pool() {
+  static auto* pool = new WorkerPool();  // Never destroyed: workers outlive main.
+  return *pool;
+}
+
+// --- The STA's window ----------------------------------------------------------
+
+constexpr wchar_t kWindowClass[] = L"OleMainThreadWndClass";
+
+LRESULT CALLBACK ComWindowProc(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam) {
+  if (message != kComCallMessage) return DefWindowProcW(hwnd, message, wparam, lparam);
+  auto* call = reinterpret_cast<ChannelCall*>(lparam);
+  ComThreadData* data = ComThreadDataIfAny();
+  ApartmentImpl* sta = data != nullptr ? CurrentSta(data) : nullptr;
+  // The window is alive, so its apartment is this thread's STA (see
+  // apartment_impl.h); a mismatch is a bug.
+  APARTMENTS_CHECK(sta != nullptr && sta->hwnd() == hwnd);
+  ServeCall(sta, call, data->message_filter);
+  return 0;
+}
+
+bool RegisterWindowClassOnce() {
+  static const bool registered = [] {
+    WNDCLASSW wc{};
+    wc.lpfnWndProc = &ComWindowProc;
+    wc.lpszClassName = kWindowClass;
+    return RegisterClassW(&wc) != 0 || GetLastError() == ERROR_CLASS_ALREADY_EXISTS;
+  }();
+  return registered;
+}
+
+HRESULT CreateSta(ComThreadData& data) {
+  if (!RegisterWindowClassOnce()) return E_OUTOFMEMORY;
+  HWND hwnd = CreateWindowExW(0, kWindowClass, L"OleMainThreadWndName", 0, 0, 0, 0, 0,
+                              HWND_MESSAGE, nullptr, nullptr, nullptr);
+  if (hwnd == nullptr) return E_OUTOFMEMORY;
+  WindowInfo info;
+  APARTMENTS_CHECK(LookupWindow(hwnd, &info));
+  bool main_sta;
+  {
+    std::lock_guard lock(g_main_sta_mu);
+    main_sta = !g_main_sta_alive;
+    if (main_sta) g_main_sta_alive = true;
+  }
+  data.apartment = ApartmentImpl::MakeSta(main_sta, hwnd, info.queue, info.incarnation);
+  return S_OK;
+}
+
+// Leaves the thread's apartment (last CoUninitialize or thread exit).
+void LeaveApartment(ComThreadData& data) {
+  ApartmentRef apartment = std::move(data.apartment);
+  data.apartment.reset();
+  data.init_count = 0;
+  if (!apartment) return;
+  if (apartment->kind() == ApartmentKind::kSta) {
+    static_cast<ApartmentImpl*>(apartment.get())->Shutdown();
+    if (apartment->is_main_sta()) {
+      std::lock_guard lock(g_main_sta_mu);
+      g_main_sta_alive = false;
+    }
+    // The filter goes with the apartment, as on Windows.
+    if (IMessageFilter* filter = std::exchange(data.message_filter, nullptr)) filter->Release();
+  } else {
+    RemoveMtaUser();
+  }
+}
+
+}  // namespace
+
+// --- ApartmentImpl -------------------------------------------------------------
+
+ApartmentImpl::ApartmentImpl(ApartmentKind kind, bool main_sta, DWORD tid)
+    : kind_(kind),
+      main_sta_(main_sta),
+      id_(g_next_apartment_id.fetch_add(1, std::memory_order_relaxed)),
+      tid_(tid),
+      creation_name_(tid != 0 ? ThreadNameOf(tid) : std::string()) {}
+
+std::shared_ptr<ApartmentImpl> ApartmentImpl::MakeSta(bool main_sta, HWND hwnd,
+                                                      MessageQueue* queue,
+                                                      std::uint64_t incarnation) {
+  auto sta = std::make_shared<ApartmentImpl>(ApartmentKind::kSta, main_sta, CurrentThreadId());
+  sta->hwnd_ = hwnd;
+  sta->queue_ = queue;
+  sta->incarnation_ = incarnation;
+  return sta;
+}
+
+std::shared_ptr<ApartmentImpl> ApartmentImpl::MakeMta() {
+  return std::make_shared<ApartmentImpl>(ApartmentKind::kMta, false, 0);
+}
+
+bool ApartmentImpl::IsCurrent() const noexcept {
+  ComThreadData* data = ComThreadDataIfAny();
+  if (data != nullptr && data->apartment) return data->apartment.get() == this;
+  return kind_ == ApartmentKind::kMta && g_mta_raw.load(std::memory_order_acquire) == this;
+}
+
+std::string ApartmentImpl::Describe() const {
+  if (kind_ == ApartmentKind::kMta) return "the MTA (apartment " + std::to_string(id_) + ")";
+  std::string name = ThreadNameOf(tid_);
+  if (name.empty()) name = creation_name_;
+  std::string out = (main_sta_ ? "main STA " : "STA ") + std::to_string(id_) + " (thread " +
+                    std::to_string(tid_);
+  if (!name.empty()) out += " '" + name + "'";
+  return out + ")";
+}
+
+bool ApartmentImpl::AddShutdownCallback(std::function<void()> callback) {
+  std::lock_guard lock(mu_);
+  if (state_ != State::kRunning) return false;
+  callbacks_.push_back(std::move(callback));
+  return true;
+}
+
+void ApartmentImpl::Link(ChannelCall* call) {
+  call->next = nullptr;
+  call->prev = tail_;
+  if (tail_ != nullptr) {
+    tail_->next = call;
+  } else {
+    head_ = call;
+  }
+  tail_ = call;
+}
+
+void ApartmentImpl::Unlink(ChannelCall* call) {
+  if (call->prev != nullptr) {
+    call->prev->next = call->next;
+  } else {
+    head_ = call->next;
+  }
+  if (call->next != nullptr) {
+    call->next->prev = call->prev;
+  } else {
+    tail_ = call->prev;
+  }
+  call->prev = call->next = nullptr;
+}
+
+HRESULT ApartmentImpl::Enqueue(ChannelCall* call) {
+  call->outcome = CallOutcome::kPending;
+  call->executing_tid.store(0, std::memory_order_relaxed);
+  if (kind_ == ApartmentKind::kSta) {
+    std::lock_guard lock(mu_);
+    if (state_ != State::kRunning) return RPC_E_DISCONNECTED;
+    // Posted under mu_ so that the teardown, which empties the list under
+    // mu_, sees either no message or a linked record (file comment).
+    DWORD error = queue_->Post(tid_, incarnation_, hwnd_, kComCallMessage, 0,
+                               reinterpret_cast<LPARAM>(call));
+    if (error == ERROR_NOT_ENOUGH_QUOTA) return HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA);
+    // The thread's queue is gone: it exited, and its exit hook is about to
+    // shut this apartment down (or has).
+    if (error != ERROR_SUCCESS) return RPC_E_DISCONNECTED;
+    Link(call);
+    return S_OK;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (state_ != State::kRunning) return RPC_E_DISCONNECTED;
+    Link(call);
+  }
+  Pool().Submit(shared_from_this());
+  return S_OK;
+}
+
+bool ApartmentImpl::TakeDispatched(ChannelCall* call) {
+  std::lock_guard lock(mu_);
+  Unlink(call);
+  return state_ == State::kRunning;
+}
+
+ChannelCall* ApartmentImpl::TakeOldest() {
+  std::lock_guard lock(mu_);
+  ChannelCall* call = head_;
+  if (call != nullptr) Unlink(call);
+  return call;
+}
+
+void ApartmentImpl::Shutdown() {
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mu_);
+    if (state_ != State::kRunning) return;
+    state_ = State::kShuttingDown;
+    shutdown_rep_.store(GetClock().Now().time_since_epoch().count(), std::memory_order_relaxed);
+    shut_down_.store(true, std::memory_order_release);
+    callbacks.swap(callbacks_);
+  }
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
+    try {
+      (*it)();
+    } catch (...) {
+      // A callback's failure must not stop the teardown: callers wait on it.
+    }
+  }
+  ChannelCall* queued;
+  {
+    std::lock_guard lock(mu_);
+    state_ = State::kGone;
+    queued = head_;
+    head_ = tail_ = nullptr;
+  }
+  // Nothing pumps between emptying the list and destroying the window, so
+  // the messages left for these records are never dispatched.
+  while (queued != nullptr) {
+    ChannelCall* next = queued->next;
+    CompleteCall(queued, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
+    queued = next;
+  }
+  if (kind_ == ApartmentKind::kSta) DestroyWindow(hwnd_);
+}
+
+// --- Current apartment -----------------------------------------------------------
+
+ApartmentImpl* CurrentApartmentRaw(ComThreadData* data) {
+  if (data != nullptr && data->apartment) return static_cast<ApartmentImpl*>(data->apartment.get());
+  return g_mta_raw.load(std::memory_order_acquire);
+}
+
+ApartmentImpl* CurrentSta(ComThreadData* data) {
+  if (data == nullptr || !data->apartment || data->apartment->kind() != ApartmentKind::kSta) {
+    return nullptr;
+  }
+  return static_cast<ApartmentImpl*>(data->apartment.get());
+}
+
+ApartmentRef CurrentApartment() {
+  ComThreadData* data = ComThreadDataIfAny();
+  if (data != nullptr && data->apartment) return data->apartment;
+  std::lock_guard lock(g_mta_mu);
+  return MtaSlot();
+}
+
+GUID CurrentCausality(ComThreadData& data) {
+  if (data.incoming_causality != nullptr) return *data.incoming_causality;
+  if (!data.has_logical_thread_id) {
+    CoCreateGuid(&data.logical_thread_id);
+    data.has_logical_thread_id = true;
+  }
+  return data.logical_thread_id;
+}
+
+std::string ThreadNameOf(DWORD tid) {
+  std::string name;
+  ForEachThreadState([&](ThreadState& state) {
+    if (name.empty() && state.tid.load(std::memory_order_relaxed) == tid) {
+      name = state.DescriptionUtf8();
+    }
+  });
+  return name;
+}
+
+std::string FormatDuration(Clock::Duration d) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  auto ms = duration_cast<milliseconds>(d).count();
+  if (ms < 0) ms = 0;
+  char buffer[32];
+  if (ms < 1000) {
+    std::snprintf(buffer, sizeof buffer, "%lld ms", static_cast<long long>(ms));
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.1f s", static_cast<double>(ms) / 1000.0);
+  }
+  return buffer;
+}
+
+void ApartmentThreadExit(ComThreadData& data) {
+  if (data.apartment && !data.mta_worker) LeaveApartment(data);
+  if (IMessageFilter* filter = std::exchange(data.message_filter, nullptr)) filter->Release();
+  for (HANDLE event : data.reply_events) CloseHandle(event);
+  data.reply_events.clear();
+}
+
+}  // namespace apartments::internal
+
+using namespace apartments::internal;
+
+extern "C" {
+
+HRESULT WINAPI CoInitializeEx(LPVOID pvReserved, DWORD dwCoInit) {
+  constexpr DWORD kValid = COINIT_APARTMENTTHREADED | COINIT_DISABLE_OLE1DDE |
+                           COINIT_SPEED_OVER_MEMORY;
+  if (pvReserved != nullptr || (dwCoInit & ~kValid) != 0) return E_INVALIDARG;
+  const bool sta = (dwCoInit & COINIT_APARTMENTTHREADED) != 0;
+  ComThreadData& data = CurrentComThreadData();
+  if (data.mta_worker) return sta ? RPC_E_CHANGED_MODE : S_FALSE;
+  if (data.init_count > 0) {
+    const bool is_sta = data.apartment->kind() == ApartmentKind::kSta;
+    if (is_sta != sta) return RPC_E_CHANGED_MODE;
+    ++data.init_count;
+    return S_FALSE;
+  }
+  if (sta) {
+    HRESULT hr = CreateSta(data);
+    if (FAILED(hr)) return hr;
+  } else {
+    data.apartment = AddMtaUser();
+  }
+  data.init_count = 1;
+  return S_OK;
+}
+
+HRESULT WINAPI CoInitialize(LPVOID pvReserved) {
+  return CoInitializeEx(pvReserved, COINIT_APARTMENTTHREADED);
+}
+
+void WINAPI CoUninitialize(void) {
+  ComThreadData* data = ComThreadDataIfAny();
+  if (data == nullptr || data->init_count == 0 || data->mta_worker) return;
+  if (--data->init_count > 0) return;
+  LeaveApartment(*data);
+}
+
+HRESULT WINAPI CoGetApartmentType(APTTYPE* pAptType, APTTYPEQUALIFIER* pAptQualifier) {
+  if (pAptType == nullptr || pAptQualifier == nullptr) return E_INVALIDARG;
+  ComThreadData* data = ComThreadDataIfAny();
+  *pAptQualifier = APTTYPEQUALIFIER_NONE;
+  if (data != nullptr && (data->init_count > 0 || data->mta_worker)) {
+    if (data->mta_worker || data->apartment->kind() == ApartmentKind::kMta) {
+      *pAptType = APTTYPE_MTA;
+    } else {
+      *pAptType = data->apartment->is_main_sta() ? APTTYPE_MAINSTA : APTTYPE_STA;
+    }
+    return S_OK;
+  }
+  if (g_mta_raw.load(std::memory_order_acquire) != nullptr) {
+    *pAptType = APTTYPE_MTA;
+    *pAptQualifier = APTTYPEQUALIFIER_IMPLICIT_MTA;
+    return S_OK;
+  }
+  *pAptType = APTTYPE_CURRENT;
+  return CO_E_NOTINITIALIZED;
+}
+
+HRESULT WINAPI CoIncrementMTAUsage(CO_MTA_USAGE_COOKIE* pCookie) {
+  if (pCookie == nullptr) return E_INVALIDARG;
+  AddMtaUser();
+  auto* cookie = new CO_MTA_USAGE_COOKIE__{0};
+  std::lock_guard lock(g_mta_mu);
+  Cookies().insert(cookie);
+  *pCookie = cookie;
+  return S_OK;
+}
+
+HRESULT WINAPI CoDecrementMTAUsage(CO_MTA_USAGE_COOKIE Cookie) {
+  {
+    std::lock_guard lock(g_mta_mu);
+    if (Cookies().erase(Cookie) == 0) return E_INVALIDARG;
+  }
+  delete Cookie;
+  RemoveMtaUser();
+  return S_OK;
+}
+
+DWORD WINAPI CoGetCurrentProcess(void) {
+  ComThreadData& data = CurrentComThreadData();
+  if (data.process_cookie == 0) {
+    data.process_cookie = g_next_process_cookie.fetch_add(1, std::memory_order_relaxed);
+  }
+  return data.process_cookie;
+}
+
+HRESULT WINAPI CoGetCurrentLogicalThreadId(GUID* pguid) {
+  if (pguid == nullptr) return E_INVALIDARG;
+  *pguid = CurrentCausality(CurrentComThreadData());
+  return S_OK;
+}
+
+}  // extern "C"

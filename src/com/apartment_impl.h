@@ -1,0 +1,205 @@
+// The apartment half of the COM core, behind the seam of apartment.h: the
+// apartment objects (STA and MTA), the call records the channel hands them,
+// the MTA worker pool, and the helpers channel.cc and apartment.cc share.
+//
+// A call's life (ChannelCall, on the caller's stack for the whole call):
+//   caller: Enqueue -----------------> queued (linked in target's list,
+//                                       and for an STA posted to its window)
+//   target: TakeQueued -> running -> Complete(kDone | kRejected)
+//   teardown: takes the list   ----> Complete(kDisconnected)
+// Exactly one Complete() per Enqueue(): whoever unlinks the record from the
+// target's list (the serving thread or the teardown) owns it until it
+// completes it. Complete() stores the outcome, then signals the call's reply
+// event, and never touches the record again; the caller reads the outcome
+// after its wait on the reply event returns (SignalEvent's release, the
+// wait's acquire), so the record may live on the caller's stack.
+//
+// Posted messages and the list. An STA's posted message carries the record's
+// address. The record is linked for as long as the message may be
+// dispatched: the window procedure runs only while the window is alive, the
+// teardown empties the list and destroys the window without pumping in
+// between, and messages for a destroyed window are dropped unread by the
+// message layer. So a dispatched message always names a linked record.
+//
+// Lock order: ApartmentImpl::mu_ -> message queue lock -> kernel lock. The
+// apartment lock is never held while user code runs or while waiting.
+#ifndef APARTMENTS_SRC_COM_APARTMENT_IMPL_H_
+#define APARTMENTS_SRC_COM_APARTMENT_IMPL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "apartments/clock.h"
+#include "apartments/win32_apartment.h"
+#include "apartments/win32_message.h"
+#include "com/apartment.h"
+#include "com/com_thread.h"
+#include "kernel/kernel.h"
+
+namespace apartments::internal {
+
+class MessageQueue;
+class ApartmentImpl;
+
+// The message an STA's window receives for an incoming call; lParam is the
+// ChannelCall*.
+inline constexpr UINT kComCallMessage = WM_USER + 0x0C0A;
+
+enum class CallOutcome : std::uint8_t { kPending, kDone, kDisconnected, kRejected };
+
+struct ChannelCall {
+  // Set by the caller before Enqueue; read-only afterwards.
+  std::function<HRESULT()>* invoke = nullptr;
+  GUID causality{};
+  DWORD caller_tid = 0;
+  DWORD posted_tick = 0;            // GetTickCount() at the first attempt.
+  Event* reply = nullptr;           // The caller holds a reference throughout.
+  ChannelCall* outer = nullptr;     // The caller's enclosing outgoing call.
+  ApartmentImpl* target = nullptr;  // Kept alive by the caller's ApartmentRef.
+
+  // Written by whoever completes the call, before it signals `reply`.
+  CallOutcome outcome = CallOutcome::kPending;
+  HRESULT result = S_OK;
+  DWORD reject_type = 0;  // SERVERCALL_REJECTED or SERVERCALL_RETRYLATER.
+  bool threw = false;
+  std::string fault;      // The exception's message (RPC_E_SERVERFAULT).
+
+  // The thread running the call (MTA worker or STA thread), 0 until it starts.
+  std::atomic<DWORD> executing_tid{0};
+
+  // Links in the target's queued list; guarded by the target's mu_.
+  ChannelCall* prev = nullptr;
+  ChannelCall* next = nullptr;
+};
+
+// Completes `call` (see the file comment). Any thread; exactly once per
+// Enqueue. Memory ordering: the outcome fields written here are visible to
+// the caller once its wait on the reply event returns.
+void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result);
+
+// Runs an incoming call on the current thread (an STA thread from its window
+// procedure, or an MTA worker), consulting `filter` (may be null) first.
+// Completes the call in every case, even if invoke unwinds the thread.
+void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter);
+
+// State table of an apartment (see also apartment.h):
+//   kRunning --Shutdown()--> kShuttingDown (new Enqueue: RPC_E_DISCONNECTED;
+//            callbacks run) --> kGone (queued calls completed kDisconnected;
+//            STA window destroyed)
+class ApartmentImpl final : public Apartment, public std::enable_shared_from_this<ApartmentImpl> {
+ public:
+  enum class State : std::uint8_t { kRunning, kShuttingDown, kGone };
+
+  // An STA owned by the calling thread, whose window is `hwnd` on `queue`.
+  static std::shared_ptr<ApartmentImpl> MakeSta(bool main_sta, HWND hwnd, MessageQueue* queue,
+                                                std::uint64_t incarnation);
+  static std::shared_ptr<ApartmentImpl> MakeMta();
+
+  ApartmentImpl(ApartmentKind kind, bool main_sta, DWORD tid);
+
+  // Apartment.
+  ApartmentKind kind() const noexcept override { return kind_; }
+  bool is_main_sta() const noexcept override { return main_sta_; }
+  std::uint64_t id() const noexcept override { return id_; }
+  DWORD thread_id() const noexcept override { return tid_; }
+  bool IsCurrent() const noexcept override;
+  bool IsShutDown() const noexcept override {
+    return shut_down_.load(std::memory_order_acquire);
+  }
+  Clock::TimePoint shutdown_time() const noexcept override {
+    return Clock::TimePoint(Clock::Duration(shutdown_rep_.load(std::memory_order_acquire)));
+  }
+  std::string Describe() const override;
+  bool AddShutdownCallback(std::function<void()> callback) override;
+
+  HWND hwnd() const noexcept { return hwnd_; }
+
+  // Queues `call` for execution in this apartment. Any thread.
+  // Returns S_OK (queued: exactly one CompleteCall will follow);
+  // RPC_E_DISCONNECTED (shutting down or gone); or, for an STA, the Win32
+  // error of the post as HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA) when its
+  // queue is full. On failure `call` is untouched and never runs.
+  HRESULT Enqueue(ChannelCall* call);
+
+  // STA thread: unlinks `call`, named by a dispatched message (so linked, see
+  // the file comment). Returns whether the apartment still runs; when not,
+  // the caller completes the call as disconnected.
+  bool TakeDispatched(ChannelCall* call);
+  // MTA worker: unlinks and returns the oldest queued call, or null.
+  ChannelCall* TakeOldest();
+
+  // Shuts the apartment down on the calling thread: callbacks (reverse
+  // order), then queued calls completed with RPC_E_DISCONNECTED, then (STA)
+  // the window destroyed. Idempotent.
+  void Shutdown();
+
+ private:
+  void Link(ChannelCall* call);    // mu_ held.
+  void Unlink(ChannelCall* call);  // mu_ held.
+
+  const ApartmentKind kind_;
+  const bool main_sta_;
+  const std::uint64_t id_;
+  const DWORD tid_;
+  HWND hwnd_ = nullptr;             // STA: set once at creation.
+  MessageQueue* queue_ = nullptr;   // STA: the thread's queue (type-stable).
+  std::uint64_t incarnation_ = 0;   // STA: the queue's incarnation.
+  std::string creation_name_;       // The thread's name when created.
+
+  std::atomic<bool> shut_down_{false};
+  std::atomic<Clock::Duration::rep> shutdown_rep_{0};
+
+  mutable std::mutex mu_;
+  State state_ = State::kRunning;                  // Guarded by mu_.
+  std::vector<std::function<void()>> callbacks_;   // Guarded by mu_.
+  ChannelCall* head_ = nullptr;                    // Guarded by mu_.
+  ChannelCall* tail_ = nullptr;                    // Guarded by mu_.
+};
+
+// The calling thread's apartment without taking a reference: its STA, the
+// MTA (explicit, worker or implicit) or null. The pointer stays valid while
+// the thread stays in it (an implicit-MTA pointer: until the MTA shuts down;
+// use CurrentApartment() to hold it).
+ApartmentImpl* CurrentApartmentRaw(ComThreadData* data);
+
+// The calling thread's STA, or null.
+ApartmentImpl* CurrentSta(ComThreadData* data);
+
+// The calling thread's causality id for a new outgoing call.
+GUID CurrentCausality(ComThreadData& data);
+
+// The name of thread `tid` (SetThreadDescription) as UTF-8, or "".
+std::string ThreadNameOf(DWORD tid);
+
+// "2.0 s" / "250 ms" for a duration.
+std::string FormatDuration(Clock::Duration d);
+
+// The modal loop of an STA thread (see CoWaitForMultipleHandles): waits on
+// `count` objects like MsgWaitForMultipleObjectsEx (flags MWMO_*), serving
+// incoming COM calls and sent messages, dispatching other posted messages
+// only with `dispatch_window_messages`; a WM_QUIT seen is re-posted before
+// returning. `pending` (may be null) is the outgoing call it waits for, for
+// the message filter's MessagePending. Publishes BlockKind::kComCall with
+// `target_tid`. Returns as MsgWaitForMultipleObjectsEx, never WAIT_OBJECT_0 +
+// count (input is served, not returned).
+DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
+                const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
+                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid);
+
+// Test-only: `hook` is called with each outgoing call's reply event handle
+// (the per-call event the callee signals) right before the channel resolves
+// it to wait on. A test closes the handle there to stand for "a handle on the
+// call path was closed by mistake": the channel then finds it invalid and
+// fails the call with RPC_E_SYS_CALL_FAILED before posting it (so it never
+// runs), with an explanation. Null removes the hook. Any thread; the hook runs
+// on the calling thread.
+void SetReplyEventHookForTesting(void (*hook)(HANDLE reply_event));
+
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_SRC_COM_APARTMENT_IMPL_H_

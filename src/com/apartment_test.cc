@@ -1,0 +1,273 @@
+// Tests of apartments: CoInitializeEx counting and models, CoGetApartmentType
+// (main STA, implicit MTA), MTA usage, identities, shutdown callbacks.
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "apartments/win32.h"
+#include "com/apartment.h"
+#include "com/apartment_impl.h"
+#include "com/com_test_util.h"
+#include "gtest/gtest.h"
+
+namespace apartments::internal {
+namespace {
+
+using testing::BoundedThread;
+using testing::StaThread;
+using testing::TestEvent;
+
+struct AptType {
+  HRESULT hr;
+  APTTYPE type;
+  APTTYPEQUALIFIER qualifier;
+};
+AptType GetAptType() {
+  AptType t{};
+  t.hr = CoGetApartmentType(&t.type, &t.qualifier);
+  return t;
+}
+
+// Tests that CoInitializeEx counts: S_OK, then S_FALSE, and the apartment
+// stays until the matching number of CoUninitialize calls.
+TEST(ApartmentTest, InitializeCountsAndLastUninitializeLeaves) {
+  BoundedThread t([] {
+    EXPECT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    EXPECT_EQ(CoInitialize(nullptr), S_FALSE);
+    CoUninitialize();
+    AptType t1 = GetAptType();
+    EXPECT_EQ(t1.hr, S_OK);
+    EXPECT_TRUE(t1.type == APTTYPE_STA || t1.type == APTTYPE_MAINSTA);
+    CoUninitialize();
+    AptType t2 = GetAptType();
+    EXPECT_EQ(t2.hr, CO_E_NOTINITIALIZED);
+    EXPECT_EQ(t2.type, APTTYPE_CURRENT);
+    CoUninitialize();  // One too many: ignored.
+  });
+}
+
+// Tests that asking for the other model gives RPC_E_CHANGED_MODE and is not
+// counted.
+TEST(ApartmentTest, OtherModelIsChangedMode) {
+  BoundedThread t([] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_MULTITHREADED), S_OK);
+    EXPECT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), RPC_E_CHANGED_MODE);
+    CoUninitialize();
+    EXPECT_EQ(GetAptType().hr, CO_E_NOTINITIALIZED);
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED | COINIT_DISABLE_OLE1DDE), S_OK);
+    EXPECT_EQ(CoInitializeEx(nullptr, COINIT_MULTITHREADED), RPC_E_CHANGED_MODE);
+    CoUninitialize();
+  });
+}
+
+// Tests that a reserved pointer or unknown flags give E_INVALIDARG.
+TEST(ApartmentTest, BadArgumentsAreInvalidArg) {
+  BoundedThread t([] {
+    int reserved = 0;
+    EXPECT_EQ(CoInitializeEx(&reserved, COINIT_MULTITHREADED), E_INVALIDARG);
+    EXPECT_EQ(CoInitializeEx(nullptr, 0x100), E_INVALIDARG);
+    EXPECT_EQ(CoGetApartmentType(nullptr, nullptr), E_INVALIDARG);
+    EXPECT_EQ(GetAptType().hr, CO_E_NOTINITIALIZED);
+  });
+}
+
+// Tests that the first STA alive is the main STA and a second one is not.
+TEST(ApartmentTest, FirstStaIsMainSta) {
+  StaThread first(L"first");
+  StaThread second(L"second");
+  EXPECT_TRUE(first.apartment()->is_main_sta());
+  EXPECT_FALSE(second.apartment()->is_main_sta());
+  APTTYPE type = APTTYPE_CURRENT;
+  HRESULT hr = InvokeInApartment(first.apartment(), [&] {
+    APTTYPEQUALIFIER q;
+    return CoGetApartmentType(&type, &q);
+  });
+  // The main test thread is in no apartment and no MTA exists.
+  EXPECT_EQ(hr, CO_E_NOTINITIALIZED);
+  BoundedThread caller([&] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_MULTITHREADED), S_OK);
+    APTTYPEQUALIFIER q1, q2;
+    EXPECT_EQ(InvokeInApartment(first.apartment(), [&] { return CoGetApartmentType(&type, &q1); }),
+              S_OK);
+    EXPECT_EQ(type, APTTYPE_MAINSTA);
+    EXPECT_EQ(InvokeInApartment(second.apartment(), [&] { return CoGetApartmentType(&type, &q2); }),
+              S_OK);
+    EXPECT_EQ(type, APTTYPE_STA);
+    CoUninitialize();
+  });
+}
+
+// Tests that a thread that never initialized is in the implicit MTA while an
+// MTA exists, and in no apartment once it is gone.
+TEST(ApartmentTest, ImplicitMtaWhileMtaExists) {
+  TestEvent mta_up, checked;
+  BoundedThread mta([&] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_MULTITHREADED), S_OK);
+    AptType t = GetAptType();
+    EXPECT_EQ(t.type, APTTYPE_MTA);
+    EXPECT_EQ(t.qualifier, APTTYPEQUALIFIER_NONE);
+    mta_up.Set();
+    EXPECT_TRUE(checked.Wait());
+    CoUninitialize();
+  });
+  ASSERT_TRUE(mta_up.Wait());
+  BoundedThread bystander([] {
+    AptType t = GetAptType();
+    EXPECT_EQ(t.hr, S_OK);
+    EXPECT_EQ(t.type, APTTYPE_MTA);
+    EXPECT_EQ(t.qualifier, APTTYPEQUALIFIER_IMPLICIT_MTA);
+    ApartmentRef current = CurrentApartment();
+    ASSERT_NE(current, nullptr);
+    EXPECT_EQ(current->kind(), ApartmentKind::kMta);
+    EXPECT_TRUE(current->IsCurrent());
+  });
+  checked.Set();
+  mta.Join();
+  BoundedThread after([] {
+    EXPECT_EQ(GetAptType().hr, CO_E_NOTINITIALIZED);
+    EXPECT_EQ(CurrentApartment(), nullptr);
+  });
+}
+
+// Tests that CoIncrementMTAUsage keeps an MTA alive without joining it, and
+// that a cookie can be returned only once.
+TEST(ApartmentTest, MtaUsageCookies) {
+  BoundedThread t([] {
+    CO_MTA_USAGE_COOKIE cookie = nullptr;
+    EXPECT_EQ(CoIncrementMTAUsage(nullptr), E_INVALIDARG);
+    ASSERT_EQ(CoIncrementMTAUsage(&cookie), S_OK);
+    AptType t1 = GetAptType();
+    EXPECT_EQ(t1.type, APTTYPE_MTA);
+    EXPECT_EQ(t1.qualifier, APTTYPEQUALIFIER_IMPLICIT_MTA);
+    ApartmentRef mta = CurrentApartment();
+    EXPECT_EQ(CoDecrementMTAUsage(cookie), S_OK);
+    EXPECT_TRUE(mta->IsShutDown());
+    EXPECT_EQ(CoDecrementMTAUsage(cookie), E_INVALIDARG);
+    EXPECT_EQ(GetAptType().hr, CO_E_NOTINITIALIZED);
+  });
+}
+
+// Tests that CoGetCurrentProcess is stable within a thread and differs
+// between threads.
+TEST(ApartmentTest, CurrentProcessIsPerThread) {
+  DWORD mine = CoGetCurrentProcess();
+  EXPECT_NE(mine, 0u);
+  EXPECT_EQ(CoGetCurrentProcess(), mine);
+  DWORD other = 0;
+  BoundedThread t([&] { other = CoGetCurrentProcess(); });
+  t.Join();
+  EXPECT_NE(other, mine);
+}
+
+// Tests that a callee sees its caller's logical thread id (causality).
+TEST(ApartmentTest, LogicalThreadIdFlowsIntoCallee) {
+  StaThread sta;
+  BoundedThread t([&] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    GUID mine, again, seen{};
+    EXPECT_EQ(CoGetCurrentLogicalThreadId(nullptr), E_INVALIDARG);
+    ASSERT_EQ(CoGetCurrentLogicalThreadId(&mine), S_OK);
+    ASSERT_EQ(CoGetCurrentLogicalThreadId(&again), S_OK);
+    EXPECT_EQ(mine, again);
+    EXPECT_EQ(InvokeInApartment(sta.apartment(), [&] { return CoGetCurrentLogicalThreadId(&seen); }),
+              S_OK);
+    EXPECT_EQ(seen, mine);
+    CoUninitialize();
+  });
+}
+
+// Tests that an STA has a live hidden message-only window owned by its
+// thread, destroyed at the last CoUninitialize.
+TEST(ApartmentTest, StaOwnsHiddenWindowUntilUninitialize) {
+  BoundedThread t([] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    auto* sta = static_cast<ApartmentImpl*>(CurrentApartment().get());
+    HWND hwnd = sta->hwnd();
+    EXPECT_TRUE(IsWindow(hwnd));
+    EXPECT_EQ(GetWindowThreadProcessId(hwnd, nullptr), GetCurrentThreadId());
+    CoUninitialize();
+    EXPECT_FALSE(IsWindow(hwnd));
+  });
+}
+
+// Tests that Describe() names the apartment, its thread id and its name.
+TEST(ApartmentTest, DescribeNamesThread) {
+  StaThread sta(L"ui-thread");
+  std::string text = sta.apartment()->Describe();
+  EXPECT_NE(text.find("STA " + std::to_string(sta.apartment()->id())), std::string::npos) << text;
+  EXPECT_NE(text.find("thread " + std::to_string(sta.tid())), std::string::npos) << text;
+  EXPECT_NE(text.find("'ui-thread'"), std::string::npos) << text;
+  EXPECT_EQ(sta.apartment()->thread_id(), sta.tid());
+}
+
+// Tests that shutdown callbacks run on the STA's thread in reverse order of
+// registration, and that registering after shutdown returns false.
+TEST(ApartmentTest, ShutdownCallbacksRunInReverseOnStaThread) {
+  std::vector<int> order;
+  std::vector<DWORD> threads;
+  ApartmentRef apartment;
+  DWORD sta_tid = 0;
+  BoundedThread t([&] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    apartment = CurrentApartment();
+    sta_tid = GetCurrentThreadId();
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(apartment->AddShutdownCallback([&, i] {
+        order.push_back(i);
+        threads.push_back(GetCurrentThreadId());
+      }));
+    }
+    EXPECT_FALSE(apartment->IsShutDown());
+    CoUninitialize();
+  });
+  t.Join();
+  EXPECT_EQ(order, (std::vector<int>{2, 1, 0}));
+  for (DWORD tid : threads) EXPECT_EQ(tid, sta_tid);
+  EXPECT_TRUE(apartment->IsShutDown());
+  EXPECT_FALSE(apartment->AddShutdownCallback([] {}));
+}
+
+// Tests that an STA whose thread exits without CoUninitialize is shut down
+// by the thread-exit hook (callbacks run, window gone).
+TEST(ApartmentTest, ThreadExitShutsStaDown) {
+  ApartmentRef apartment;
+  std::atomic<bool> ran{false};
+  HWND hwnd = nullptr;
+  {
+    BoundedThread t([&] {
+      ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+      apartment = CurrentApartment();
+      hwnd = static_cast<ApartmentImpl*>(apartment.get())->hwnd();
+      apartment->AddShutdownCallback([&] { ran = true; });
+    });
+  }
+  ASSERT_NE(apartment, nullptr);
+  EXPECT_TRUE(ran.load());
+  EXPECT_TRUE(apartment->IsShutDown());
+  EXPECT_FALSE(IsWindow(hwnd));
+}
+
+// Tests that CoRegisterMessageFilter works only in an STA: CO_E_NOT_SUPPORTED
+// in the MTA, CO_E_NOTINITIALIZED outside any apartment; it returns the
+// previous filter, and the filter is released at the last CoUninitialize.
+TEST(ApartmentTest, MessageFilterRegistration) {
+  testing::TestMessageFilter a, b;
+  BoundedThread none([&] {
+    EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), CO_E_NOTINITIALIZED);
+  });
+  testing::RunInMta([&] { EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), CO_E_NOT_SUPPORTED); });
+  testing::RunInSta([&] {
+    EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), S_OK);
+    EXPECT_EQ(a.refs(), 2);
+    IMessageFilter* previous = nullptr;
+    EXPECT_EQ(CoRegisterMessageFilter(&b, &previous), S_OK);
+    EXPECT_EQ(previous, &a);
+    previous->Release();
+    EXPECT_EQ(b.refs(), 2);
+  });
+  EXPECT_EQ(a.refs(), 1);
+  EXPECT_EQ(b.refs(), 1);
+}
+
+}  // namespace
+}  // namespace apartments::internal

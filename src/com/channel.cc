@@ -1,0 +1,534 @@
+// The channel: InvokeInApartment, serving incoming calls, the COM modal loop
+// (also CoWaitForMultipleHandles), message filters, and the explanations the
+// channel attaches to every call it fails.
+#include <cxxabi.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "apartments/message_queue.h"
+#include "apartments/win32_apartment.h"
+#include "apartments/win32_kernel.h"
+#include "apartments/win32_message.h"
+#include "base/check.h"
+#include "com/apartment_impl.h"
+#include "com/com_thread.h"
+#include "com/error_info.h"
+#include "message/queue.h"
+
+namespace apartments::internal {
+namespace {
+
+constexpr char kSource[] = "apartments channel";
+
+std::atomic<void (*)(HANDLE)> g_reply_event_hook{nullptr};
+
+std::string HandleText(HANDLE handle) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(handle));
+  return buffer;
+}
+
+std::string ThreadText(DWORD tid) {
+  std::string name = ThreadNameOf(tid);
+  std::string out = "thread " + std::to_string(tid);
+  if (!name.empty()) out += " '" + name + "'";
+  return out;
+}
+
+std::string Ago(Clock::TimePoint since) {
+  return FormatDuration(GetClock().Now() - since) + " ago";
+}
+
+// "event 'name' (handle 0x1c, not signaled)", "mutex (handle 0x20, owned by
+// thread 12 'worker')".
+std::string DescribeWaited(const WaitedObject& object) {
+  std::string out = ObjectKindName(object.kind);
+  if (!object.name.empty()) out += " '" + WideToUtf8(object.name) + "'";
+  out += " (";
+  out += object.handle != nullptr ? "handle " + HandleText(object.handle) : "an internal object";
+  if (object.kind == ObjectKind::kMutex) {
+    out += object.owner_tid != 0 ? ", owned by " + ThreadText(object.owner_tid) : ", not owned";
+  } else {
+    out += object.signaled ? ", signaled" : ", not signaled";
+  }
+  return out + ")";
+}
+
+// What thread `tid` is blocked on now, from its wait record: one sentence.
+std::string DescribeBlocking(DWORD tid) {
+  WaitRecord record = ReadWaitRecord(tid);
+  std::string who = "Thread " + ThreadText(tid);
+  switch (record.kind) {
+    case BlockKind::kNone:
+      return who + " is not blocked in a wait this library knows of: it is running code "
+                   "that does not pump messages.";
+    case BlockKind::kSleep:
+      return who + " is sleeping (Sleep/SleepEx) since " + Ago(record.since) + ".";
+    case BlockKind::kMessageIdle:
+      return who + " is waiting for messages since " + Ago(record.since) +
+             ", but not retrieving this apartment's (a filtered GetMessage/PeekMessage loop?).";
+    case BlockKind::kSendMessage:
+      return who + " is waiting since " + Ago(record.since) +
+             " for a reply to a message it sent to " + ThreadText(record.target_tid) + ".";
+    case BlockKind::kComCall:
+      return who + " is waiting since " + Ago(record.since) +
+             " for its own cross-apartment call into " +
+             (record.target_tid != 0 ? ThreadText(record.target_tid) : std::string("the MTA")) +
+             ".";
+    case BlockKind::kKernelWait:
+      break;
+  }
+  std::string out = who + " is blocked in " +
+                    (record.objects.size() > 1
+                         ? std::string(record.wait_all ? "a wait for all of " : "a wait for any of ")
+                         : std::string("a wait on ")) ;
+  for (std::size_t i = 0; i < record.objects.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += DescribeWaited(record.objects[i]);
+  }
+  return out + ", since " + Ago(record.since) + " (WaitForSingleObject/WaitForMultipleObjects" +
+         " does not pump messages).";
+}
+
+void ExplainQueueFull(ApartmentImpl* target) {
+  const DWORD tid = target->thread_id();
+  MessageQueueStats stats;
+  const bool have_stats = ReadMessageQueueStats(tid, &stats);
+  std::string text = "The call into " + target->Describe() +
+                     " failed with RPC_E_SYS_CALL_FAILED: the apartment's message queue is full";
+  if (have_stats) {
+    text += " (depth " + std::to_string(stats.depth) + ", quota " +
+            std::to_string(GetPostMessageLimit()) + ")";
+  }
+  text += ", so the call could not be posted to it and never ran. ";
+  if (have_stats) {
+    text += "Its " + ThreadText(tid) + " last retrieved a message " + Ago(stats.last_pumped) +
+            ". ";
+  }
+  text += DescribeBlocking(tid);
+  text += " A single-threaded apartment serves calls only while its thread pumps messages "
+          "(GetMessage/DispatchMessage, or a COM modal wait such as CoWaitForMultipleHandles).";
+  SetCallErrorInfo(RPC_E_SYS_CALL_FAILED, text, kSource);
+}
+
+void ExplainDisconnected(ApartmentImpl* target, bool was_queued) {
+  std::string text = "The call into " + target->Describe() +
+                     " failed with RPC_E_DISCONNECTED: that apartment shut down " +
+                     Ago(target->shutdown_time()) +
+                     (target->kind() == ApartmentKind::kSta
+                          ? std::string(" (its thread's last CoUninitialize, or the thread exited)")
+                          : std::string(" (its last user left: CoUninitialize or "
+                                        "CoDecrementMTAUsage)"));
+  text += was_queued ? ", while the call was still queued: it never ran."
+                     : ", before the call was made: it never ran.";
+  SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
+}
+
+void ExplainServerFault(ApartmentImpl* target, const std::string& what) {
+  SetCallErrorInfo(RPC_E_SERVERFAULT,
+                   "The call into " + target->Describe() +
+                       " failed with RPC_E_SERVERFAULT: the callee threw a C++ exception: " +
+                       what + ". Whatever it did before throwing stands.",
+                   kSource);
+}
+
+void ExplainReplyEventInvalid(ApartmentImpl* target, HANDLE handle) {
+  SetCallErrorInfo(
+      RPC_E_SYS_CALL_FAILED,
+      "The call into " + target->Describe() +
+          " failed with RPC_E_SYS_CALL_FAILED: the channel could not wait for its reply, because "
+          "the call's reply event handle " +
+          HandleText(handle) +
+          " is not open (it was closed while the channel owned it: by other code closing a handle "
+          "it did not own, or closing one twice). The call was not sent and never ran.",
+      kSource);
+}
+
+
+// Takes a reply event from the thread's pool (or makes one) and resolves it.
+// False when the handle is not open (see SetReplyEventHookForTesting); the
+// handle is then dropped from the pool.
+bool AcquireReplyEvent(ComThreadData& data, HANDLE* handle, ObjectRef* ref) {
+  HANDLE h;
+  if (!data.reply_events.empty()) {
+    h = data.reply_events.back();
+    data.reply_events.pop_back();
+  } else {
+    h = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  }
+  if (auto hook = g_reply_event_hook.load(std::memory_order_acquire)) hook(h);
+  *handle = h;
+  *ref = ResolveHandleAs(h, ObjectKind::kEvent);
+  return static_cast<bool>(*ref);
+}
+
+// Restores the thread's outgoing-call stack and returns the reply event to
+// the pool when the call ends, however it ends.
+class OutgoingScope {
+ public:
+  OutgoingScope(ComThreadData& data, ChannelCall* call, HANDLE reply)
+      : data_(data), call_(call), reply_(reply) {
+    call_->outer = data_.outgoing;
+    data_.outgoing = call_;
+  }
+  ~OutgoingScope() {
+    data_.outgoing = call_->outer;
+    data_.reply_events.push_back(reply_);
+  }
+  OutgoingScope(const OutgoingScope&) = delete;
+  OutgoingScope& operator=(const OutgoingScope&) = delete;
+
+ private:
+  ComThreadData& data_;
+  ChannelCall* call_;
+  HANDLE reply_;
+};
+
+HRESULT RunDirect(ApartmentImpl* target, std::function<HRESULT()>& invoke) {
+  try {
+    return invoke();
+  } catch (abi::__forced_unwind&) {
+    throw;
+  } catch (const std::exception& e) {
+    ExplainServerFault(target, e.what());
+  } catch (...) {
+    ExplainServerFault(target, "an exception that is not a std::exception");
+  }
+  return RPC_E_SERVERFAULT;
+}
+
+}  // namespace
+
+void SetReplyEventHookForTesting(void (*hook)(HANDLE reply_event)) {
+  g_reply_event_hook.store(hook, std::memory_order_release);
+}
+
+void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result) {
+  call->outcome = outcome;
+  call->result = result;
+  // The caller may return (and its record and its reference to the event go)
+  // as soon as the event is signaled, so hold our own reference across the
+  // signal and touch nothing of the record after it. SignalEvent releases:
+  // the fields above are visible to the caller whose wait it satisfies.
+  Event* reply = call->reply;
+  reply->AddRef();
+  SignalEvent(*reply);
+  reply->Release();
+}
+
+void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
+  if (apartment->kind() == ApartmentKind::kSta && !apartment->TakeDispatched(call)) {
+    CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
+    return;
+  }
+  ComThreadData& data = CurrentComThreadData();
+  if (filter != nullptr) {
+    DWORD call_type = CALLTYPE_TOPLEVEL;
+    if (data.outgoing != nullptr) {
+      call_type = data.outgoing->causality == call->causality ? CALLTYPE_NESTED
+                                                              : CALLTYPE_TOPLEVEL_CALLPENDING;
+    }
+    INTERFACEINFO info{nullptr, IID_NULL, 0};
+    DWORD verdict = filter->HandleInComingCall(
+        call_type, reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(call->caller_tid)),
+        GetTickCount() - call->posted_tick, &info);
+    if (verdict == SERVERCALL_REJECTED || verdict == SERVERCALL_RETRYLATER) {
+      call->reject_type = verdict;
+      CompleteCall(call, CallOutcome::kRejected, RPC_E_CALL_REJECTED);
+      return;
+    }
+  }
+  call->executing_tid.store(CurrentThreadId(), std::memory_order_relaxed);
+  const GUID* saved_causality = data.incoming_causality;
+  data.incoming_causality = &call->causality;
+  HRESULT hr;
+  try {
+    hr = (*call->invoke)();
+  } catch (abi::__forced_unwind&) {
+    // ExitThread inside the call: the caller must still wake up.
+    data.incoming_causality = saved_causality;
+    CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
+    throw;
+  } catch (const std::exception& e) {
+    call->threw = true;
+    call->fault = e.what();
+    hr = RPC_E_SERVERFAULT;
+  } catch (...) {
+    call->threw = true;
+    call->fault = "an exception that is not a std::exception";
+    hr = RPC_E_SERVERFAULT;
+  }
+  data.incoming_causality = saved_causality;
+  CompleteCall(call, CallOutcome::kDone, hr);
+}
+
+DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
+                const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
+                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid) {
+  MessageQueue& queue = CurrentQueue();
+  const bool finite = timeout_ms != INFINITE;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::milliseconds(finite ? timeout_ms : 0);
+  const bool return_on_input = (mwmo_flags & MWMO_INPUTAVAILABLE) != 0;
+  mwmo_flags &= ~MWMO_INPUTAVAILABLE;
+  MessageQueue::Filter com_filter;
+  com_filter.hwnd = sta->hwnd();
+  MessageQueue::Filter any_filter;
+  MessageQueue::Filter peek_posted;
+  peek_posted.sent = false;
+  peek_posted.remove = false;
+  bool quit_seen = false;
+  int quit_code = 0;
+  bool woke_for_input = false;
+  DWORD result;
+  for (;;) {
+    // Incoming COM calls (GetOrPeek serves sent messages first).
+    MSG msg;
+    bool served_call = false;
+    while (queue.GetOrPeek(com_filter, false, &msg)) {
+      if (msg.message == kComCallMessage) {
+        ServeCall(sta, reinterpret_cast<ChannelCall*>(msg.lParam), data.message_filter);
+        served_call = true;
+      } else {
+        DispatchMessageW(&msg);
+      }
+    }
+    if (dispatch_window_messages) {
+      while (queue.GetOrPeek(any_filter, false, &msg)) {
+        if (msg.message == WM_QUIT) {
+          quit_seen = true;
+          quit_code = static_cast<int>(msg.wParam);
+          continue;
+        }
+        DispatchMessageW(&msg);
+      }
+    }
+    if ((woke_for_input && !served_call) || return_on_input) {
+      const bool other_input = queue.GetOrPeek(peek_posted, false, &msg);
+      if (other_input && woke_for_input && pending != nullptr && data.message_filter != nullptr) {
+        // PENDINGMSG_CANCELCALL cannot withdraw a call already posted; it is
+        // treated as PENDINGMSG_WAITNOPROCESS (see win32_apartment.h).
+        data.message_filter->MessagePending(
+            reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target_tid)),
+            GetTickCount() - pending->posted_tick,
+            pending->outer != nullptr ? PENDINGTYPE_NESTED : PENDINGTYPE_TOPLEVEL);
+      }
+      if (other_input && return_on_input) {
+        result = WAIT_OBJECT_0 + count;
+        break;
+      }
+    }
+    DWORD remaining = INFINITE;
+    if (finite) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
+    }
+    DWORD r = queue.MsgWait(objects, handles, count, remaining, QS_POSTMESSAGE | QS_SENDMESSAGE,
+                            mwmo_flags, WaitOptions{BlockKind::kComCall, target_tid});
+    if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
+      woke_for_input = true;
+      if (finite && remaining == 0) {
+        result = WAIT_TIMEOUT;
+        break;
+      }
+      continue;
+    }
+    result = r;
+    break;
+  }
+  if (quit_seen) PostQuitMessage(quit_code);
+  return result;
+}
+
+HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke) {
+  if (!target_ref) return E_INVALIDARG;
+  auto* target = static_cast<ApartmentImpl*>(target_ref.get());
+  ComThreadData& data = CurrentComThreadData();
+  if (CurrentApartmentRaw(&data) == nullptr) {
+    SetCallErrorInfo(CO_E_NOTINITIALIZED,
+                     "A call into " + target->Describe() + " from " +
+                         ThreadText(CurrentThreadId()) +
+                         " failed with CO_E_NOTINITIALIZED: the calling thread is in no apartment "
+                         "(it never called CoInitializeEx, or uninitialized, and no MTA exists "
+                         "for it to be in implicitly).",
+                     kSource);
+    return CO_E_NOTINITIALIZED;
+  }
+  if (target->IsShutDown()) {
+    ExplainDisconnected(target, false);
+    return RPC_E_DISCONNECTED;
+  }
+  if (target->IsCurrent()) return RunDirect(target, invoke);
+  if (MessageQueue* queue = CurrentQueueIfAny()) {
+    SentMessage* sent = queue->current_received();
+    if (sent != nullptr && !sent->replied) {
+      SetCallErrorInfo(
+          RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
+          "The call from " + ThreadText(CurrentThreadId()) + " into " + target->Describe() +
+              " was refused with RPC_E_CANTCALLOUT_ININPUTSYNCCALL: this thread is inside a "
+              "message that " + ThreadText(sent->sender_tid) +
+              " sent it with SendMessage (an input-synchronous call), and that thread stays "
+              "blocked until the message returns. Post a message to yourself and make the call "
+              "from there, or call ReplyMessage first. The call never ran.",
+          kSource);
+      return RPC_E_CANTCALLOUT_ININPUTSYNCCALL;
+    }
+  }
+  // Keep our own STA alive across the wait: a call served in the modal loop
+  // may uninitialize it.
+  ApartmentRef self_sta;
+  if (CurrentSta(&data) != nullptr) self_sta = data.apartment;
+  auto* sta = static_cast<ApartmentImpl*>(self_sta.get());
+
+  HANDLE reply_handle;
+  ObjectRef reply_ref;
+  if (!AcquireReplyEvent(data, &reply_handle, &reply_ref)) {
+    ExplainReplyEventInvalid(target, reply_handle);
+    return RPC_E_SYS_CALL_FAILED;
+  }
+  ChannelCall call;
+  call.invoke = &invoke;
+  call.causality = CurrentCausality(data);
+  call.caller_tid = CurrentThreadId();
+  call.posted_tick = GetTickCount();
+  call.reply = static_cast<Event*>(reply_ref.get());
+  call.target = target;
+  OutgoingScope scope(data, &call, reply_handle);
+  KernelObject* objects[1] = {reply_ref.get()};
+  HANDLE handles[1] = {reply_handle};
+  const bool sta_target = target->kind() == ApartmentKind::kSta;
+  for (;;) {
+    HRESULT hr = target->Enqueue(&call);
+    if (hr == HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)) {
+      ExplainQueueFull(target);
+      return RPC_E_SYS_CALL_FAILED;
+    }
+    if (FAILED(hr)) {
+      ExplainDisconnected(target, false);
+      return hr;
+    }
+    DWORD target_tid =
+        sta_target ? target->thread_id() : call.executing_tid.load(std::memory_order_relaxed);
+    if (sta != nullptr) {
+      ModalWait(data, sta, objects, handles, 1, INFINITE, 0, false, &call, target_tid);
+    } else {
+      WaitForObjects(objects, handles, 1, false, INFINITE, false,
+                     WaitOptions{BlockKind::kComCall, target_tid});
+    }
+    switch (call.outcome) {
+      case CallOutcome::kDone:
+        if (call.threw) ExplainServerFault(target, call.fault);
+        return call.result;
+      case CallOutcome::kDisconnected:
+        ExplainDisconnected(target, true);
+        return RPC_E_DISCONNECTED;
+      case CallOutcome::kRejected:
+        break;
+      case CallOutcome::kPending:
+        APARTMENTS_CHECK_VALUES(false, "call woken while pending", call.caller_tid, target_tid);
+    }
+    // Rejected by the callee's message filter: ask ours.
+    IMessageFilter* filter = sta != nullptr ? data.message_filter : nullptr;
+    const DWORD answer =
+        filter != nullptr
+            ? filter->RetryRejectedCall(
+                  reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target->thread_id())),
+                  GetTickCount() - call.posted_tick, call.reject_type)
+            : static_cast<DWORD>(-1);
+    if (answer == static_cast<DWORD>(-1)) {
+      SetCallErrorInfo(
+          RPC_E_CALL_REJECTED,
+          "The call into " + target->Describe() + " failed with RPC_E_CALL_REJECTED: the " +
+              "callee's message filter answered " +
+              (call.reject_type == SERVERCALL_REJECTED ? "SERVERCALL_REJECTED"
+                                                       : "SERVERCALL_RETRYLATER") +
+              " and the caller " +
+              (filter != nullptr ? "'s RetryRejectedCall returned -1 (give up)"
+                                 : " has no message filter to retry it") +
+              ". The call never ran.",
+          kSource);
+      return RPC_E_CALL_REJECTED;
+    }
+    if (answer >= 100) {
+      if (sta != nullptr) {
+        ModalWait(data, sta, nullptr, nullptr, 0, answer, 0, false, &call, target->thread_id());
+      } else {
+        Sleep(answer);
+      }
+    }
+  }
+}
+
+}  // namespace apartments::internal
+
+using namespace apartments::internal;
+
+extern "C" {
+
+HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cHandles,
+                                        LPHANDLE pHandles, LPDWORD lpdwindex) {
+  constexpr DWORD kValidFlags = COWAIT_WAITALL | COWAIT_ALERTABLE | COWAIT_INPUTAVAILABLE |
+                                COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES;
+  if (lpdwindex == nullptr) return E_INVALIDARG;
+  *lpdwindex = 0;
+  if (pHandles == nullptr || (dwFlags & ~kValidFlags) != 0) return E_INVALIDARG;
+  if (cHandles == 0) return RPC_E_NO_SYNC;
+  if (cHandles > MAXIMUM_WAIT_OBJECTS - 1) return E_INVALIDARG;
+  ObjectRef refs[MAXIMUM_WAIT_OBJECTS];
+  KernelObject* objects[MAXIMUM_WAIT_OBJECTS];
+  for (ULONG i = 0; i < cHandles; ++i) {
+    refs[i] = ResolveHandle(pHandles[i]);
+    if (!refs[i]) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
+    objects[i] = refs[i].get();
+  }
+  const bool wait_all = (dwFlags & COWAIT_WAITALL) != 0;
+  if (wait_all) {
+    for (ULONG i = 0; i < cHandles; ++i) {
+      for (ULONG j = 0; j < i; ++j) {
+        if (objects[i] == objects[j]) return E_INVALIDARG;
+      }
+    }
+  }
+  ComThreadData* data = ComThreadDataIfAny();
+  ApartmentRef sta_ref;
+  if (CurrentSta(data) != nullptr) sta_ref = data->apartment;
+  DWORD r;
+  if (sta_ref) {
+    DWORD mwmo = (wait_all ? MWMO_WAITALL : 0) |
+                 ((dwFlags & COWAIT_ALERTABLE) != 0 ? MWMO_ALERTABLE : 0) |
+                 ((dwFlags & COWAIT_INPUTAVAILABLE) != 0 ? MWMO_INPUTAVAILABLE : 0);
+    r = ModalWait(*data, static_cast<ApartmentImpl*>(sta_ref.get()), objects, pHandles, cHandles,
+                  dwTimeout, mwmo, (dwFlags & COWAIT_DISPATCH_WINDOW_MESSAGES) != 0, nullptr, 0);
+  } else {
+    r = WaitForObjects(objects, pHandles, cHandles, wait_all, dwTimeout,
+                       (dwFlags & COWAIT_ALERTABLE) != 0, WaitOptions{BlockKind::kComCall, 0});
+  }
+  if (r == WAIT_TIMEOUT) return RPC_S_CALLPENDING;
+  *lpdwindex = r;
+  return S_OK;
+}
+
+HRESULT WINAPI CoRegisterMessageFilter(LPMESSAGEFILTER lpMessageFilter,
+                                       LPMESSAGEFILTER* lplpMessageFilter) {
+  ComThreadData* data = ComThreadDataIfAny();
+  if (CurrentSta(data) == nullptr) {
+    if (lplpMessageFilter != nullptr) *lplpMessageFilter = nullptr;
+    return CurrentApartmentRaw(data) != nullptr ? CO_E_NOT_SUPPORTED : CO_E_NOTINITIALIZED;
+  }
+  if (lpMessageFilter != nullptr) lpMessageFilter->AddRef();
+  IMessageFilter* previous = std::exchange(data->message_filter, lpMessageFilter);
+  if (lplpMessageFilter != nullptr) {
+    *lplpMessageFilter = previous;
+  } else if (previous != nullptr) {
+    previous->Release();
+  }
+  return S_OK;
+}
+
+}  // extern "C"

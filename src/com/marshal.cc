@@ -1,0 +1,1403 @@
+// Stub managers, marshal data, proxy managers, the global interface table,
+// the free-threaded marshaler and the in-process class registry (see
+// marshal.h for the ownership and the states).
+#include "com/marshal.h"
+
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "apartments/clock.h"
+#include "apartments/proxy.h"
+#include "apartments/win32_kernel.h"
+#include "apartments/win32_marshal.h"
+#include "com/apartment.h"
+#include "com/com_thread.h"
+#include "com/error_info.h"
+#include "com/guid_format.h"
+
+namespace apartments::internal {
+namespace {
+
+// Answered only by our proxy managers (QueryInterface hands out the manager).
+constexpr IID kIidProxyManager = GuidFromLiteral("6d1b7c3e-52a4-4c0f-9a57-1f0c6a0d4b21");
+// The class Windows' free-threaded marshaler reports from GetUnmarshalClass.
+constexpr CLSID kClsidInProcFreeMarshaler = GuidFromLiteral("0000033A-0000-0000-C000-000000000046");
+
+constexpr char kSignature[8] = {'A', 'P', 'T', 'O', 'B', 'J', 'R', '1'};
+constexpr std::uint32_t kKindStandard = 1;
+constexpr std::uint32_t kKindDirect = 2;
+constexpr DWORD kKnownFlags = MSHLFLAGS_TABLESTRONG | MSHLFLAGS_TABLEWEAK | MSHLFLAGS_NOPING;
+
+// The marshal record. Every field is checked on the way in; the stream never
+// carries an address.
+struct WireRecord {
+  char signature[8];
+  std::uint32_t flags;
+  std::uint32_t kind;
+  std::uint64_t apartment_id;
+  std::uint64_t object_id;
+  std::uint64_t packet_id;
+  IID iid;
+  std::uint64_t check;
+};
+static_assert(sizeof(WireRecord) == kMarshalRecordSize);
+
+enum class DisconnectReason { kNone, kReleased, kDisconnectObject, kApartmentShutDown };
+
+struct StubManager {
+  // Immutable after creation.
+  std::uint64_t id = 0;
+  ApartmentRef apartment;
+  std::uint64_t apartment_id = 0;
+  const void* identity_address = nullptr;  // for explanations only
+
+  // Guarded by State::mu.
+  IUnknown* identity = nullptr;  // one reference until released on its thread
+  std::unordered_map<IID, void*> interfaces;  // one reference each
+  bool connected = true;
+  DisconnectReason reason = DisconnectReason::kNone;
+  Clock::TimePoint disconnect_time{};
+  long strong = 0;          // NORMAL/TABLESTRONG data, proxy managers, locks
+  long weak = 0;            // TABLEWEAK data
+  long external_locks = 0;  // CoLockObjectExternal (also counted in strong)
+};
+
+struct Packet {
+  DWORD flags = 0;
+  IID iid{};
+  std::shared_ptr<StubManager> stub;  // standard marshaling
+  IUnknown* direct = nullptr;          // agile object: one reference
+  std::uint64_t apartment_id = 0;
+};
+
+class ProxyManager;
+
+struct ApartmentRecord {
+  ApartmentRef apartment;
+  // Stubs exported from here whose object references are not yet released.
+  std::unordered_map<std::uint64_t, std::shared_ptr<StubManager>> stubs;
+  // Proxy managers living here.
+  std::unordered_set<ProxyManager*> proxies;
+};
+
+struct ClassRegistration {
+  CLSID clsid;
+  std::uint64_t packet;
+};
+
+struct State {
+  std::mutex mu;
+  std::uint64_t next_id = 1;
+  std::uint64_t secret = 0;
+  std::map<std::pair<std::uint64_t, IUnknown*>, std::shared_ptr<StubManager>> stubs_by_identity;
+  std::unordered_map<std::uint64_t, Packet> packets;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, ProxyManager*> proxies;
+  std::unordered_map<std::uint64_t, ApartmentRecord> apartments;
+  std::unordered_set<std::uint64_t> dead_apartments;
+  DWORD next_cookie = 0x100;
+  std::unordered_map<DWORD, std::uint64_t> git;  // cookie -> TABLESTRONG packet
+  std::unordered_map<DWORD, ClassRegistration> classes;
+  std::size_t live_stubs = 0;
+  std::size_t live_proxies = 0;
+
+  State() {
+    std::random_device random;
+    secret = (static_cast<std::uint64_t>(random()) << 32) ^ random();
+  }
+};
+
+// Never destroyed: threads may still release proxies while the process exits.
+State& S() {
+  static State* state = new State;
+  return *state;
+}
+
+// --- Explanations -------------------------------------------------------------
+
+std::string Hex(const void* p) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%p", p);
+  return buffer;
+}
+
+std::string SecondsAgo(Clock::TimePoint when) {
+  double seconds = std::chrono::duration<double>(GetClock().Now() - when).count();
+  char buffer[48];
+  std::snprintf(buffer, sizeof buffer, "%.3f s ago", seconds);
+  return buffer;
+}
+
+std::string DescribeCurrentThread() {
+  ApartmentRef current = CurrentApartment();
+  std::string where = current ? current->Describe() : "no apartment";
+  return "thread " + std::to_string(GetCurrentThreadId()) + " (in " + where + ")";
+}
+
+std::string DescribeStub(const StubManager& stub) {
+  return "object " + Hex(stub.identity_address) + " (exported from " +
+         stub.apartment->Describe() + " as stub " + std::to_string(stub.id) + ")";
+}
+
+// Requires S().mu (reads the disconnect fields).
+std::string DescribeDisconnectLocked(const StubManager& stub) {
+  std::string text = DescribeStub(stub) + " was disconnected ";
+  text += SecondsAgo(stub.disconnect_time);
+  switch (stub.reason) {
+    case DisconnectReason::kDisconnectObject:
+      text += " by CoDisconnectObject on its apartment's thread";
+      break;
+    case DisconnectReason::kApartmentShutDown:
+      text += " when " + stub.apartment->Describe() + " shut down";
+      break;
+    case DisconnectReason::kReleased:
+      text += " when its last external reference (proxy, strong marshal data or lock) was released";
+      break;
+    case DisconnectReason::kNone:
+      break;
+  }
+  return text;
+}
+
+constexpr std::string_view kSource = "apartments marshaling";
+
+// Keeps the calling thread's error info across internal calls that may set
+// it (releases through the channel), so a Release never changes it.
+class PreserveErrorInfo {
+ public:
+  PreserveErrorInfo() : saved_(ExchangeThreadErrorInfo(nullptr)) {}
+  ~PreserveErrorInfo() {
+    IErrorInfo* replaced = ExchangeThreadErrorInfo(saved_);
+    if (replaced != nullptr) replaced->Release();
+  }
+  PreserveErrorInfo(const PreserveErrorInfo&) = delete;
+  PreserveErrorInfo& operator=(const PreserveErrorInfo&) = delete;
+
+ private:
+  IErrorInfo* saved_;
+};
+
+// --- Apartment records and stub managers ---------------------------------------
+
+void OnApartmentShutdown(std::uint64_t apartment_id);
+
+// Makes sure `apartment` has a record and a shutdown callback. Returns false
+// once it has shut down (its callbacks ran or can no longer be registered).
+bool EnsureApartmentRecord(const ApartmentRef& apartment) {
+  State& s = S();
+  const std::uint64_t id = apartment->id();
+  {
+    std::lock_guard lock(s.mu);
+    if (s.dead_apartments.contains(id)) return false;
+    if (s.apartments.contains(id)) return true;
+  }
+  // Registered outside the lock: the apartment may hold its own lock while
+  // running callbacks, which take ours. Two threads may both register; the
+  // callback is idempotent.
+  if (!apartment->AddShutdownCallback([id] { OnApartmentShutdown(id); })) {
+    std::lock_guard lock(s.mu);
+    s.dead_apartments.insert(id);
+    return false;
+  }
+  std::lock_guard lock(s.mu);
+  if (s.dead_apartments.contains(id)) return false;
+  auto [it, inserted] = s.apartments.try_emplace(id);
+  if (inserted) it->second.apartment = apartment;
+  return true;
+}
+
+// Marks `stub` disconnected. Requires S().mu. Its references stay until
+// ReleaseStubReferences runs on its thread.
+void MarkDisconnectedLocked(const std::shared_ptr<StubManager>& stub, DisconnectReason reason) {
+  State& s = S();
+  if (!stub->connected) return;
+  stub->connected = false;
+  stub->reason = reason;
+  stub->disconnect_time = GetClock().Now();
+  auto key = std::make_pair(stub->apartment_id, stub->identity);
+  auto it = s.stubs_by_identity.find(key);
+  if (it != s.stubs_by_identity.end() && it->second == stub) s.stubs_by_identity.erase(it);
+}
+
+// Releases the object references of a disconnected stub. Must run on the
+// stub's apartment thread (or an MTA thread for the MTA). Idempotent.
+void ReleaseStubReferences(const std::shared_ptr<StubManager>& stub) {
+  State& s = S();
+  IUnknown* identity = nullptr;
+  std::unordered_map<IID, void*> interfaces;
+  {
+    std::lock_guard lock(s.mu);
+    identity = std::exchange(stub->identity, nullptr);
+    interfaces.swap(stub->interfaces);
+    auto record = s.apartments.find(stub->apartment_id);
+    if (record != s.apartments.end()) record->second.stubs.erase(stub->id);
+    if (identity != nullptr) --s.live_stubs;
+  }
+  for (auto& [iid, itf] : interfaces) static_cast<IUnknown*>(itf)->Release();
+  if (identity != nullptr) identity->Release();
+}
+
+// Releases a disconnected stub's references on its own thread: directly when
+// we are there, otherwise through the channel. When the channel cannot reach
+// it (the apartment is shutting down, its queue is full, or this thread is
+// in no apartment), the apartment's shutdown callback releases them.
+// TODO(perf): a one-way post into the apartment would spare the caller the
+// wait (seam request).
+void ReleaseStubReferencesInItsApartment(const std::shared_ptr<StubManager>& stub) {
+  if (stub->apartment->IsCurrent()) {
+    ReleaseStubReferences(stub);
+    return;
+  }
+  PreserveErrorInfo preserve;
+  HRESULT hr = InvokeInApartment(stub->apartment, [stub] {
+    ReleaseStubReferences(stub);
+    return S_OK;
+  });
+  (void)hr;
+}
+
+// Drops one strong reference; the last one disconnects the stub and releases
+// the object in its apartment.
+void ReleaseStrong(const std::shared_ptr<StubManager>& stub) {
+  bool release = false;
+  {
+    std::lock_guard lock(S().mu);
+    --stub->strong;
+    if (stub->strong <= 0 && stub->connected) {
+      MarkDisconnectedLocked(stub, DisconnectReason::kReleased);
+      release = true;
+    }
+  }
+  if (release) ReleaseStubReferencesInItsApartment(stub);
+}
+
+// Finds or creates the stub manager of `identity` in `apartment` (the
+// calling thread's). Returns S_OK, RPC_E_DISCONNECTED when the apartment is
+// shutting down, or E_OUTOFMEMORY.
+HRESULT GetOrCreateStub(const ApartmentRef& apartment, IUnknown* identity,
+                        std::shared_ptr<StubManager>* out) {
+  State& s = S();
+  if (!EnsureApartmentRecord(apartment)) {
+    SetCallErrorInfo(RPC_E_DISCONNECTED,
+                     "Cannot export an object from " + apartment->Describe() +
+                         ": the apartment is shutting down.",
+                     kSource);
+    return RPC_E_DISCONNECTED;
+  }
+  const auto key = std::make_pair(apartment->id(), identity);
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.stubs_by_identity.find(key);
+    if (it != s.stubs_by_identity.end()) {
+      *out = it->second;
+      return S_OK;
+    }
+  }
+  std::shared_ptr<StubManager> stub;
+  try {
+    stub = std::make_shared<StubManager>();
+  } catch (const std::bad_alloc&) {
+    return E_OUTOFMEMORY;
+  }
+  stub->apartment = apartment;
+  stub->apartment_id = apartment->id();
+  stub->identity_address = identity;
+  identity->AddRef();
+  stub->identity = identity;
+  bool lost_race = false;
+  {
+    std::lock_guard lock(s.mu);
+    auto record = s.apartments.find(stub->apartment_id);
+    if (record == s.apartments.end()) {
+      lost_race = true;  // shut down meanwhile
+    } else {
+      auto [it, inserted] = s.stubs_by_identity.try_emplace(key, stub);
+      if (inserted) {
+        stub->id = s.next_id++;
+        record->second.stubs.emplace(stub->id, stub);
+        ++s.live_stubs;
+        *out = stub;
+      } else {
+        *out = it->second;
+        lost_race = true;
+      }
+    }
+  }
+  if (lost_race) {
+    identity->Release();
+    if (!*out) return RPC_E_DISCONNECTED;
+  }
+  return S_OK;
+}
+
+// Makes the stub hold interface `riid` of its object. Runs on the stub's
+// apartment thread. Returns S_OK, the object's QueryInterface failure, or
+// RPC_E_DISCONNECTED.
+HRESULT EnsureInterface(const std::shared_ptr<StubManager>& stub, REFIID riid) {
+  IUnknown* identity = nullptr;
+  {
+    std::lock_guard lock(S().mu);
+    if (!stub->connected) return RPC_E_DISCONNECTED;
+    if (stub->interfaces.contains(riid)) return S_OK;
+    identity = stub->identity;
+    identity->AddRef();
+  }
+  void* itf = nullptr;
+  HRESULT hr = identity->QueryInterface(riid, &itf);
+  identity->Release();
+  if (FAILED(hr)) return hr;
+  if (itf == nullptr) return E_NOINTERFACE;
+  bool keep = false;
+  {
+    std::lock_guard lock(S().mu);
+    if (stub->connected) keep = stub->interfaces.try_emplace(riid, itf).second;
+  }
+  if (!keep) static_cast<IUnknown*>(itf)->Release();
+  return S_OK;
+}
+
+// --- Proxy factories -------------------------------------------------------------
+
+struct FactoryTable {
+  std::mutex mu;
+  std::unordered_map<IID, ProxyFactory> factories;
+};
+
+FactoryTable& Factories() {
+  static FactoryTable* table = new FactoryTable;
+  return *table;
+}
+
+ProxyFactory LookupProxyFactory(REFIID iid) {
+  static std::once_flag standard;
+  std::call_once(standard, [] { RegisterStandardProxies(); });
+  FactoryTable& table = Factories();
+  std::lock_guard lock(table.mu);
+  auto it = table.factories.find(iid);
+  return it == table.factories.end() ? nullptr : it->second;
+}
+
+// --- Proxy manager -----------------------------------------------------------------
+
+class ProxyManager final : public IUnknown, public ProxyManagerBase {
+ public:
+  ProxyManager(ApartmentRef client, std::shared_ptr<StubManager> stub)
+      : client_(std::move(client)), client_id_(client_->id()), stub_(std::move(stub)) {}
+
+  // IUnknown: the proxy's identity.
+  STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
+    return QueryInterfaceProxy(riid, ppv);
+  }
+  STDMETHODIMP_(ULONG) AddRef() override { return AddRefProxy(); }
+  STDMETHODIMP_(ULONG) Release() override { return ReleaseProxy(); }
+
+  ULONG AddRefProxy() noexcept override {
+    // Relaxed: a new reference comes from an existing one.
+    return refs_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
+  ULONG ReleaseProxy() noexcept override {
+    // acq_rel: the thread reaching 0 sees every other thread's use first.
+    ULONG remaining = refs_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (remaining == 0) Destroy();
+    return remaining;
+  }
+
+  // Takes a reference unless the manager is already dying (count 0), for
+  // lookups in the tables. Requires S().mu, which Destroy also takes before
+  // leaving the tables, so a manager found there is still allocated.
+  bool TryAddRefLocked() noexcept {
+    ULONG n = refs_.load(std::memory_order_relaxed);
+    while (n != 0) {
+      if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
+
+  HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) noexcept override {
+    if (ppv == nullptr) return E_POINTER;
+    *ppv = nullptr;
+    if (riid == IID_IUnknown || riid == kIidProxyManager) {
+      AddRefProxy();
+      *ppv = static_cast<IUnknown*>(this);
+      return S_OK;
+    }
+    {
+      std::lock_guard lock(S().mu);
+      auto it = proxies_.find(riid);
+      if (it != proxies_.end()) {
+        AddRefProxy();
+        *ppv = it->second->InterfacePointer();
+        return S_OK;
+      }
+    }
+    ProxyFactory factory = LookupProxyFactory(riid);
+    if (factory == nullptr) return E_NOINTERFACE;
+    HRESULT hr = CheckUsable();
+    if (FAILED(hr)) return hr;
+    bool disconnected = false;
+    hr = InvokeInApartment(stub_->apartment, [&]() -> HRESULT {
+      HRESULT ensured = EnsureInterface(stub_, riid);
+      disconnected = ensured == RPC_E_DISCONNECTED;
+      return ensured;
+    });
+    if (disconnected) return FailDisconnected();
+    if (FAILED(hr)) return hr;
+    InterfaceProxyBase* proxy = factory(this);
+    if (proxy == nullptr) return E_OUTOFMEMORY;
+    InterfaceProxyBase* extra = nullptr;
+    {
+      std::lock_guard lock(S().mu);
+      auto [it, inserted] = proxies_.try_emplace(riid, proxy);
+      if (!inserted) extra = proxy;
+      AddRefProxy();
+      *ppv = it->second->InterfacePointer();
+    }
+    delete extra;
+    return S_OK;
+  }
+
+  HRESULT Call(REFIID iid, const ServerCall& call) noexcept override {
+    HRESULT hr = CheckUsable();
+    if (FAILED(hr)) return hr;
+    bool disconnected = false;
+    hr = InvokeInApartment(stub_->apartment, [&]() -> HRESULT {
+      void* itf = nullptr;
+      {
+        std::lock_guard lock(S().mu);
+        if (stub_->connected) {
+          auto it = stub_->interfaces.find(iid);
+          if (it != stub_->interfaces.end()) itf = it->second;
+        }
+        if (itf != nullptr) static_cast<IUnknown*>(itf)->AddRef();
+      }
+      if (itf == nullptr) {
+        disconnected = true;
+        return RPC_E_DISCONNECTED;
+      }
+      // The reference keeps the interface alive through a CoDisconnectObject
+      // made by the call itself.
+      struct Releaser {
+        void* itf;
+        ~Releaser() { static_cast<IUnknown*>(itf)->Release(); }
+      } releaser{itf};
+      return call(itf);
+    });
+    if (disconnected) return FailDisconnected();
+    return hr;
+  }
+
+  // Whether the proxy may be used from the calling thread; sets error info
+  // when not.
+  HRESULT CheckUsable() {
+    std::unique_lock lock(S().mu);
+    if (client_gone_ || client_->IsShutDown()) {
+      std::string text = "This proxy of " + DescribeStub(*stub_) + " belonged to " +
+                         client_->Describe() + ", which was uninitialized " +
+                         SecondsAgo(client_gone_ ? client_gone_time_ : client_->shutdown_time()) +
+                         "; the proxies an apartment held are disconnected when it goes, "
+                         "whichever thread uses them afterwards.";
+      lock.unlock();
+      SetCallErrorInfo(CO_E_OBJNOTCONNECTED, text, kSource);
+      return CO_E_OBJNOTCONNECTED;
+    }
+    lock.unlock();
+    if (!client_->IsCurrent()) {
+      SetCallErrorInfo(RPC_E_WRONG_THREAD,
+                       "This proxy of " + DescribeStub(*stub_) + " belongs to " +
+                           client_->Describe() + ", but it was used from " +
+                           DescribeCurrentThread() +
+                           ". A proxy may only be used in the apartment that unmarshaled it "
+                           "(Release excepted); marshal the interface again, for instance "
+                           "through the global interface table, to use it here.",
+                       kSource);
+      return RPC_E_WRONG_THREAD;
+    }
+    lock.lock();
+    if (!stub_->connected) {
+      lock.unlock();
+      return FailDisconnected();
+    }
+    return S_OK;
+  }
+
+  // Sets the disconnect explanation and returns RPC_E_DISCONNECTED.
+  HRESULT FailDisconnected() {
+    std::string text;
+    {
+      std::lock_guard lock(S().mu);
+      text = "Call through a proxy failed: " + DescribeDisconnectLocked(*stub_) + ".";
+    }
+    SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
+    return RPC_E_DISCONNECTED;
+  }
+
+  // At the client apartment's shutdown. Requires S().mu.
+  void MarkClientGoneLocked() {
+    client_gone_ = true;
+    client_gone_time_ = GetClock().Now();
+  }
+
+  // Gives up the strong reference on the stub (client apartment shutdown).
+  void DropStubReference() {
+    bool had;
+    {
+      std::lock_guard lock(S().mu);
+      had = std::exchange(holds_stub_ref_, false);
+    }
+    if (had) ReleaseStrong(stub_);
+  }
+
+  const std::shared_ptr<StubManager>& stub() const { return stub_; }
+  const ApartmentRef& client() const { return client_; }
+
+ private:
+  ~ProxyManager() {
+    for (auto& [iid, proxy] : proxies_) delete proxy;
+  }
+
+  void Destroy() {
+    State& s = S();
+    bool had;
+    {
+      std::lock_guard lock(s.mu);
+      auto it = s.proxies.find({client_id_, stub_->id});
+      if (it != s.proxies.end() && it->second == this) s.proxies.erase(it);
+      auto record = s.apartments.find(client_id_);
+      if (record != s.apartments.end()) record->second.proxies.erase(this);
+      had = std::exchange(holds_stub_ref_, false);
+      --s.live_proxies;
+    }
+    if (had) {
+      PreserveErrorInfo preserve;
+      ReleaseStrong(stub_);
+    }
+    delete this;
+  }
+
+  std::atomic<ULONG> refs_{1};
+  const ApartmentRef client_;
+  const std::uint64_t client_id_;
+  const std::shared_ptr<StubManager> stub_;
+  // Guarded by S().mu.
+  bool holds_stub_ref_ = true;
+  bool client_gone_ = false;
+  Clock::TimePoint client_gone_time_{};
+  std::unordered_map<IID, InterfaceProxyBase*> proxies_;
+};
+
+// The proxy manager of `stub` in `client` (AddRef'ed), created if needed.
+// Consumes one strong reference on `stub` that the caller holds.
+HRESULT GetOrCreateProxyManager(const ApartmentRef& client, const std::shared_ptr<StubManager>& stub,
+                                ProxyManager** out) {
+  State& s = S();
+  *out = nullptr;
+  bool extra_ref = false;
+  HRESULT hr = S_OK;
+  if (!EnsureApartmentRecord(client)) {
+    extra_ref = true;
+    hr = CO_E_NOTINITIALIZED;
+  } else {
+    std::lock_guard lock(s.mu);
+    auto record = s.apartments.find(client->id());
+    if (record == s.apartments.end()) {
+      extra_ref = true;
+      hr = CO_E_NOTINITIALIZED;
+    } else {
+      auto key = std::make_pair(client->id(), stub->id);
+      auto it = s.proxies.find(key);
+      if (it != s.proxies.end() && it->second->TryAddRefLocked()) {
+        *out = it->second;
+        extra_ref = true;
+      } else {
+        auto* manager = new (std::nothrow) ProxyManager(client, stub);
+        if (manager == nullptr) {
+          extra_ref = true;
+          hr = E_OUTOFMEMORY;
+        } else {
+          s.proxies[key] = manager;
+          record->second.proxies.insert(manager);
+          ++s.live_proxies;
+          *out = manager;
+        }
+      }
+    }
+  }
+  if (extra_ref) ReleaseStrong(stub);
+  if (hr == CO_E_NOTINITIALIZED) {
+    SetCallErrorInfo(hr, "Cannot unmarshal into " + client->Describe() + ": it is shutting down.",
+                     kSource);
+  }
+  return hr;
+}
+
+// The proxy manager behind `unk`, AddRef'ed, or null when `unk` is no proxy.
+ProxyManager* AsProxyManager(IUnknown* unk) {
+  void* pm = nullptr;
+  if (FAILED(unk->QueryInterface(kIidProxyManager, &pm)) || pm == nullptr) return nullptr;
+  return static_cast<ProxyManager*>(static_cast<IUnknown*>(pm));
+}
+
+// --- Agile objects -----------------------------------------------------------------
+
+bool IsAgile(IUnknown* unk) {
+  IUnknown* agile = nullptr;
+  if (SUCCEEDED(unk->QueryInterface(IID_IAgileObject, reinterpret_cast<void**>(&agile))) &&
+      agile != nullptr) {
+    agile->Release();
+    return true;
+  }
+  IMarshal* marshal = nullptr;
+  if (FAILED(unk->QueryInterface(IID_IMarshal, reinterpret_cast<void**>(&marshal))) ||
+      marshal == nullptr) {
+    return false;
+  }
+  CLSID clsid = CLSID_NULL;
+  HRESULT hr = marshal->GetUnmarshalClass(IID_IUnknown, unk, MSHCTX_INPROC, nullptr,
+                                          MSHLFLAGS_NORMAL, &clsid);
+  marshal->Release();
+  return SUCCEEDED(hr) && clsid == kClsidInProcFreeMarshaler;
+}
+
+// --- Packets -----------------------------------------------------------------------
+
+std::uint64_t Check(const WireRecord& r) {
+  std::uint64_t h = S().secret ^ 0x9e3779b97f4a7c15ull;
+  auto mix = [&h](std::uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h *= 0xff51afd7ed558ccdull;
+  };
+  mix(r.flags);
+  mix(r.kind);
+  mix(r.apartment_id);
+  mix(r.object_id);
+  mix(r.packet_id);
+  std::uint64_t iid_words[2];
+  std::memcpy(iid_words, &r.iid, sizeof iid_words);
+  mix(iid_words[0]);
+  mix(iid_words[1]);
+  return h;
+}
+
+// Marshals interface `riid` of `unk` into a new packet. The calling thread
+// must be in an apartment (`current`).
+HRESULT MarshalToPacket(const ApartmentRef& current, IUnknown* unk, REFIID riid, DWORD flags,
+                        WireRecord* record) {
+  State& s = S();
+  std::memset(record, 0, sizeof *record);
+  std::memcpy(record->signature, kSignature, sizeof kSignature);
+  record->flags = flags;
+  record->iid = riid;
+  const bool weak = (flags & MSHLFLAGS_TABLEWEAK) != 0;
+
+  if (ProxyManager* pm = AsProxyManager(unk)) {
+    // A proxy: the data names the original object in its own apartment.
+    std::unique_ptr<IUnknown, void (*)(IUnknown*)> hold(pm, [](IUnknown* p) { p->Release(); });
+    HRESULT hr = pm->CheckUsable();
+    if (FAILED(hr)) return hr;
+    void* itf = nullptr;
+    hr = pm->QueryInterface(riid, &itf);
+    if (FAILED(hr)) return hr;
+    static_cast<IUnknown*>(itf)->Release();
+    const auto& stub = pm->stub();
+    std::lock_guard lock(s.mu);
+    if (!stub->connected) return RPC_E_DISCONNECTED;
+    ++(weak ? stub->weak : stub->strong);
+    Packet packet;
+    packet.flags = flags;
+    packet.iid = riid;
+    packet.stub = stub;
+    packet.apartment_id = stub->apartment_id;
+    record->kind = kKindStandard;
+    record->apartment_id = stub->apartment_id;
+    record->object_id = stub->id;
+    record->packet_id = s.next_id++;
+    s.packets.emplace(record->packet_id, std::move(packet));
+    record->check = Check(*record);
+    return S_OK;
+  }
+
+  void* itf = nullptr;
+  HRESULT hr = unk->QueryInterface(riid, &itf);
+  if (FAILED(hr)) return hr;
+  if (itf == nullptr) return E_NOINTERFACE;
+
+  if (IsAgile(unk)) {
+    std::lock_guard lock(s.mu);
+    Packet packet;
+    packet.flags = flags;
+    packet.iid = riid;
+    packet.direct = static_cast<IUnknown*>(itf);  // the packet's reference
+    record->kind = kKindDirect;
+    record->packet_id = s.next_id++;
+    s.packets.emplace(record->packet_id, std::move(packet));
+    record->check = Check(*record);
+    return S_OK;
+  }
+  static_cast<IUnknown*>(itf)->Release();
+
+  IUnknown* identity = nullptr;
+  hr = unk->QueryInterface(IID_IUnknown, reinterpret_cast<void**>(&identity));
+  if (FAILED(hr)) return hr;
+  std::shared_ptr<StubManager> stub;
+  hr = GetOrCreateStub(current, identity, &stub);
+  identity->Release();
+  if (FAILED(hr)) return hr;
+  hr = EnsureInterface(stub, riid);
+  if (FAILED(hr)) return hr;
+  std::lock_guard lock(s.mu);
+  if (!stub->connected) return RPC_E_DISCONNECTED;
+  ++(weak ? stub->weak : stub->strong);
+  Packet packet;
+  packet.flags = flags;
+  packet.iid = riid;
+  packet.stub = stub;
+  packet.apartment_id = stub->apartment_id;
+  record->kind = kKindStandard;
+  record->apartment_id = stub->apartment_id;
+  record->object_id = stub->id;
+  record->packet_id = s.next_id++;
+  s.packets.emplace(record->packet_id, std::move(packet));
+  record->check = Check(*record);
+  return S_OK;
+}
+
+bool IsNormal(DWORD flags) { return (flags & (MSHLFLAGS_TABLESTRONG | MSHLFLAGS_TABLEWEAK)) == 0; }
+
+HRESULT FailPacketGone(std::uint64_t packet_id) {
+  SetCallErrorInfo(CO_E_OBJNOTCONNECTED,
+                   "The marshal data (packet " + std::to_string(packet_id) +
+                       ") is no longer valid: MSHLFLAGS_NORMAL data unmarshals only once, and "
+                       "data released with CoReleaseMarshalData (or a revoked global interface "
+                       "table cookie) cannot be unmarshaled.",
+                   kSource);
+  return CO_E_OBJNOTCONNECTED;
+}
+
+// Unmarshals packet `packet_id` in the calling apartment. NORMAL packets are
+// consumed whatever the outcome. `expected` (when non-null) is the record
+// the packet must match.
+HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
+                        const WireRecord* expected) {
+  State& s = S();
+  *ppv = nullptr;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
+
+  Packet packet;
+  bool normal = false;
+  bool same_apartment = false;
+  bool missing = false;
+  IUnknown* identity = nullptr;
+  std::string gone;
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.packets.find(packet_id);
+    missing = it == s.packets.end();
+  }
+  // Error info is set outside the lock (it allocates and may release).
+  if (missing) return FailPacketGone(packet_id);
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.packets.find(packet_id);
+    if (it == s.packets.end()) return CO_E_OBJNOTCONNECTED;  // consumed meanwhile
+    if (expected != nullptr &&
+        (it->second.apartment_id != expected->apartment_id ||
+         (it->second.stub ? it->second.stub->id : 0) != expected->object_id ||
+         it->second.flags != expected->flags || !(it->second.iid == expected->iid))) {
+      return RPC_E_INVALID_OBJREF;
+    }
+    packet = it->second;
+    normal = IsNormal(packet.flags);
+    if (normal) s.packets.erase(it);
+    if (packet.direct != nullptr) {
+      if (!normal) packet.direct->AddRef();
+    } else {
+      const auto& stub = packet.stub;
+      if (!stub->connected) {
+        gone = "Cannot unmarshal: " + DescribeDisconnectLocked(*stub) + ".";
+      } else {
+        same_apartment = stub->apartment_id == current->id();
+        if (same_apartment) {
+          identity = stub->identity;
+          identity->AddRef();
+        } else if (!normal) {
+          ++stub->strong;  // for the proxy manager; NORMAL data hands over its own
+        }
+      }
+    }
+  }
+  {
+    const IID& riid = riid_in == IID_NULL ? packet.iid : riid_in;
+    if (packet.direct != nullptr) {
+      HRESULT hr = packet.direct->QueryInterface(riid, ppv);
+      packet.direct->Release();
+      return hr;
+    }
+    if (!gone.empty()) {
+      SetCallErrorInfo(CO_E_OBJNOTCONNECTED, gone, kSource);
+      return CO_E_OBJNOTCONNECTED;
+    }
+    if (same_apartment) {
+      // In the object's own apartment: the object itself.
+      HRESULT hr = identity->QueryInterface(riid, ppv);
+      identity->Release();
+      if (normal) ReleaseStrong(packet.stub);
+      return hr;
+    }
+    ProxyManager* pm = nullptr;
+    HRESULT hr = GetOrCreateProxyManager(current, packet.stub, &pm);
+    if (FAILED(hr)) return hr;
+    hr = pm->QueryInterfaceProxy(riid, ppv);
+    pm->ReleaseProxy();
+    return hr;
+  }
+}
+
+// Discards packet `packet_id` (CoReleaseMarshalData).
+HRESULT ReleasePacket(std::uint64_t packet_id, const WireRecord* expected) {
+  State& s = S();
+  Packet packet;
+  bool missing = false;
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.packets.find(packet_id);
+    missing = it == s.packets.end();
+  }
+  if (missing) return FailPacketGone(packet_id);
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.packets.find(packet_id);
+    if (it == s.packets.end()) return CO_E_OBJNOTCONNECTED;  // released meanwhile
+    if (expected != nullptr && it->second.apartment_id != expected->apartment_id) {
+      return RPC_E_INVALID_OBJREF;
+    }
+    packet = std::move(it->second);
+    s.packets.erase(it);
+  }
+  if (packet.direct != nullptr) {
+    packet.direct->Release();
+    return S_OK;
+  }
+  if ((packet.flags & MSHLFLAGS_TABLEWEAK) != 0) {
+    bool release = false;
+    {
+      std::lock_guard lock(s.mu);
+      --packet.stub->weak;
+      if (packet.stub->weak <= 0 && packet.stub->strong <= 0 && packet.stub->connected) {
+        MarkDisconnectedLocked(packet.stub, DisconnectReason::kReleased);
+        release = true;
+      }
+    }
+    if (release) ReleaseStubReferencesInItsApartment(packet.stub);
+    return S_OK;
+  }
+  ReleaseStrong(packet.stub);
+  return S_OK;
+}
+
+// Reads and checks a marshal record.
+HRESULT ReadRecord(IStream* stream, WireRecord* record) {
+  ULONG read = 0;
+  HRESULT hr = stream->Read(record, sizeof *record, &read);
+  if (FAILED(hr)) return hr;
+  auto invalid = [](const char* why) {
+    SetCallErrorInfo(RPC_E_INVALID_OBJREF,
+                     std::string("The stream does not hold valid marshal data: ") + why + ".",
+                     kSource);
+    return RPC_E_INVALID_OBJREF;
+  };
+  if (read != sizeof *record) return invalid("it ends before the end of the marshal record");
+  if (std::memcmp(record->signature, kSignature, sizeof kSignature) != 0) {
+    return invalid("the record's signature is wrong (not written by CoMarshalInterface, or "
+                   "the stream is not positioned at its start)");
+  }
+  if ((record->kind != kKindStandard && record->kind != kKindDirect) ||
+      (record->flags & ~kKnownFlags) != 0 || record->check != Check(*record)) {
+    return invalid("the record is corrupted");
+  }
+  return S_OK;
+}
+
+// --- Shutdown ----------------------------------------------------------------------
+
+void OnApartmentShutdown(std::uint64_t apartment_id) {
+  State& s = S();
+  std::vector<std::shared_ptr<StubManager>> stubs;
+  std::vector<ProxyManager*> proxies;
+  {
+    std::lock_guard lock(s.mu);
+    s.dead_apartments.insert(apartment_id);
+    auto it = s.apartments.find(apartment_id);
+    if (it == s.apartments.end()) return;
+    for (auto& [id, stub] : it->second.stubs) {
+      MarkDisconnectedLocked(stub, DisconnectReason::kApartmentShutDown);
+      stubs.push_back(stub);
+    }
+    for (ProxyManager* pm : it->second.proxies) {
+      pm->MarkClientGoneLocked();
+      if (pm->TryAddRefLocked()) proxies.push_back(pm);
+    }
+    it->second.proxies.clear();
+    // Keep the record (without proxies) until its stubs are released below.
+  }
+  // Exported objects are released here, on the apartment's own thread.
+  for (auto& stub : stubs) ReleaseStubReferences(stub);
+  // Proxies held here let go of their objects (in the objects' apartments).
+  for (ProxyManager* pm : proxies) {
+    pm->DropStubReference();
+    pm->Release();
+  }
+  ApartmentRef keep_alive;
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.apartments.find(apartment_id);
+    if (it != s.apartments.end()) {
+      keep_alive = std::move(it->second.apartment);
+      s.apartments.erase(it);
+    }
+  }
+}
+
+// --- The global interface table ------------------------------------------------------
+
+class GlobalInterfaceTableImpl final : public IGlobalInterfaceTable, public IAgileObject {
+ public:
+  STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
+    if (ppv == nullptr) return E_POINTER;
+    if (riid == IID_IUnknown || riid == IID_IGlobalInterfaceTable) {
+      *ppv = static_cast<IGlobalInterfaceTable*>(this);
+    } else if (riid == IID_IAgileObject) {
+      *ppv = static_cast<IAgileObject*>(this);
+    } else {
+      *ppv = nullptr;
+      return E_NOINTERFACE;
+    }
+    return S_OK;
+  }
+  // A process singleton: references are not counted (as on Windows).
+  STDMETHODIMP_(ULONG) AddRef() override { return 2; }
+  STDMETHODIMP_(ULONG) Release() override { return 1; }
+
+  STDMETHODIMP RegisterInterfaceInGlobal(IUnknown* pUnk, REFIID riid, DWORD* pdwCookie) override {
+    if (pdwCookie != nullptr) *pdwCookie = 0;
+    if (pUnk == nullptr || pdwCookie == nullptr) return E_INVALIDARG;
+    ApartmentRef current = CurrentApartment();
+    if (!current) return CO_E_NOTINITIALIZED;
+    WireRecord record;
+    HRESULT hr = MarshalToPacket(current, pUnk, riid, MSHLFLAGS_TABLESTRONG, &record);
+    if (FAILED(hr)) return hr;
+    State& s = S();
+    std::lock_guard lock(s.mu);
+    DWORD cookie = s.next_cookie++;
+    if (s.next_cookie == 0) s.next_cookie = 0x100;
+    s.git.emplace(cookie, record.packet_id);
+    *pdwCookie = cookie;
+    return S_OK;
+  }
+
+  STDMETHODIMP RevokeInterfaceFromGlobal(DWORD dwCookie) override {
+    if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+    std::uint64_t packet = 0;
+    {
+      std::lock_guard lock(S().mu);
+      auto it = S().git.find(dwCookie);
+      if (it == S().git.end()) return E_INVALIDARG;
+      packet = it->second;
+      S().git.erase(it);
+    }
+    return ReleasePacket(packet, nullptr);
+  }
+
+  STDMETHODIMP GetInterfaceFromGlobal(DWORD dwCookie, REFIID riid, void** ppv) override {
+    if (ppv == nullptr) return E_INVALIDARG;
+    *ppv = nullptr;
+    if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+    std::uint64_t packet = 0;
+    {
+      std::lock_guard lock(S().mu);
+      auto it = S().git.find(dwCookie);
+      if (it == S().git.end()) return E_INVALIDARG;
+      packet = it->second;
+    }
+    return UnmarshalPacket(packet, riid, ppv, nullptr);
+  }
+};
+
+GlobalInterfaceTableImpl& TheGit() {
+  static GlobalInterfaceTableImpl* git = new GlobalInterfaceTableImpl;
+  return *git;
+}
+
+// --- The free-threaded marshaler ---------------------------------------------------
+
+class FreeThreadedMarshaler final : public IUnknown {
+ public:
+  explicit FreeThreadedMarshaler(IUnknown* outer) : marshal_(this, outer) {}
+
+  // The inner (non-delegating) IUnknown.
+  STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
+    if (ppv == nullptr) return E_POINTER;
+    if (riid == IID_IUnknown) {
+      *ppv = static_cast<IUnknown*>(this);
+    } else if (riid == IID_IMarshal) {
+      *ppv = static_cast<IMarshal*>(&marshal_);
+    } else {
+      *ppv = nullptr;
+      return E_NOINTERFACE;
+    }
+    static_cast<IUnknown*>(*ppv)->AddRef();
+    return S_OK;
+  }
+  STDMETHODIMP_(ULONG) AddRef() override { return refs_.fetch_add(1, std::memory_order_relaxed) + 1; }
+  STDMETHODIMP_(ULONG) Release() override {
+    ULONG remaining = refs_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (remaining == 0) delete this;
+    return remaining;
+  }
+
+ private:
+  class Marshal final : public IMarshal {
+   public:
+    Marshal(FreeThreadedMarshaler* inner, IUnknown* outer)
+        : controlling_(outer != nullptr ? outer : inner) {}
+    STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
+      return controlling_->QueryInterface(riid, ppv);
+    }
+    STDMETHODIMP_(ULONG) AddRef() override { return controlling_->AddRef(); }
+    STDMETHODIMP_(ULONG) Release() override { return controlling_->Release(); }
+
+    STDMETHODIMP GetUnmarshalClass(REFIID, void*, DWORD, void*, DWORD, CLSID* pCid) override {
+      if (pCid == nullptr) return E_POINTER;
+      *pCid = kClsidInProcFreeMarshaler;
+      return S_OK;
+    }
+    STDMETHODIMP GetMarshalSizeMax(REFIID, void*, DWORD, void*, DWORD, DWORD* pSize) override {
+      if (pSize == nullptr) return E_POINTER;
+      *pSize = static_cast<DWORD>(kMarshalRecordSize);
+      return S_OK;
+    }
+    STDMETHODIMP MarshalInterface(IStream* pStm, REFIID riid, void* pv, DWORD dwDestContext,
+                                  void* pvDestContext, DWORD mshlflags) override {
+      IUnknown* unk = pv != nullptr ? static_cast<IUnknown*>(pv) : controlling_;
+      return CoMarshalInterface(pStm, riid, unk, dwDestContext, pvDestContext, mshlflags);
+    }
+    STDMETHODIMP UnmarshalInterface(IStream* pStm, REFIID riid, void** ppv) override {
+      return CoUnmarshalInterface(pStm, riid, ppv);
+    }
+    STDMETHODIMP ReleaseMarshalData(IStream* pStm) override { return CoReleaseMarshalData(pStm); }
+    STDMETHODIMP DisconnectObject(DWORD) override { return S_OK; }
+
+   private:
+    IUnknown* controlling_;  // not counted: the outer object owns us
+  };
+
+  ~FreeThreadedMarshaler() = default;
+
+  std::atomic<ULONG> refs_{1};
+  Marshal marshal_;
+};
+
+// --- Class registry ------------------------------------------------------------------
+
+HRESULT LookupClassPacket(REFCLSID clsid, std::uint64_t* packet) {
+  std::lock_guard lock(S().mu);
+  for (auto& [cookie, registration] : S().classes) {
+    if (registration.clsid == clsid) {
+      *packet = registration.packet;
+      return S_OK;
+    }
+  }
+  return REGDB_E_CLASSNOTREG;
+}
+
+}  // namespace
+
+std::size_t LiveStubManagersForTesting() {
+  std::lock_guard lock(S().mu);
+  return S().live_stubs;
+}
+
+std::size_t LiveProxyManagersForTesting() {
+  std::lock_guard lock(S().mu);
+  return S().live_proxies;
+}
+
+// --- proxy.h's entry points ----------------------------------------------------------
+
+void RegisterProxyFactory(const IID& iid, ProxyFactory factory) noexcept {
+  FactoryTable& table = Factories();
+  std::lock_guard lock(table.mu);
+  table.factories[iid] = factory;
+}
+
+HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) noexcept {
+  *token = 0;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
+  WireRecord record;
+  HRESULT hr = MarshalToPacket(current, object, iid, MSHLFLAGS_NORMAL, &record);
+  if (SUCCEEDED(hr)) *token = record.packet_id;
+  return hr;
+}
+
+HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) noexcept {
+  return UnmarshalPacket(token, iid, ppv, nullptr);
+}
+
+void ReleaseArgument(std::uint64_t token) noexcept {
+  PreserveErrorInfo preserve;
+  (void)ReleasePacket(token, nullptr);
+}
+
+}  // namespace apartments::internal
+
+namespace apartments {
+
+IGlobalInterfaceTable* GlobalInterfaceTable() noexcept { return &internal::TheGit(); }
+
+}  // namespace apartments
+
+using apartments::internal::ApartmentRef;
+using apartments::internal::CurrentApartment;
+using apartments::internal::WireRecord;
+
+extern "C" {
+
+HRESULT WINAPI CoMarshalInterface(LPSTREAM pStm, REFIID riid, LPUNKNOWN pUnk, DWORD dwDestContext,
+                                  LPVOID pvDestContext, DWORD mshlflags) {
+  using namespace apartments::internal;
+  if (pStm == nullptr || pUnk == nullptr || (mshlflags & ~kKnownFlags) != 0 ||
+      ((mshlflags & MSHLFLAGS_TABLESTRONG) && (mshlflags & MSHLFLAGS_TABLEWEAK))) {
+    return E_INVALIDARG;
+  }
+  if (dwDestContext != MSHCTX_INPROC && dwDestContext != MSHCTX_CROSSCTX) {
+    SetCallErrorInfo(E_NOTIMPL,
+                     "Only in-process marshaling (MSHCTX_INPROC, MSHCTX_CROSSCTX) is supported.",
+                     kSource);
+    return E_NOTIMPL;
+  }
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
+  WireRecord record;
+  HRESULT hr = MarshalToPacket(current, pUnk, riid, mshlflags, &record);
+  if (FAILED(hr)) return hr;
+  ULONG written = 0;
+  hr = pStm->Write(&record, sizeof record, &written);
+  if (SUCCEEDED(hr) && written != sizeof record) hr = STG_E_MEDIUMFULL;
+  if (FAILED(hr)) {
+    PreserveErrorInfo preserve;
+    (void)ReleasePacket(record.packet_id, nullptr);
+  }
+  return hr;
+}
+
+HRESULT WINAPI CoUnmarshalInterface(LPSTREAM pStm, REFIID riid, LPVOID* ppv) {
+  using namespace apartments::internal;
+  if (ppv != nullptr) *ppv = nullptr;
+  if (pStm == nullptr || ppv == nullptr) return E_INVALIDARG;
+  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  WireRecord record;
+  HRESULT hr = ReadRecord(pStm, &record);
+  if (FAILED(hr)) return hr;
+  return UnmarshalPacket(record.packet_id, riid, ppv, &record);
+}
+
+HRESULT WINAPI CoReleaseMarshalData(LPSTREAM pStm) {
+  using namespace apartments::internal;
+  if (pStm == nullptr) return E_INVALIDARG;
+  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  WireRecord record;
+  HRESULT hr = ReadRecord(pStm, &record);
+  if (FAILED(hr)) return hr;
+  return ReleasePacket(record.packet_id, &record);
+}
+
+HRESULT WINAPI CoMarshalInterThreadInterfaceInStream(REFIID riid, LPUNKNOWN pUnk, LPSTREAM* ppStm) {
+  if (ppStm == nullptr) return E_INVALIDARG;
+  *ppStm = nullptr;
+  if (pUnk == nullptr) return E_INVALIDARG;
+  IStream* stream = nullptr;
+  HRESULT hr = CreateStreamOnHGlobal(nullptr, TRUE, &stream);
+  if (FAILED(hr)) return hr;
+  hr = CoMarshalInterface(stream, riid, pUnk, MSHCTX_INPROC, nullptr, MSHLFLAGS_NORMAL);
+  if (FAILED(hr)) {
+    stream->Release();
+    return hr;
+  }
+  LARGE_INTEGER zero{};
+  (void)stream->Seek(zero, STREAM_SEEK_SET, nullptr);
+  *ppStm = stream;
+  return S_OK;
+}
+
+HRESULT WINAPI CoGetInterfaceAndReleaseStream(LPSTREAM pStm, REFIID iid, LPVOID* ppv) {
+  if (ppv != nullptr) *ppv = nullptr;
+  if (pStm == nullptr) return E_INVALIDARG;
+  if (ppv == nullptr) {
+    pStm->Release();
+    return E_INVALIDARG;
+  }
+  HRESULT hr = CoUnmarshalInterface(pStm, iid, ppv);
+  pStm->Release();
+  return hr;
+}
+
+HRESULT WINAPI CoDisconnectObject(LPUNKNOWN pUnk, DWORD dwReserved) {
+  using namespace apartments::internal;
+  if (pUnk == nullptr || dwReserved != 0) return E_INVALIDARG;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
+  if (ProxyManager* pm = AsProxyManager(pUnk)) {
+    pm->Release();
+    return S_OK;
+  }
+  IUnknown* identity = nullptr;
+  if (FAILED(pUnk->QueryInterface(IID_IUnknown, reinterpret_cast<void**>(&identity)))) {
+    return S_OK;
+  }
+  std::shared_ptr<StubManager> stub;
+  {
+    std::lock_guard lock(S().mu);
+    auto it = S().stubs_by_identity.find({current->id(), identity});
+    if (it != S().stubs_by_identity.end()) {
+      stub = it->second;
+      MarkDisconnectedLocked(stub, DisconnectReason::kDisconnectObject);
+    }
+  }
+  identity->Release();
+  if (stub) ReleaseStubReferences(stub);
+  return S_OK;
+}
+
+HRESULT WINAPI CoLockObjectExternal(LPUNKNOWN pUnk, BOOL fLock, BOOL fLastUnlockReleases) {
+  using namespace apartments::internal;
+  if (pUnk == nullptr) return E_INVALIDARG;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
+  if (ProxyManager* pm = AsProxyManager(pUnk)) {
+    pm->Release();
+    return S_OK;
+  }
+  IUnknown* identity = nullptr;
+  HRESULT hr = pUnk->QueryInterface(IID_IUnknown, reinterpret_cast<void**>(&identity));
+  if (FAILED(hr)) return hr;
+  std::shared_ptr<StubManager> stub;
+  if (fLock) {
+    hr = GetOrCreateStub(current, identity, &stub);
+    identity->Release();
+    if (FAILED(hr)) return hr;
+    std::lock_guard lock(S().mu);
+    if (!stub->connected) return RPC_E_DISCONNECTED;
+    ++stub->strong;
+    ++stub->external_locks;
+    return S_OK;
+  }
+  bool unlocked = false;
+  {
+    std::lock_guard lock(S().mu);
+    auto it = S().stubs_by_identity.find({current->id(), identity});
+    if (it != S().stubs_by_identity.end() && it->second->external_locks > 0) {
+      stub = it->second;
+      --stub->external_locks;
+      unlocked = true;
+    }
+  }
+  identity->Release();
+  if (unlocked) ReleaseStrong(stub);
+  return S_OK;
+}
+
+HRESULT WINAPI CoCreateFreeThreadedMarshaler(LPUNKNOWN punkOuter, LPUNKNOWN* ppunkMarshal) {
+  if (ppunkMarshal == nullptr) return E_INVALIDARG;
+  auto* ftm = new (std::nothrow) apartments::internal::FreeThreadedMarshaler(punkOuter);
+  *ppunkMarshal = ftm;
+  return ftm == nullptr ? E_OUTOFMEMORY : S_OK;
+}
+
+HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvReserved, REFIID riid,
+                                LPVOID* ppv) {
+  using namespace apartments::internal;
+  if (ppv == nullptr) return E_INVALIDARG;
+  *ppv = nullptr;
+  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  std::uint64_t packet = 0;
+  HRESULT hr = LookupClassPacket(rclsid, &packet);
+  if (FAILED(hr)) return hr;
+  return UnmarshalPacket(packet, riid, ppv, nullptr);
+}
+
+HRESULT WINAPI CoCreateInstance(REFCLSID rclsid, LPUNKNOWN pUnkOuter, DWORD dwClsContext,
+                                REFIID riid, LPVOID* ppv) {
+  using namespace apartments::internal;
+  if (ppv == nullptr) return E_INVALIDARG;
+  *ppv = nullptr;
+  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  if ((dwClsContext & (CLSCTX_INPROC_SERVER | CLSCTX_LOCAL_SERVER)) == 0) return REGDB_E_CLASSNOTREG;
+  if (rclsid == CLSID_StdGlobalInterfaceTable) {
+    if (pUnkOuter != nullptr) return CLASS_E_NOAGGREGATION;
+    return TheGit().QueryInterface(riid, ppv);
+  }
+  IClassFactory* factory = nullptr;
+  HRESULT hr = CoGetClassObject(rclsid, dwClsContext, nullptr, IID_IClassFactory,
+                                reinterpret_cast<void**>(&factory));
+  if (FAILED(hr)) return hr;
+  hr = factory->CreateInstance(pUnkOuter, riid, ppv);
+  factory->Release();
+  return hr;
+}
+
+HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwClsContext,
+                                     DWORD flags, LPDWORD lpdwRegister) {
+  using namespace apartments::internal;
+  if (lpdwRegister != nullptr) *lpdwRegister = 0;
+  if (pUnk == nullptr || lpdwRegister == nullptr) return E_INVALIDARG;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
+  std::uint64_t existing = 0;
+  if (SUCCEEDED(LookupClassPacket(rclsid, &existing))) return CO_E_OBJISREG;
+  WireRecord record;
+  HRESULT hr = MarshalToPacket(current, pUnk, IID_IUnknown, MSHLFLAGS_TABLESTRONG, &record);
+  if (FAILED(hr)) return hr;
+  bool duplicate = false;
+  {
+    std::lock_guard lock(S().mu);
+    for (auto& [cookie, registration] : S().classes) duplicate |= registration.clsid == rclsid;
+    if (!duplicate) {
+      DWORD cookie = S().next_cookie++;
+      S().classes.emplace(cookie, ClassRegistration{rclsid, record.packet_id});
+      *lpdwRegister = cookie;
+    }
+  }
+  if (duplicate) {
+    (void)ReleasePacket(record.packet_id, nullptr);
+    return CO_E_OBJISREG;
+  }
+  return S_OK;
+}
+
+HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister) {
+  using namespace apartments::internal;
+  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  std::uint64_t packet = 0;
+  {
+    std::lock_guard lock(S().mu);
+    auto it = S().classes.find(dwRegister);
+    if (it == S().classes.end()) return CO_E_OBJNOTREG;
+    packet = it->second.packet;
+    S().classes.erase(it);
+  }
+  return ReleasePacket(packet, nullptr);
+}
+
+}  // extern "C"

@@ -1,0 +1,54 @@
+// The marshaling half of the COM core, as the rest of src/com sees it.
+//
+// Ownership (all in-process, no wire format beyond the marshal record):
+//   StubManager   one per exported object identity per apartment. Holds one
+//                 reference on the object's IUnknown and one per interface
+//                 asked for, all released on the object's own apartment
+//                 thread: when the last strong external reference goes (the
+//                 release is sent there with InvokeInApartment), on
+//                 CoDisconnectObject, or at that apartment's shutdown (a
+//                 shutdown callback).
+//   Packet        one per CoMarshalInterface: the marshal data's state,
+//                 named in the stream by a process-unique id (never by an
+//                 address), so forged data can only name a packet that
+//                 exists or fail.
+//   ProxyManager  one per (client apartment, stub manager): the proxy's
+//                 identity and its interface proxies, sharing one reference
+//                 count. Holds one strong reference on the stub manager.
+//
+// Stub manager states:
+//   connected --(last strong ref released / CoDisconnectObject /
+//                its apartment shuts down)--> disconnected
+//   disconnected: calls through proxies get RPC_E_DISCONNECTED, unmarshaling
+//   CO_E_OBJNOTCONNECTED; its object references are released (on its thread)
+//   right after the transition, or at its apartment's shutdown when that
+//   thread could not be reached.
+//
+// Locking: one mutex guards every table and every stub and proxy manager's
+// mutable state. Only AddRef is ever called on user objects while holding
+// it; QueryInterface, Release and calls run outside it.
+#ifndef APARTMENTS_SRC_COM_MARSHAL_H_
+#define APARTMENTS_SRC_COM_MARSHAL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "apartments/win32_com.h"
+
+namespace apartments::internal {
+
+// The size of the marshal record CoMarshalInterface writes.
+inline constexpr std::size_t kMarshalRecordSize = 64;
+
+// The number of live stub managers and proxy managers in the process, for
+// leak tests.
+std::size_t LiveStubManagersForTesting();
+std::size_t LiveProxyManagersForTesting();
+
+// Registers the built-in proxies (IClassFactory, ISequentialStream,
+// IStream); defined in standard_proxies.cc.
+void RegisterStandardProxies();
+
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_SRC_COM_MARSHAL_H_
