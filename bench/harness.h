@@ -221,17 +221,22 @@ class Runner {
       body(n);
       return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
     };
-    // Calibrate: grow n until one batch takes a quarter of the target, then scale.
+    // Calibrate: grow n until one batch takes a quarter of the target and
+    // eight times a one-operation batch (so a per-batch cost, such as a
+    // consumer's sleep and wake-up, cannot dominate; capped at 4x the
+    // target), then scale n to the target.
     const double target_ns = o.batch_ms * 1e6;
     std::int64_t n = 1;
     double ns = time(n);
-    while (ns < target_ns / 4 && n < (std::int64_t{1} << 40)) {
-      n *= ns < target_ns / 64 ? 8 : 2;
+    const double enough = std::max(target_ns / 4, std::min(8 * ns, 4 * target_ns));
+    while (ns < enough && n < (std::int64_t{1} << 40)) {
+      n *= ns < enough / 16 ? 8 : 2;
       ns = time(n);
     }
-    n = std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(n) * target_ns / ns));
+    const std::int64_t floor_n = std::max<std::int64_t>(1, n / 2);
+    n = std::max(floor_n, static_cast<std::int64_t>(static_cast<double>(n) * target_ns / ns));
     // A preemption during calibration makes a batch look slow and n too
-    // small (then the per-batch hand-off dominates): re-check, scaling up.
+    // small: re-check, scaling up.
     for (int i = 0; i < 3; ++i) {
       ns = time(n);  // Also the warm-up at the final size.
       if (ns >= target_ns / 2) break;
