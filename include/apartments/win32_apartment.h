@@ -27,7 +27,15 @@
 // Differences from Windows: COINIT_DISABLE_OLE1DDE and COINIT_SPEED_OVER_MEMORY
 // are accepted and ignored; there is no neutral or application STA; async
 // calls (CALLTYPE_ASYNC) are never made by this runtime, so a message filter
-// never sees that call type.
+// never sees that call type; IMessageFilter::MessagePending's
+// PENDINGMSG_CANCELCALL cannot withdraw a call already posted and is treated
+// as PENDINGMSG_WAITNOPROCESS (the call goes on); the main STA is the first
+// STA created while no main STA is alive (so after the main STA ends, the next
+// new STA becomes the main STA).
+//
+// Errors of the calls themselves (RPC_E_DISCONNECTED, RPC_E_SYS_CALL_FAILED,
+// ...) come with an explanation in the caller's error info
+// (apartments/error_info.h): see the channel in src/com/apartment.h.
 //
 // Thread safety: every function acts on the calling thread's COM state and may
 // be called from any thread.
@@ -151,6 +159,14 @@ HRESULT WINAPI CoGetCurrentLogicalThreadId(GUID* pguid);
 // COWAIT_DISPATCH_WINDOW_MESSAGES it dispatches them too), and a WM_QUIT seen
 // meanwhile is kept for after the wait. Anywhere else (MTA, no apartment) it
 // waits without pumping. Published as BlockKind::kComCall.
+// COWAIT_WAITALL in an STA has Windows' documented meaning: it returns only
+// once every handle is signaled AND input has arrived in the queue
+// (MsgWaitForMultipleObjectsEx with MWMO_WAITALL), and serves nothing while it
+// waits; prefer waiting for one handle at a time in an STA. In an STA COM
+// calls are always served (COWAIT_DISPATCH_CALLS is accepted: it matters only
+// to application STAs, which do not exist here). COWAIT_INPUTAVAILABLE
+// returns S_OK with *lpdwindex = cHandles when posted input other than COM
+// calls is in the queue.
 // Returns S_OK with *lpdwindex = the index of the signaled handle
 // (WAIT_ABANDONED_0 + i for an abandoned mutex, WAIT_IO_COMPLETION when
 // COWAIT_ALERTABLE and APCs ran); RPC_S_CALLPENDING on timeout; E_INVALIDARG

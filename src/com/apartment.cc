@@ -245,6 +245,7 @@ bool ApartmentImpl::AddShutdownCallback(std::function<void()> callback) {
 }
 
 void ApartmentImpl::Link(ChannelCall* call) {
+  call->linked = true;
   call->next = nullptr;
   call->prev = tail_;
   if (tail_ != nullptr) {
@@ -267,24 +268,31 @@ void ApartmentImpl::Unlink(ChannelCall* call) {
     tail_ = call->prev;
   }
   call->prev = call->next = nullptr;
+  call->linked = false;
 }
 
 HRESULT ApartmentImpl::Enqueue(ChannelCall* call) {
   call->outcome = CallOutcome::kPending;
   call->executing_tid.store(0, std::memory_order_relaxed);
   if (kind_ == ApartmentKind::kSta) {
-    std::lock_guard lock(mu_);
-    if (state_ != State::kRunning) return RPC_E_DISCONNECTED;
-    // Posted under mu_ so that the teardown, which empties the list under
-    // mu_, sees either no message or a linked record (file comment).
+    {
+      std::lock_guard lock(mu_);
+      if (state_ != State::kRunning) return RPC_E_DISCONNECTED;
+      Link(call);
+    }
+    // Outside mu_ (see apartment_impl.h): posting may wake the STA thread,
+    // which at once takes mu_ to unlink the call.
     DWORD error = queue_->Post(tid_, incarnation_, hwnd_, kComCallMessage, 0,
                                reinterpret_cast<LPARAM>(call));
+    if (__builtin_expect(error == ERROR_SUCCESS, 1)) return S_OK;
+    std::lock_guard lock(mu_);
+    // Taken by the teardown meanwhile: it completes the call (disconnected).
+    if (!call->linked) return S_OK;
+    Unlink(call);
     if (error == ERROR_NOT_ENOUGH_QUOTA) return HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA);
     // The thread's queue is gone: it exited, and its exit hook is about to
     // shut this apartment down (or has).
-    if (error != ERROR_SUCCESS) return RPC_E_DISCONNECTED;
-    Link(call);
-    return S_OK;
+    return RPC_E_DISCONNECTED;
   }
   {
     std::lock_guard lock(mu_);
@@ -331,6 +339,7 @@ void ApartmentImpl::Shutdown() {
     state_ = State::kGone;
     queued = head_;
     head_ = tail_ = nullptr;
+    for (ChannelCall* c = queued; c != nullptr; c = c->next) c->linked = false;
   }
   // Nothing pumps between emptying the list and destroying the window, so
   // the messages left for these records are never dispatched.

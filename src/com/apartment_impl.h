@@ -15,11 +15,15 @@
 // wait's acquire), so the record may live on the caller's stack.
 //
 // Posted messages and the list. An STA's posted message carries the record's
-// address. The record is linked for as long as the message may be
-// dispatched: the window procedure runs only while the window is alive, the
-// teardown empties the list and destroys the window without pumping in
-// between, and messages for a destroyed window are dropped unread by the
-// message layer. So a dispatched message always names a linked record.
+// address. The record is linked before the message is posted and stays linked
+// for as long as the message may be dispatched: the window procedure runs
+// only while the window is alive, the teardown empties the list and destroys
+// the window without pumping in between, and messages for a destroyed window
+// are dropped unread by the message layer. So a dispatched message always
+// names a linked record. The post itself happens outside the apartment lock
+// (so the woken STA thread never blocks on a lock its waker holds); if it
+// fails, the poster unlinks the record unless the teardown took it first, in
+// which case the teardown completes it.
 //
 // Lock order: ApartmentImpl::mu_ -> message queue lock -> kernel lock. The
 // apartment lock is never held while user code runs or while waiting.
@@ -75,6 +79,7 @@ struct ChannelCall {
   // Links in the target's queued list; guarded by the target's mu_.
   ChannelCall* prev = nullptr;
   ChannelCall* next = nullptr;
+  bool linked = false;
 };
 
 // Completes `call` (see the file comment). Any thread; exactly once per

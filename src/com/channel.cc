@@ -325,7 +325,9 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
     }
     DWORD remaining = INFINITE;
     if (finite) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      // Rounded up, and re-checked below: the kernel's timeout may end a
+      // little early by our clock, and a modal wait never ends early.
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
@@ -337,6 +339,9 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
         result = WAIT_TIMEOUT;
         break;
       }
+      continue;
+    }
+    if (r == WAIT_TIMEOUT && remaining != 0 && std::chrono::steady_clock::now() < deadline) {
       continue;
     }
     result = r;

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "apartments/error_info.h"
 #include "com/marshal_test_util.h"
@@ -848,6 +850,62 @@ TEST_F(MarshalTest, ThrowingCalleeIsServerFaultAndReleasesArguments) {
     EXPECT_EQ(death.deaths, 1);
     holder->Release();
   });
+}
+
+// Tests that proxies in several apartments calling one object while its
+// apartment shuts down each get S_OK or RPC_E_DISCONNECTED (counts add up),
+// the object is released on its own thread, and nothing leaks.
+TEST_F(MarshalTest, CallsRacingServerShutdownAllEnd) {
+  constexpr int kClients = 3;
+  constexpr int kCallsPerClient = 200;
+  DeathRecord death;
+  auto server = std::make_unique<AptThread>();
+  const DWORD server_tid = server->tid();
+  DWORD cookie = 0;
+  server->Run([&] {
+    Counter* counter = MakeComObject<Counter>(&death);
+    ASSERT_EQ(GlobalInterfaceTable()->RegisterInterfaceInGlobal(static_cast<ICounter*>(counter),
+                                                                 IID_ICounter, &cookie),
+              S_OK);
+    counter->Release();
+  });
+  std::atomic<int> ok{0}, disconnected{0}, other{0};
+  std::atomic<int> started{0};
+  std::vector<std::unique_ptr<BoundedThread>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<BoundedThread>([&, i] {
+      if (FAILED(CoInitializeEx(nullptr, i % 2 == 0 ? COINIT_APARTMENTTHREADED
+                                                     : COINIT_MULTITHREADED))) {
+        std::abort();
+      }
+      ICounter* proxy = nullptr;
+      HRESULT hr = GlobalInterfaceTable()->GetInterfaceFromGlobal(cookie, IID_ICounter,
+                                                                  reinterpret_cast<void**>(&proxy));
+      ++started;
+      for (int call = 0; call < kCallsPerClient; ++call) {
+        HRESULT r = SUCCEEDED(hr) ? Poke(proxy) : hr;
+        if (r == S_OK) {
+          ++ok;
+        } else if (r == RPC_E_DISCONNECTED || r == CO_E_OBJNOTCONNECTED) {
+          ++disconnected;
+        } else {
+          ++other;
+        }
+      }
+      if (proxy != nullptr) proxy->Release();
+      CoUninitialize();
+    }));
+  }
+  ASSERT_TRUE(Eventually([&] { return started.load() == kClients; }));
+  server->Shutdown();
+  server.reset();
+  clients.clear();
+  EXPECT_EQ(ok + disconnected, kClients * kCallsPerClient);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(death.deaths, 1);
+  EXPECT_EQ(death.tid, server_tid);
+  AptThread cleanup;
+  cleanup.Run([&] { EXPECT_EQ(GlobalInterfaceTable()->RevokeInterfaceFromGlobal(cookie), S_OK); });
 }
 
 }  // namespace
