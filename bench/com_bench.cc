@@ -1,139 +1,107 @@
-// COM channel benchmarks: a synchronous cross-apartment call (InvokeInApartment
-// returning v + 1) against a raw futex ping-pong (the floor), per vCPU
-// placement: STA -> STA (the target pumps GetMessageW/DispatchMessageW, the
-// caller waits in the modal loop), MTA -> STA, and STA -> MTA (the call runs
-// on an MTA worker; workers are not pinned, so only "unpinned" is measured).
-//
-// Run: build/release/bench/com_bench  (see bench/README.md)
-#include <memory>
+// COM workloads: a synchronous call returning v + 1 through a proxy, built
+// with the proxy.h recipe for a small IAdder interface.
+//   roundtrip  COM STA->STA   caller and object each in their own STA
+//              COM MTA->STA   the caller in the MTA, the object in an STA
+//              COM STA->MTA   the caller in an STA, the object in the MTA
+// The object's thread is the partner (pinned per placement) except for
+// STA->MTA, where calls run on an MTA worker thread the library starts; it
+// inherits the affinity of the thread that started it (the caller's).
+#include <apartments/com_object.h>
+#include <apartments/proxy.h>
+#include <apartments/win32.h>
 
-#include "apartments/win32.h"
-#include "bench_util.h"
-#include "com/apartment.h"
+#include <atomic>
 
-namespace apartments::bench {
+#include "harness.h"
+#include "workloads.h"
+
+namespace bench {
+
+struct IAdder : public IUnknown {
+  STDMETHOD(AddOne)(LONGLONG v, LONGLONG* result) PURE;
+};
+APARTMENTS_INTERFACE(IAdder, IUnknown, "3f5b9a3e-7c1d-4e2a-9b8f-0a1b2c3d4e01");
+
+APARTMENTS_PROXY_BEGIN(IAdder)
+  APARTMENTS_PROXY_METHOD(AddOne, (LONGLONG v, LONGLONG* result), (v, result))
+APARTMENTS_PROXY_END(IAdder)
+
 namespace {
 
-using apartments::internal::ApartmentRef;
-using apartments::internal::CurrentApartment;
-using apartments::internal::InvokeInApartment;
+class Adder final : public apartments::ComObject<Adder, IAdder> {
+ public:
+  STDMETHODIMP AddOne(LONGLONG v, LONGLONG* result) override {
+    if (result == nullptr) return E_POINTER;
+    *result = v + 1;
+    return S_OK;
+  }
+};
 
-constexpr int kRepetitions = 12;
-
-void FutexPingPong(benchmark::State& state, Placement placement) {
-  std::atomic<std::uint32_t> ping{0}, pong{0};
-  std::atomic<bool> stop{false};
-  {
-    PinnedPartner partner(placement, [&] {
-      for (;;) {
-        FutexWaitWhile(ping, 0);
-        ping.store(0, std::memory_order_relaxed);
-        if (stop.load(std::memory_order_acquire)) break;
-        pong.store(1, std::memory_order_release);
-        FutexWakeOne(pong);
-      }
-    });
-    for (auto _ : state) {
-      ping.store(1, std::memory_order_release);
-      FutexWakeOne(ping);
-      FutexWaitWhile(pong, 0);
-      pong.store(0, std::memory_order_relaxed);
-    }
-    stop.store(true, std::memory_order_release);
-    ping.store(1, std::memory_order_release);
-    FutexWakeOne(ping);
+void Check(HRESULT hr, const char* what) {
+  if (FAILED(hr)) {
+    std::fprintf(stderr, "%s failed: 0x%08x\n", what, static_cast<unsigned>(hr));
+    std::abort();
   }
 }
 
-// Calls `target` with v + 1 from the benchmark thread, initialized in
-// `caller_model` (COINIT_*), until the state says stop.
-void CallLoop(benchmark::State& state, const ApartmentRef& target, DWORD caller_model) {
-  CoInitializeEx(nullptr, caller_model);
-  int v = 0;
-  for (auto _ : state) {
-    HRESULT hr = InvokeInApartment(target, [&v] {
-      v = v + 1;
-      return S_OK;
-    });
-    if (hr != S_OK) {
-      state.SkipWithError("call failed");
-      break;
-    }
-  }
-  benchmark::DoNotOptimize(v);
+// The object lives in `server_model`'s apartment on the partner thread; the
+// measuring thread joins `caller_model` and calls through a proxy.
+void ComCall(Runner& r, Placement p, DWORD caller_model, DWORD server_model) {
+  Check(CoInitializeEx(nullptr, caller_model), "CoInitializeEx (caller)");
+  IStream* marshaled = nullptr;
+  IAdder* proxy = nullptr;
+  std::atomic<DWORD> server_tid{0};
+  HANDLE stop_event = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  RoundTrip(
+      r, p,
+      [&](Signal& ready) {
+        Check(CoInitializeEx(nullptr, server_model), "CoInitializeEx (server)");
+        MSG msg;
+        PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);  // The queue, before WM_QUIT can come.
+        server_tid.store(GetCurrentThreadId());
+        Adder* adder = apartments::MakeComObject<Adder>();
+        Check(CoMarshalInterThreadInterfaceInStream(IID_IAdder, adder, &marshaled), "marshal");
+        adder->Release();
+        ready.Notify();
+        if (server_model == COINIT_APARTMENTTHREADED) {
+          while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
+        } else {
+          WaitForSingleObject(stop_event, INFINITE);  // Calls run on MTA workers.
+        }
+        CoUninitialize();
+      },
+      [&](long long v) {
+        if (proxy == nullptr) {
+          Check(CoGetInterfaceAndReleaseStream(marshaled, IID_IAdder,
+                                               reinterpret_cast<void**>(&proxy)),
+                "unmarshal");
+        }
+        LONGLONG result = 0;
+        Check(proxy->AddOne(v, &result), "IAdder::AddOne");
+        return static_cast<long long>(result);
+      },
+      [&] {
+        if (proxy != nullptr) proxy->Release();
+        PostThreadMessageW(server_tid.load(), WM_QUIT, 0, 0);
+        SetEvent(stop_event);
+      });
+  CloseHandle(stop_event);
   CoUninitialize();
 }
 
-// The partner: an STA pumping messages until WM_QUIT.
-void ComIntoSta(benchmark::State& state, Placement placement, DWORD caller_model) {
-  std::atomic<DWORD> tid{0};
-  std::shared_ptr<ApartmentRef> target = std::make_shared<ApartmentRef>();
-  std::atomic<bool> ready{false};
-  {
-    PinnedPartner partner(placement, [&] {
-      CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
-      *target = CurrentApartment();
-      MSG msg;
-      PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
-      tid.store(GetCurrentThreadId(), std::memory_order_relaxed);
-      ready.store(true, std::memory_order_release);
-      while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
-      CoUninitialize();
-    });
-    while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
-    CallLoop(state, *target, caller_model);
-    PostThreadMessageW(tid.load(), WM_QUIT, 0, 0);
-  }
-}
-
-void StaToSta(benchmark::State& state, Placement placement) {
-  ComIntoSta(state, placement, COINIT_APARTMENTTHREADED);
-}
-
-void MtaToSta(benchmark::State& state, Placement placement) {
-  ComIntoSta(state, placement, COINIT_MULTITHREADED);
-}
-
-void StaToMta(benchmark::State& state) {
-  CO_MTA_USAGE_COOKIE cookie;
-  CoIncrementMTAUsage(&cookie);
-  ApartmentRef mta = CurrentApartment();  // The implicit MTA.
-  CallLoop(state, mta, COINIT_APARTMENTTHREADED);
-  CoDecrementMTAUsage(cookie);
-}
-
-std::string FloorOf(const std::string& name) {
-  auto slash = name.find('/');
-  std::string workload = name.substr(0, slash);
-  std::string rest = slash == std::string::npos ? "" : name.substr(slash);
-  if (workload.rfind("com_", 0) == 0) return "futex_pingpong" + rest;
-  return "";
-}
-
-void Register() {
-  for (Placement p : {Placement::kSameCpu, Placement::kCrossCpu, Placement::kUnpinned}) {
-    std::string suffix = std::string("/") + PlacementName(p);
-    for (auto [name, fn] : {std::pair{"futex_pingpong", &FutexPingPong},
-                            std::pair{"com_sta_to_sta", &StaToSta},
-                            std::pair{"com_mta_to_sta", &MtaToSta}}) {
-      auto* b = benchmark::RegisterBenchmark((name + suffix).c_str(), fn, p);
-      b->UseRealTime()->Repetitions(kRepetitions)->ReportAggregatesOnly(true)->MinTime(0.05);
-      AddSpreadStatistics(b);
-    }
-  }
-  auto* b = benchmark::RegisterBenchmark("com_sta_to_mta/unpinned", &StaToMta);
-  b->UseRealTime()->Repetitions(kRepetitions)->ReportAggregatesOnly(true)->MinTime(0.05);
-  AddSpreadStatistics(b);
-}
-
 }  // namespace
-}  // namespace apartments::bench
+}  // namespace bench
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  apartments::bench::Register();
-  apartments::bench::RatioReporter reporter(&apartments::bench::FloorOf);
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
+  using namespace bench;
+  RegisterAllPlacements("roundtrip", "ours:COM STA->STA (IAdder proxy)", [](Runner& r, Placement p) {
+    ComCall(r, p, COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+  });
+  RegisterAllPlacements("roundtrip", "ours:COM MTA->STA (IAdder proxy)", [](Runner& r, Placement p) {
+    ComCall(r, p, COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+  });
+  RegisterAllPlacements("roundtrip", "ours:COM STA->MTA (IAdder proxy)", [](Runner& r, Placement p) {
+    ComCall(r, p, COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+  });
+  return RunCases(argc, argv);
 }

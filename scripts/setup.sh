@@ -10,7 +10,8 @@ packages=(build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev
           libbenchmark-dev strace)
 for option in "$@"; do
   case "$option" in
-    --bench) packages+=(libboost-dev libwinpr2-dev wine wine64 g++-mingw-w64-x86-64-posix) ;;
+    --bench) packages+=(libboost-dev qt6-base-dev libcapnp-dev libwinpr2-dev
+                        libconcurrentqueue-dev linux-perf wine wine64 g++-mingw-w64-x86-64-posix) ;;
     --wine) packages+=(wine wine64 g++-mingw-w64-x86-64-posix) ;;
     *) echo "setup: unknown option $option" >&2; exit 2 ;;
   esac
