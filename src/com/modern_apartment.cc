@@ -192,8 +192,9 @@ Error ErrorFromLastCall(HRESULT hr) {
 Error DisconnectedError(const ModernState* state) {
   return Error{RPC_E_DISCONNECTED,
                "The call into " + state->apartment()->Describe() +
-                   " failed with RPC_E_DISCONNECTED: that apartment shut down before it ran "
-                   "(a posted callable or a coroutine waiting to resume there)."};
+                   " failed with RPC_E_DISCONNECTED: that apartment has shut down; the call "
+                   "(a Call, a posted callable or a coroutine waiting to resume there) never "
+                   "ran."};
 }
 
 std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn) {
@@ -301,6 +302,14 @@ Result<Apartment> Apartment::Current() {
 }
 
 HRESULT Apartment::Invoke(std::function<HRESULT()> fn) const {
+  // Checked here too because the channel checks the caller first: a caller
+  // in no apartment (the MTA kept alive by the owner is gone with it) would
+  // otherwise hear CO_E_NOTINITIALIZED about an apartment that is simply gone.
+  if (state_->apartment()->IsShutDown()) {
+    internal::SetCallErrorInfo(RPC_E_DISCONNECTED, internal::DisconnectedError(state_.get()).message,
+                     "apartments modern API");
+    return RPC_E_DISCONNECTED;
+  }
   return internal::InvokeInApartment(state_->apartment(), std::move(fn));
 }
 
