@@ -114,6 +114,11 @@ class Apartment {
   // Owning: runs the shutdown protocol above and joins the thread. Blocks
   // until the callable the apartment is running returns; calling it on the
   // apartment's own thread is a failed check (it would join itself).
+  // Calls already in progress on other threads when it begins end with
+  // RPC_E_DISCONNECTED (or their result); starting a call on an Apartment
+  // being destroyed is a use of a destroyed object, as for any C++ object:
+  // code that may outlive it should hold a Bound<T> (whose calls then return
+  // RPC_E_DISCONNECTED) rather than a reference to the Apartment.
   ~Apartment();
   Apartment(Apartment&&) noexcept;
   Apartment& operator=(Apartment&&) = delete;
@@ -223,7 +228,7 @@ class Apartment {
   // Implementation entry points of the templates above; not for direct use.
   HRESULT Invoke(std::function<HRESULT()> fn) const;
   HRESULT PostTask(std::unique_ptr<internal::PostedTask> task) const;
-  static HRESULT PostTaskTo(const std::shared_ptr<internal::ModernState>& state,
+  static HRESULT PostTaskTo(std::shared_ptr<internal::ModernState> state,
                             std::unique_ptr<internal::PostedTask> task);
 
  private:

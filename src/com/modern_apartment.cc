@@ -302,23 +302,31 @@ Result<Apartment> Apartment::Current() {
 }
 
 HRESULT Apartment::Invoke(std::function<HRESULT()> fn) const {
+  // Our own references for the whole call: the Apartment object may be
+  // destroyed by another thread while this call waits (it then returns
+  // RPC_E_DISCONNECTED), so nothing of *this is used after this line.
+  std::shared_ptr<ModernState> state = state_;
+  internal::ApartmentRef target = state->apartment();
   // Checked here too because the channel checks the caller first: a caller
   // in no apartment (the MTA kept alive by the owner is gone with it) would
   // otherwise hear CO_E_NOTINITIALIZED about an apartment that is simply gone.
-  if (state_->apartment()->IsShutDown()) {
-    internal::SetCallErrorInfo(RPC_E_DISCONNECTED, internal::DisconnectedError(state_.get()).message,
-                     "apartments modern API");
+  if (target->IsShutDown()) {
+    internal::SetCallErrorInfo(RPC_E_DISCONNECTED, internal::DisconnectedError(state.get()).message,
+                               "apartments modern API");
     return RPC_E_DISCONNECTED;
   }
-  return internal::InvokeInApartment(state_->apartment(), std::move(fn));
+  return internal::InvokeInApartment(target, std::move(fn));
 }
 
 HRESULT Apartment::PostTask(std::unique_ptr<internal::PostedTask> task) const {
   return PostTaskTo(state_, std::move(task));
 }
 
-HRESULT Apartment::PostTaskTo(const std::shared_ptr<ModernState>& state,
+HRESULT Apartment::PostTaskTo(std::shared_ptr<ModernState> state,
                               std::unique_ptr<internal::PostedTask> task) {
+  // `state` is a copy on purpose: once the task is queued it may resume a
+  // coroutine that frees the awaiter holding the caller's reference, while
+  // Post() still holds the state's lock.
   return state->Post(std::move(task));
 }
 

@@ -41,9 +41,11 @@ DWORD QueueDepth(DWORD tid) {
   return internal::ReadMessageQueueStats(tid, &stats) ? static_cast<DWORD>(stats.depth) : 0;
 }
 
-// Destroys `apartment` on a bounded thread once its loop is blocked in
-// `blocker`, which is released only after the stop request is visible, so
-// everything queued behind the blocker meets the shutdown.
+// Destroys `apartment` on a bounded thread while its loop is blocked in a
+// callable that has started and waits for `release`; releases it only once
+// the stop request is visible, so everything queued behind the blocker meets
+// the shutdown. (Regression: with a blocker still queued, the loop dropped it
+// at once and the apartment was gone while this still polled it.)
 void DestroyWhileBlocked(std::unique_ptr<Apartment>& apartment, TestEvent& release) {
   Apartment* raw = apartment.get();
   BoundedThread destroyer([&] { apartment.reset(); });
@@ -138,8 +140,12 @@ TEST(ModernApartmentTest, ShutdownFailsQueuedCallsWithDisconnected) {
   // destroys a queued Post without running it, instead of running either.
   auto apartment = std::make_unique<Apartment>(Apartment::Options{.name = "modern-down"});
   const DWORD tid = apartment->thread_id();
-  TestEvent release;
-  ASSERT_EQ(apartment->Post([&] { (void)release.Wait(); }), S_OK);
+  TestEvent started, release;
+  ASSERT_EQ(apartment->Post([&] {
+    started.Set();
+    (void)release.Wait();
+  }), S_OK);
+  ASSERT_TRUE(started.Wait());
   std::atomic<bool> post_ran{false};
   ASSERT_EQ(apartment->Post([&] { post_ran = true; }), S_OK);
   std::promise<Result<int>> call_result;
@@ -273,8 +279,12 @@ TEST(ModernCoroutineTest, SuspendedCoroutineResumesWithDisconnectAtShutdown) {
   // Tests that a coroutine waiting to resume on an apartment that shuts down resumes
   // with RPC_E_DISCONNECTED rather than never.
   auto apartment = std::make_unique<Apartment>(Apartment::Options{.name = "modern-sdown"});
-  TestEvent release;
-  ASSERT_EQ(apartment->Post([&] { (void)release.Wait(); }), S_OK);
+  TestEvent started, release;
+  ASSERT_EQ(apartment->Post([&] {
+    started.Set();
+    (void)release.Wait();
+  }), S_OK);
+  ASSERT_TRUE(started.Wait());
   HRESULT code = S_OK;
   Task<DWORD> task = ResumeOn(*apartment, &code);
   DestroyWhileBlocked(apartment, release);
