@@ -118,12 +118,16 @@ class ModernState {
   void OnShutdown() {
     std::vector<PostedTask*> dropped;
     {
+      // Every Post() posts under mu_, so once accepting_ is false under it,
+      // all posts that will ever be queued already are: the drain below
+      // needs no lock (and must not hold one: PeekMessageW serves messages
+      // sent to this thread, whose handlers may Post()).
       std::lock_guard lock(mu_);
       accepting_ = false;
-      MSG msg;
-      while (PeekMessageW(&msg, hwnd_, kTaskMessage, kTaskMessage, PM_REMOVE)) {
-        dropped.push_back(reinterpret_cast<PostedTask*>(msg.lParam));
-      }
+    }
+    MSG msg;
+    while (PeekMessageW(&msg, hwnd_, kTaskMessage, kTaskMessage, PM_REMOVE)) {
+      dropped.push_back(reinterpret_cast<PostedTask*>(msg.lParam));
     }
     // Outside mu_: Drop() may resume a coroutine, which may post again (and
     // get RPC_E_DISCONNECTED).
