@@ -1,0 +1,373 @@
+// apartments/apartment.h
+//
+// The modern C++ API over the COM core: an apartment is an object. It is the
+// same machinery as CoInitializeEx/the channel (apartments/win32_apartment.h),
+// not a second implementation: Call() is the channel's cross-apartment call
+// (InvokeInApartment), with its modal wait, message filter, quota and error
+// explanations; Post() and the coroutine awaitables use the apartment
+// thread's own message queue (same FIFO, same posted-message quota).
+//
+//   apartments::Apartment ui({.name = "ui"});         // a thread in its own STA
+//   Result<int> r = ui.Call([] { return 42; });        // runs on "ui", waits
+//   HRESULT hr = ui.Post([] { Repaint(); });           // runs on "ui" later
+//   co_await ui.Schedule();                            // coroutine moves to "ui"
+//
+// State table of an Apartment that owns its thread:
+//   kRunning    Call/Post/Schedule/CallAsync accepted and run on the thread,
+//               in FIFO order of arrival in its message queue.
+//   ~Apartment  (1) stop: the thread leaves its message loop after the call
+//               it is running returns (messages it retrieves from then on are
+//               not run);
+//               (2) stop accepting: the STA shuts down (CoUninitialize); new
+//               calls fail with RPC_E_DISCONNECTED;
+//               (3) what is queued fails: posted callables are destroyed on
+//               the apartment thread without running, coroutines waiting to
+//               resume on it resume there with RPC_E_DISCONNECTED, Bound<T>
+//               objects still alive are destroyed, queued Calls return
+//               RPC_E_DISCONNECTED to their callers;
+//               (4) the thread exits and is joined.
+//   An Apartment from Current() does not own its thread: destroying it does
+//   nothing; the steps (2)-(3) happen at that thread's last CoUninitialize.
+//
+// The posted-message quota is per process, not per apartment (the message
+// layer has one limit for every queue: apartments/message_queue.h,
+// SetPostMessageLimit), so Options has no quota field.
+//
+// Callers in no apartment: while an owning Apartment exists it keeps the
+// process's MTA alive (CoIncrementMTAUsage), so a plain std::thread is in the
+// implicit MTA and may Call() without CoInitializeEx, as on Windows.
+#ifndef APARTMENTS_APARTMENT_H_
+#define APARTMENTS_APARTMENT_H_
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "apartments/result.h"
+#include "apartments/win32_errors.h"
+#include "apartments/win32_types.h"
+
+namespace apartments {
+
+class Apartment;
+template <typename T>
+class Bound;
+
+namespace internal {
+
+class ModernState;
+
+// A callable queued by Post()/Schedule()/CallAsync(). Exactly one of three
+// things happens to it, then it is deleted: Run() on the apartment thread;
+// Drop() on the apartment thread during shutdown (it never ran); or, when the
+// post itself fails, plain deletion on the posting thread.
+class PostedTask {
+ public:
+  virtual ~PostedTask() = default;
+  virtual void Run() = 0;
+  virtual void Drop() noexcept = 0;
+};
+
+// Builds the Error for a failed call from the calling thread's error info.
+Error ErrorFromLastCall(HRESULT hr);
+// The text of the disconnect error given to a task dropped at shutdown.
+Error DisconnectedError(const ModernState* state);
+// Runs `fn` on the apartment thread when the apartment shuts down, unless
+// removed first. Apartment thread only (both).
+std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn);
+void RemoveShutdownHook(ModernState* state, std::uint64_t id);
+[[noreturn]] void OnWrongApartment(const char* expr, const char* file, int line) noexcept;
+
+}  // namespace internal
+
+struct ApartmentOptions {
+  // The thread's name (SetThreadDescription; shown in error explanations,
+  // debuggers, `top -H`). ASCII; Linux keeps the first 15 bytes for the OS.
+  std::string name;
+};
+
+class Apartment {
+ public:
+  using Options = ApartmentOptions;
+
+  // Starts a thread in its own STA, pumping messages. Returns when the
+  // apartment accepts calls. Thread safety: any thread. Blocks briefly (thread
+  // start). A failure to start a thread or an STA is a failed always-on check
+  // (resource exhaustion), not an error to handle.
+  explicit Apartment(Options options = {});
+
+  // The calling thread's apartment, not owned (destroying it stops nothing).
+  // For an STA, Post/Schedule/CallAsync run from that thread's message loop
+  // (any GetMessageW/DispatchMessageW loop), so it must pump.
+  // Errors: CO_E_NOTINITIALIZED when the thread is in no apartment;
+  // CO_E_NOT_SUPPORTED in the MTA (only Call and IsCurrent are meaningful
+  // there, so the MTA is not offered).
+  static Result<Apartment> Current();
+
+  // Owning: runs the shutdown protocol above and joins the thread. Blocks
+  // until the callable the apartment is running returns; calling it on the
+  // apartment's own thread is a failed check (it would join itself).
+  // Calls already in progress on other threads when it begins end with
+  // RPC_E_DISCONNECTED (or their result); starting a call on an Apartment
+  // being destroyed is a use of a destroyed object, as for any C++ object:
+  // code that may outlive it should hold a Bound<T> (whose calls then return
+  // RPC_E_DISCONNECTED) rather than a reference to the Apartment.
+  ~Apartment();
+  Apartment(Apartment&&) noexcept;
+  Apartment& operator=(Apartment&&) = delete;
+  Apartment(const Apartment&) = delete;
+  Apartment& operator=(const Apartment&) = delete;
+
+  // Apartment::Call()
+  //
+  // Runs `f()` on this apartment and returns its value, or the error.
+  // Thread safety: any thread; on the apartment's own thread it runs `f`
+  // directly. Blocks until `f` returns; an STA caller pumps meanwhile (serves
+  // calls into its own apartment: re-entrancy, as COM), an MTA/no-apartment
+  // caller does not.
+  // Errors (Error::message says which apartment, which thread, why):
+  //   RPC_E_DISCONNECTED    the apartment shut down before `f` ran
+  //   RPC_E_SERVERFAULT     `f` threw; the message contains what()
+  //   RPC_E_SYS_CALL_FAILED the apartment's queue is at the posted-message
+  //                         quota; `f` never ran
+  //   RPC_E_CANTCALLOUT_ININPUTSYNCCALL, RPC_E_CALL_REJECTED, CO_E_NOTINITIALIZED
+  //                         as the channel (src/com/apartment.h)
+  // Lifetime: `f` is used by reference; it is never touched after Call
+  // returns. Memory ordering: writes before Call are visible to `f`; `f`'s
+  // writes are visible after Call returns.
+  template <typename F, typename R = std::invoke_result_t<F&>>
+  Result<R> Call(F&& f) const {
+    if constexpr (std::is_void_v<R>) {
+      HRESULT hr = Invoke([&f]() -> HRESULT {
+        std::invoke(f);
+        return 0;
+      });
+      if (hr < 0) return internal::ErrorFromLastCall(hr);
+      return Result<void>();
+    } else {
+      std::optional<R> value;
+      HRESULT hr = Invoke([&f, &value]() -> HRESULT {
+        value.emplace(std::invoke(f));
+        return 0;
+      });
+      if (hr < 0) return internal::ErrorFromLastCall(hr);
+      return Result<R>(std::move(*value));
+    }
+  }
+
+  // Apartment::Post()
+  //
+  // Queues `f` on this apartment's message queue and returns at once.
+  // Thread safety: any thread, including the apartment's own.
+  // Returns S_OK when queued; RPC_E_DISCONNECTED once the apartment has shut
+  // down; RPC_E_SYS_CALL_FAILED when the queue already holds its quota of
+  // messages. On an error `f` is destroyed on the calling thread and never
+  // runs. A queued `f` that has not run when the apartment shuts down is
+  // destroyed on the apartment thread without running.
+  // Runs from the apartment's message loop, in FIFO order with other posts
+  // and calls from the same thread; not inside a modal wait (as PostMessage).
+  // An exception thrown by `f` has no caller to reach: it is reported on
+  // stderr and ignored.
+  // Memory ordering: writes made before Post() are visible to `f` when it runs.
+  template <typename F>
+  [[nodiscard]] HRESULT Post(F&& f) const {
+    struct Task final : internal::PostedTask {
+      explicit Task(F&& fn) : fn(std::forward<F>(fn)) {}
+      void Run() override { fn(); }
+      void Drop() noexcept override {}
+      std::decay_t<F> fn;
+    };
+    return PostTask(std::make_unique<Task>(std::forward<F>(f)));
+  }
+
+  // Apartment::Schedule()
+  //
+  // `co_await apartment.Schedule()` suspends the coroutine and resumes it on
+  // this apartment's thread (like C++/WinRT's resume_foreground), always via
+  // the queue, even from the apartment's own thread (a yield).
+  // Evaluates to Result<void>: RPC_E_SYS_CALL_FAILED (quota) or
+  // RPC_E_DISCONNECTED (already shut down) resume at once on the awaiting
+  // thread; if the apartment shuts down while the coroutine waits, it resumes
+  // on the apartment thread during shutdown with RPC_E_DISCONNECTED (never
+  // "never"). Memory ordering: as Post().
+  class ScheduleAwaiter;
+  [[nodiscard]] ScheduleAwaiter Schedule() const;
+
+  // Apartment::CallAsync()
+  //
+  // `co_await apartment.CallAsync(f)` runs `f` on this apartment without
+  // blocking the awaiting thread, and evaluates to Result<R> (errors as
+  // Schedule(), plus RPC_E_SERVERFAULT with what() when `f` throws).
+  // The coroutine resumes on the apartment thread (where `f` ran); to go
+  // back, co_await the home apartment's Schedule(). `f` is moved into the
+  // awaiter (lives in the coroutine frame).
+  template <typename F>
+  class CallAwaiter;
+  template <typename F>
+  [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f) const {
+    return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f));
+  }
+
+  // Whether the calling thread is this apartment's (its STA thread). Any
+  // thread; never blocks; one thread-local read and a compare.
+  bool IsCurrent() const noexcept;
+  // The STA thread's id (GetCurrentThreadId on it).
+  DWORD thread_id() const noexcept;
+  // "STA 3 (thread 1234 'ui')".
+  std::string Describe() const;
+  // Whether ~Apartment has asked the loop to stop (step 1). Any thread.
+  bool StopRequestedForTesting() const noexcept;
+
+  // Implementation entry points of the templates above; not for direct use.
+  HRESULT Invoke(std::function<HRESULT()> fn) const;
+  HRESULT PostTask(std::unique_ptr<internal::PostedTask> task) const;
+  static HRESULT PostTaskTo(std::shared_ptr<internal::ModernState> state,
+                            std::unique_ptr<internal::PostedTask> task);
+
+ private:
+  template <typename T>
+  friend class Bound;
+  struct NotOwned {};
+  Apartment(std::shared_ptr<internal::ModernState> state, NotOwned);
+  Apartment View() const { return Apartment(state_, NotOwned{}); }
+
+  std::shared_ptr<internal::ModernState> state_;
+  std::thread thread_;  // Joinable only for an owning Apartment.
+};
+
+class Apartment::ScheduleAwaiter {
+ public:
+  explicit ScheduleAwaiter(std::shared_ptr<internal::ModernState> state)
+      : state_(std::move(state)) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> handle) {
+    struct Task final : internal::PostedTask {
+      Task(ScheduleAwaiter* a, std::coroutine_handle<> h) : awaiter(a), handle(h) {}
+      void Run() override { handle.resume(); }
+      void Drop() noexcept override {
+        awaiter->error_ = internal::DisconnectedError(awaiter->state_.get());
+        handle.resume();
+      }
+      ScheduleAwaiter* awaiter;
+      std::coroutine_handle<> handle;
+    };
+    // Once posted, the task may resume the coroutine (and end this awaiter)
+    // on another thread before PostTaskTo returns: touch nothing of `this`
+    // after a successful post.
+    HRESULT hr = PostTaskTo(state_, std::make_unique<Task>(this, handle));
+    if (hr < 0) {
+      error_ = internal::ErrorFromLastCall(hr);
+      return false;
+    }
+    return true;
+  }
+  Result<void> await_resume() {
+    if (error_) return std::move(*error_);
+    return Result<void>();
+  }
+
+ private:
+  std::shared_ptr<internal::ModernState> state_;
+  std::optional<Error> error_;
+};
+
+inline Apartment::ScheduleAwaiter Apartment::Schedule() const { return ScheduleAwaiter(state_); }
+
+template <typename F>
+class Apartment::CallAwaiter {
+ public:
+  using R = std::invoke_result_t<F&>;
+  CallAwaiter(std::shared_ptr<internal::ModernState> state, F f)
+      : state_(std::move(state)), f_(std::move(f)) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> handle) {
+    struct Task final : internal::PostedTask {
+      Task(CallAwaiter* a, std::coroutine_handle<> h) : awaiter(a), handle(h) {}
+      void Run() override {
+        awaiter->RunHere();
+        handle.resume();
+      }
+      void Drop() noexcept override {
+        awaiter->result_.emplace(internal::DisconnectedError(awaiter->state_.get()));
+        handle.resume();
+      }
+      CallAwaiter* awaiter;
+      std::coroutine_handle<> handle;
+    };
+    // As ScheduleAwaiter: nothing of `this` after a successful post.
+    HRESULT hr = PostTaskTo(state_, std::make_unique<Task>(this, handle));
+    if (hr < 0) {
+      result_.emplace(internal::ErrorFromLastCall(hr));
+      return false;
+    }
+    return true;
+  }
+  Result<R> await_resume() { return std::move(*result_); }
+
+ private:
+  void RunHere() noexcept {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(f_);
+        result_.emplace();
+      } else {
+        result_.emplace(std::invoke(f_));
+      }
+    } catch (const std::exception& e) {
+      result_.emplace(ServerFault(e.what()));
+    } catch (...) {
+      result_.emplace(ServerFault("an exception that is not a std::exception"));
+    }
+  }
+  static Error ServerFault(const char* what) {
+    return Error{RPC_E_SERVERFAULT,
+                 std::string("The asynchronous call failed with RPC_E_SERVERFAULT: the callee "
+                             "threw a C++ exception: ") +
+                     what + ". Whatever it did before throwing stands."};
+  }
+
+  std::shared_ptr<internal::ModernState> state_;
+  F f_;
+  std::optional<Result<R>> result_;
+};
+
+// ApartmentChecker
+//
+// Remembers the apartment (thread) it was created on; CalledOnValidApartment()
+// tells whether the caller is on it. For apartment-affine objects in
+// application code, as Chromium's SEQUENCE_CHECKER. Cheap enough for release
+// builds: one thread-local read and a compare. Thread safety: any thread.
+class ApartmentChecker {
+ public:
+  ApartmentChecker() noexcept;
+  bool CalledOnValidApartment() const noexcept;
+
+ private:
+  DWORD tid_;
+};
+
+}  // namespace apartments
+
+// APARTMENTS_DCHECK_ON_APARTMENT(apartment_or_checker)
+//
+// Always on (despite the DCHECK name, kept for familiarity): aborts with the
+// expression, file and line when the calling thread is not the apartment's.
+// Accepts an Apartment (IsCurrent) or an ApartmentChecker.
+#define APARTMENTS_DCHECK_ON_APARTMENT(x)                                          \
+  (::apartments::internal::IsOn(x)                                                 \
+       ? (void)0                                                                   \
+       : ::apartments::internal::OnWrongApartment(#x, __FILE__, __LINE__))
+
+namespace apartments::internal {
+inline bool IsOn(const Apartment& a) noexcept { return a.IsCurrent(); }
+inline bool IsOn(const ApartmentChecker& c) noexcept { return c.CalledOnValidApartment(); }
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_APARTMENT_H_

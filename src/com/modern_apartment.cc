@@ -1,0 +1,349 @@
+// The modern API's apartments (include/apartments/apartment.h) over the COM
+// core: Call is InvokeInApartment; Post and the coroutine awaitables use the
+// non-blocking post path below.
+//
+// The non-blocking post path. The channel has no fire-and-forget call (its
+// ChannelCall lives on the waiting caller's stack), so a posted callable
+// travels as a PostedTask* in a message posted to a message-only window the
+// apartment thread owns ("ApartmentsPostWindow"), in the same thread queue as
+// the channel's calls: same FIFO, same posted-message quota, dispatched by
+// any GetMessageW/DispatchMessageW loop on that thread. Every task is owned by
+// exactly one party at a time:
+//   poster --PostMessageW ok--> queue --window procedure--> Run(), delete
+//                                     --shutdown drain----> Drop(), delete
+//   poster --PostMessageW fails (quota)--> delete on the poster
+// ModernState::mu_ makes "accepting" and the post one step, so once the
+// shutdown callback has set accepting_ = false (under mu_) no message can be
+// added behind its drain: every queued task is found by the drain, none is
+// dropped unread by DestroyWindow.
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "apartments/apartment.h"
+#include "apartments/error_info.h"
+#include "apartments/errors.h"
+#include "apartments/message_queue.h"
+#include "apartments/win32.h"
+#include "base/check.h"
+#include "com/apartment.h"
+#include "com/error_info.h"
+
+namespace apartments {
+namespace internal {
+
+namespace {
+constexpr UINT kTaskMessage = WM_USER + 0x0D0E;
+constexpr wchar_t kPostWindowClass[] = L"ApartmentsPostWindow";
+
+LRESULT CALLBACK PostWindowProc(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lparam) {
+  if (msg != kTaskMessage) return DefWindowProcW(hwnd, msg, wparam, lparam);
+  std::unique_ptr<PostedTask> task(reinterpret_cast<PostedTask*>(lparam));
+  try {
+    task->Run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored): %s\n",
+                 e.what());
+  } catch (...) {
+    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored)\n");
+  }
+  return 0;
+}
+
+void RegisterPostWindowClass() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    WNDCLASSW wc{};
+    wc.lpfnWndProc = PostWindowProc;
+    wc.lpszClassName = kPostWindowClass;
+    APARTMENTS_CHECK(RegisterClassW(&wc) != 0);
+  });
+}
+}  // namespace
+
+// Shared by an Apartment, its views, Bound<T>s and awaiters; kept alive by the
+// COM apartment's shutdown callback until the apartment shuts down.
+class ModernState {
+ public:
+  ModernState(ApartmentRef apartment, DWORD tid) : apartment_(std::move(apartment)), tid_(tid) {}
+
+  // Apartment thread: creates the post window and hooks shutdown.
+  void Attach(const std::shared_ptr<ModernState>& self) {
+    RegisterPostWindowClass();
+    hwnd_ = CreateWindowExW(0, kPostWindowClass, L"", 0, 0, 0, 0, 0, HWND_MESSAGE, nullptr,
+                            nullptr, nullptr);
+    APARTMENTS_CHECK(hwnd_ != nullptr);
+    {
+      std::lock_guard lock(mu_);
+      accepting_ = true;
+    }
+    // The callback holds `self`: the state outlives every task in the queue.
+    APARTMENTS_CHECK(apartment_->AddShutdownCallback([self] { self->OnShutdown(); }));
+  }
+
+  HRESULT Post(std::unique_ptr<PostedTask> task) {
+    std::lock_guard lock(mu_);
+    if (!accepting_) {
+      SetLastDisconnected();
+      return RPC_E_DISCONNECTED;
+    }
+    if (!PostMessageW(hwnd_, kTaskMessage, 0, reinterpret_cast<LPARAM>(task.get()))) {
+      const DWORD error = GetLastError();
+      if (error == ERROR_NOT_ENOUGH_QUOTA) {
+        SetErrorText(RPC_E_SYS_CALL_FAILED,
+                     "The post to " + apartment_->Describe() +
+                         " failed with RPC_E_SYS_CALL_FAILED: its message queue holds the "
+                         "posted-message quota (" +
+                         std::to_string(GetPostMessageLimit()) +
+                         " messages, per process); the callable was destroyed without "
+                         "running. The apartment's thread is not pumping fast enough.");
+        return RPC_E_SYS_CALL_FAILED;
+      }
+      SetErrorText(RPC_E_DISCONNECTED, "The post to " + apartment_->Describe() +
+                                           " failed: " + FormatWin32Error(error));
+      return RPC_E_DISCONNECTED;
+    }
+    task.release();  // The queue owns it now.
+    return S_OK;
+  }
+
+  // Apartment thread, from the COM apartment's shutdown: stop accepting,
+  // drain, drop the tasks and Bound<T> objects, destroy the window.
+  void OnShutdown() {
+    std::vector<PostedTask*> dropped;
+    {
+      // Every Post() posts under mu_, so once accepting_ is false under it,
+      // all posts that will ever be queued already are: the drain below
+      // needs no lock (and must not hold one: PeekMessageW serves messages
+      // sent to this thread, whose handlers may Post()).
+      std::lock_guard lock(mu_);
+      accepting_ = false;
+    }
+    MSG msg;
+    while (PeekMessageW(&msg, hwnd_, kTaskMessage, kTaskMessage, PM_REMOVE)) {
+      dropped.push_back(reinterpret_cast<PostedTask*>(msg.lParam));
+    }
+    // Outside mu_: Drop() may resume a coroutine, which may post again (and
+    // get RPC_E_DISCONNECTED).
+    for (PostedTask* task : dropped) {
+      task->Drop();
+      delete task;
+    }
+    std::map<std::uint64_t, std::function<void()>> hooks;
+    hooks.swap(hooks_);
+    for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) it->second();
+    DestroyWindow(hwnd_);
+  }
+
+  // Discards a message the owning loop retrieved after being told to stop.
+  void Discard(const MSG& msg) {
+    if (msg.hwnd == hwnd_ && msg.message == kTaskMessage) {
+      auto* task = reinterpret_cast<PostedTask*>(msg.lParam);
+      task->Drop();
+      delete task;
+    }
+  }
+
+  std::uint64_t AddHook(std::function<void()> fn) {
+    hooks_.emplace(++next_hook_, std::move(fn));
+    return next_hook_;
+  }
+  void RemoveHook(std::uint64_t id) { hooks_.erase(id); }
+
+  const ApartmentRef& apartment() const { return apartment_; }
+  DWORD tid() const { return tid_; }
+
+  // Owner thread <-> apartment thread: the loop's stop request. Release by
+  // the owner, acquire by the loop: nothing else is published through it.
+  std::atomic<bool> stopping{false};
+  CO_MTA_USAGE_COOKIE mta_cookie = nullptr;
+
+ private:
+  void SetLastDisconnected() {
+    SetErrorText(RPC_E_DISCONNECTED, DisconnectedError(this).message);
+  }
+  static void SetErrorText(HRESULT hr, const std::string& text);
+
+  const ApartmentRef apartment_;
+  const DWORD tid_;
+  HWND hwnd_ = nullptr;  // Set once by Attach on the apartment thread.
+
+  std::mutex mu_;
+  bool accepting_ = false;  // Guarded by mu_.
+
+  // Apartment thread only.
+  std::map<std::uint64_t, std::function<void()>> hooks_;
+  std::uint64_t next_hook_ = 0;
+};
+
+void ModernState::SetErrorText(HRESULT hr, const std::string& text) {
+  SetCallErrorInfo(hr, text, "apartments modern API");
+}
+
+Error ErrorFromLastCall(HRESULT hr) {
+  std::string text;
+  if (LastErrorHResult() == hr) text = LastErrorDescription();
+  if (text.empty()) text = FormatHResult(hr);
+  return Error{hr, std::move(text)};
+}
+
+Error DisconnectedError(const ModernState* state) {
+  return Error{RPC_E_DISCONNECTED,
+               "The call into " + state->apartment()->Describe() +
+                   " failed with RPC_E_DISCONNECTED: that apartment has shut down; the call "
+                   "(a Call, a posted callable or a coroutine waiting to resume there) never "
+                   "ran."};
+}
+
+std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn) {
+  return state->AddHook(std::move(fn));
+}
+void RemoveShutdownHook(ModernState* state, std::uint64_t id) { state->RemoveHook(id); }
+
+void OnWrongApartment(const char* expr, const char* file, int line) noexcept {
+  std::fprintf(stderr, "%s:%d: APARTMENTS_DCHECK_ON_APARTMENT(%s) failed on thread %u\n", file,
+               line, expr, static_cast<unsigned>(GetCurrentThreadId()));
+  std::fflush(stderr);
+  std::abort();
+}
+
+void ResultValueOnError(const Error& error) noexcept {
+  std::fprintf(stderr, "Result::value() called on an error: %s: %s\n",
+               FormatHResult(error.code).c_str(), error.message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace internal
+
+using internal::ModernState;
+
+Apartment::Apartment(Options options) {
+  // Keep the MTA alive so callers in no apartment are in the implicit MTA.
+  CO_MTA_USAGE_COOKIE cookie = nullptr;
+  APARTMENTS_CHECK(CoIncrementMTAUsage(&cookie) == S_OK);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::shared_ptr<ModernState> ready;
+  thread_ = std::thread([&mu, &cv, &ready, name = std::move(options.name)] {
+    if (!name.empty()) {
+      std::wstring wide(name.begin(), name.end());
+      SetThreadDescription(GetCurrentThread(), wide.c_str());
+    }
+    APARTMENTS_CHECK(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED) == S_OK);
+    auto state = std::make_shared<ModernState>(internal::CurrentApartment(), GetCurrentThreadId());
+    state->Attach(state);
+    {
+      std::lock_guard lock(mu);
+      ready = state;
+      cv.notify_one();
+    }
+    MSG msg;
+    while (GetMessageW(&msg, nullptr, 0, 0) > 0) {
+      // Acquire: pairs with the owner's release store; see ~Apartment.
+      if (state->stopping.load(std::memory_order_acquire)) {
+        state->Discard(msg);  // A channel call's message: the teardown fails it.
+        break;
+      }
+      DispatchMessageW(&msg);
+    }
+    // Stop accepting, fail what is queued (ModernState::OnShutdown, then the
+    // channel's queued calls), destroy the windows.
+    CoUninitialize();
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return ready != nullptr; });
+  state_ = std::move(ready);
+  state_->mta_cookie = cookie;
+}
+
+Apartment::Apartment(std::shared_ptr<ModernState> state, NotOwned) : state_(std::move(state)) {}
+
+Apartment::Apartment(Apartment&& other) noexcept
+    : state_(std::move(other.state_)), thread_(std::move(other.thread_)) {}
+
+Apartment::~Apartment() {
+  if (!thread_.joinable()) return;
+  APARTMENTS_CHECK_VALUES(GetCurrentThreadId() != state_->tid(),
+                          "an owning Apartment destroyed on its own thread", state_->tid(), 0);
+  // Release: the loop that sees `stopping` (acquire) stops. The wake-up post
+  // may fail only when the queue is full (so the loop has messages to read
+  // and will see the flag) or the thread is already gone.
+  state_->stopping.store(true, std::memory_order_release);
+  PostThreadMessageW(state_->tid(), WM_NULL, 0, 0);
+  thread_.join();
+  CO_MTA_USAGE_COOKIE cookie = std::exchange(state_->mta_cookie, nullptr);
+  if (cookie != nullptr) (void)CoDecrementMTAUsage(cookie);
+}
+
+Result<Apartment> Apartment::Current() {
+  internal::ApartmentRef apartment = internal::CurrentApartment();
+  if (!apartment) {
+    return Error{CO_E_NOTINITIALIZED,
+                 "Apartment::Current() failed with CO_E_NOTINITIALIZED: the calling thread is in "
+                 "no apartment (CoInitializeEx was not called)."};
+  }
+  if (apartment->kind() != internal::ApartmentKind::kSta) {
+    return Error{CO_E_NOT_SUPPORTED,
+                 "Apartment::Current() failed with CO_E_NOT_SUPPORTED: the calling thread is in "
+                 "the MTA, which has no thread of its own to post to; use an STA."};
+  }
+  // One ModernState per STA: reuse the thread's while its apartment lives.
+  thread_local std::weak_ptr<ModernState> cached;
+  std::shared_ptr<ModernState> state = cached.lock();
+  if (!state || state->apartment() != apartment) {
+    state = std::make_shared<ModernState>(apartment, GetCurrentThreadId());
+    state->Attach(state);
+    cached = state;
+  }
+  return Apartment(std::move(state), NotOwned{});
+}
+
+HRESULT Apartment::Invoke(std::function<HRESULT()> fn) const {
+  // Our own references for the whole call: the Apartment object may be
+  // destroyed by another thread while this call waits (it then returns
+  // RPC_E_DISCONNECTED), so nothing of *this is used after this line.
+  std::shared_ptr<ModernState> state = state_;
+  internal::ApartmentRef target = state->apartment();
+  // Checked here too because the channel checks the caller first: a caller
+  // in no apartment (the MTA kept alive by the owner is gone with it) would
+  // otherwise hear CO_E_NOTINITIALIZED about an apartment that is simply gone.
+  if (target->IsShutDown()) {
+    internal::SetCallErrorInfo(RPC_E_DISCONNECTED, internal::DisconnectedError(state.get()).message,
+                               "apartments modern API");
+    return RPC_E_DISCONNECTED;
+  }
+  return internal::InvokeInApartment(target, std::move(fn));
+}
+
+HRESULT Apartment::PostTask(std::unique_ptr<internal::PostedTask> task) const {
+  return PostTaskTo(state_, std::move(task));
+}
+
+HRESULT Apartment::PostTaskTo(std::shared_ptr<ModernState> state,
+                              std::unique_ptr<internal::PostedTask> task) {
+  // `state` is a copy on purpose: once the task is queued it may resume a
+  // coroutine that frees the awaiter holding the caller's reference, while
+  // Post() still holds the state's lock.
+  return state->Post(std::move(task));
+}
+
+bool Apartment::IsCurrent() const noexcept { return GetCurrentThreadId() == state_->tid(); }
+bool Apartment::StopRequestedForTesting() const noexcept {
+  return state_->stopping.load(std::memory_order_acquire);
+}
+DWORD Apartment::thread_id() const noexcept { return state_->tid(); }
+std::string Apartment::Describe() const { return state_->apartment()->Describe(); }
+
+ApartmentChecker::ApartmentChecker() noexcept : tid_(GetCurrentThreadId()) {}
+bool ApartmentChecker::CalledOnValidApartment() const noexcept {
+  return GetCurrentThreadId() == tid_;
+}
+
+}  // namespace apartments
