@@ -1,12 +1,15 @@
 // apartments-demo: what the library does when Win32 code goes wrong.
 //
-// Until the failure-mode demo of the COM layer exists, this shows the
-// kernel-object layer: a wait that times out, a double CloseHandle that is
-// detected instead of corrupting anything, an abandoned mutex, and what the
-// runtime records about a blocked thread.
+// Plays the failure modes one after another: a wait that times out, a double
+// CloseHandle detected instead of corrupting anything, an abandoned mutex,
+// what the runtime records about a blocked thread, an STA stuck in
+// WaitForSingleObject whose queue fills so a COM call fails with
+// RPC_E_SYS_CALL_FAILED (and says why), and a call into an apartment that
+// has shut down (RPC_E_DISCONNECTED, and since when).
 #include <cstdio>
 #include <string>
 
+#include "apartments/error_info.h"
 #include "apartments/errors.h"
 #include "apartments/win32.h"
 #include "kernel/kernel.h"
@@ -126,14 +129,89 @@ void WhatABlockedThreadWaitsOn() {
   CloseHandle(context.started);
 }
 
+// The STA of scenarios 5 and 6: owns a stream, hands it out through a
+// marshaled stream, then blocks in WaitForSingleObject without pumping.
+struct StuckSta {
+  HANDLE marshaled = nullptr;  // Set by the STA: IStream marshaled for another apartment.
+  HANDLE ready = nullptr;      // Signaled once `stream` is valid.
+  HANDLE config_loaded = nullptr;  // The event the STA waits on (named).
+  IStream* stream = nullptr;   // CoMarshalInterThreadInterfaceInStream output.
+  DWORD tid = 0;
+};
+
+DWORD WINAPI StuckStaMain(LPVOID context) {
+  auto* sta = static_cast<StuckSta*>(context);
+  SetThreadDescription(GetCurrentThread(), L"ui-thread");
+  CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+  MSG msg;
+  PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);  // Make sure the queue exists.
+  IStream* document = nullptr;
+  CreateStreamOnHGlobal(nullptr, TRUE, &document);
+  CoMarshalInterThreadInterfaceInStream(IID_IStream, document, &sta->stream);
+  SetEvent(sta->ready);
+  // The bug: waiting on an event without pumping messages, in an STA.
+  WaitForSingleObject(sta->config_loaded, INFINITE);
+  // Drain what piled up, then shut the apartment down.
+  while (PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE)) DispatchMessageW(&msg);
+  document->Release();
+  CoUninitialize();
+  return 0;
+}
+
+void StuckStaFillsItsQueue() {
+  std::printf("5. An STA stuck in WaitForSingleObject while work keeps arriving\n");
+  StuckSta sta;
+  sta.ready = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  sta.config_loaded = CreateEventW(nullptr, TRUE, FALSE, L"config loaded");
+  HANDLE thread = CreateThread(nullptr, 0, &StuckStaMain, &sta, 0, &sta.tid);
+  WaitForSingleObject(sta.ready, 10000);
+  // Let the STA reach its WaitForSingleObject (read from its wait record).
+  for (int i = 0; i < 10000 && apartments::internal::ReadWaitRecord(sta.tid).kind !=
+                                   apartments::internal::BlockKind::kKernelWait;
+       ++i) {
+    Sleep(1);
+  }
+  CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+  IStream* proxy = nullptr;
+  HRESULT hr = CoGetInterfaceAndReleaseStream(sta.stream, IID_IStream, reinterpret_cast<void**>(&proxy));
+  Expect(SUCCEEDED(hr), "unmarshaling the STA's stream should work");
+  // A worker posts progress notifications to the UI thread, as UIs do.
+  DWORD posted = 0;
+  while (PostThreadMessageW(sta.tid, WM_APP, posted, 0)) ++posted;
+  DWORD post_error = GetLastError();
+  std::printf("   posted %u progress messages to thread %u, then: %s\n", posted, sta.tid,
+              apartments::FormatWin32Error(post_error).c_str());
+  ULONG written = 0;
+  hr = proxy->Write("x", 1, &written);
+  std::printf("   IStream::Write through the proxy = %s\n", apartments::FormatHResult(hr).c_str());
+  std::printf("   why, from the error info:\n     %s\n", apartments::LastErrorDescription().c_str());
+  Expect(hr == RPC_E_SYS_CALL_FAILED &&
+             apartments::LastErrorDescription().find("config loaded") != std::string::npos,
+         "the call should fail with RPC_E_SYS_CALL_FAILED naming the event the STA waits on");
+
+  std::printf("6. The same STA, once it is released and has shut down\n");
+  SetEvent(sta.config_loaded);
+  WaitForSingleObject(thread, 10000);
+  hr = proxy->Write("x", 1, &written);
+  std::printf("   IStream::Write through the proxy = %s\n", apartments::FormatHResult(hr).c_str());
+  std::printf("   why, from the error info:\n     %s\n", apartments::LastErrorDescription().c_str());
+  Expect(hr == RPC_E_DISCONNECTED, "a call into an apartment that shut down should be RPC_E_DISCONNECTED");
+  proxy->Release();
+  CoUninitialize();
+  CloseHandle(thread);
+  CloseHandle(sta.ready);
+  CloseHandle(sta.config_loaded);
+}
+
 }  // namespace
 
 int main() {
-  std::printf("apartments demo: the kernel-object layer\n\n");
+  std::printf("apartments demo: Win32 failure modes, and what the library says about them\n\n");
   WaitThatTimesOut();
   DoubleClose();
   AbandonedMutex();
   WhatABlockedThreadWaitsOn();
+  StuckStaFillsItsQueue();
   std::printf("\n%s\n", g_failures == 0 ? "All behaved as on Windows, and said why." : "FAILED");
   return g_failures == 0 ? 0 : 1;
 }

@@ -62,7 +62,8 @@ std::string DescribeWaited(const WaitedObject& object) {
 // What thread `tid` is blocked on now, from its wait record: one sentence.
 std::string DescribeBlocking(DWORD tid) {
   WaitRecord record = ReadWaitRecord(tid);
-  std::string who = "Thread " + ThreadText(tid);
+  std::string who = ThreadText(tid);  // "thread 12 'ui'": capitalized to open the sentence.
+  if (!who.empty()) who[0] = 'T';
   switch (record.kind) {
     case BlockKind::kNone:
       return who + " is not blocked in a wait this library knows of: it is running code "

@@ -445,14 +445,26 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     if (factory == nullptr) return E_NOINTERFACE;
     HRESULT hr = CheckUsable();
     if (FAILED(hr)) return hr;
-    bool disconnected = false;
-    hr = InvokeInApartment(stub_->apartment, [&]() -> HRESULT {
-      HRESULT ensured = EnsureInterface(stub_, riid);
-      disconnected = ensured == RPC_E_DISCONNECTED;
-      return ensured;
-    });
-    if (disconnected) return FailDisconnected();
-    if (FAILED(hr)) return hr;
+    // An interface the stub already holds (the marshaled one, made at marshal
+    // time, or one another client asked for) needs no round trip: as on
+    // Windows, where the marshal packet carries the interface's IPID,
+    // unmarshaling never calls into the object's apartment, so it works
+    // while that apartment's thread is busy and not pumping.
+    bool known;
+    {
+      std::lock_guard lock(S().mu);
+      known = stub_->connected && stub_->interfaces.count(riid) != 0;
+    }
+    if (!known) {
+      bool disconnected = false;
+      hr = InvokeInApartment(stub_->apartment, [&]() -> HRESULT {
+        HRESULT ensured = EnsureInterface(stub_, riid);
+        disconnected = ensured == RPC_E_DISCONNECTED;
+        return ensured;
+      });
+      if (disconnected) return FailDisconnected();
+      if (FAILED(hr)) return hr;
+    }
     InterfaceProxyBase* proxy = factory(this);
     if (proxy == nullptr) return E_OUTOFMEMORY;
     InterfaceProxyBase* extra = nullptr;

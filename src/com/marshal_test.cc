@@ -1,6 +1,8 @@
 // Tests of marshaling: marshal data by flag, forged streams, the global
 // interface table, agile objects, proxies (identity, QueryInterface, wrong
 // thread, release), interface arguments, disconnection and teardown.
+#include <future>
+#include <thread>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -906,6 +908,63 @@ TEST_F(MarshalTest, CallsRacingServerShutdownAllEnd) {
   EXPECT_EQ(death.tid, server_tid);
   AptThread cleanup;
   cleanup.Run([&] { EXPECT_EQ(GlobalInterfaceTable()->RevokeInterfaceFromGlobal(cookie), S_OK); });
+}
+
+}  // namespace
+}  // namespace apartments::internal::testing
+
+namespace apartments::internal::testing {
+namespace {
+
+struct BusyStaContext {
+  HANDLE ready;
+  HANDLE release;
+  IStream* marshaled = nullptr;
+};
+
+DWORD WINAPI BusyStaMain(LPVOID argument) {
+  auto* context = static_cast<BusyStaContext*>(argument);
+  if (FAILED(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED))) return 1;
+  IStream* stream = nullptr;
+  CreateStreamOnHGlobal(nullptr, TRUE, &stream);
+  CoMarshalInterThreadInterfaceInStream(IID_IStream, stream, &context->marshaled);
+  SetEvent(context->ready);
+  // Busy: not pumping messages until released.
+  WaitForSingleObject(context->release, INFINITE);
+  stream->Release();
+  CoUninitialize();
+  return 0;
+}
+
+// Tests that unmarshaling the marshaled interface never calls into the
+// object's apartment, so it succeeds while that STA's thread is blocked and
+// not pumping, as on Windows. This hung before: the proxy asked the object's
+// apartment for the interface it had already marshaled.
+TEST(MarshalBusyServerTest, UnmarshalDoesNotCallIntoBusyApartment) {
+  BusyStaContext context{CreateEventW(nullptr, TRUE, FALSE, nullptr),
+                         CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+  HANDLE sta = CreateThread(nullptr, 0, &BusyStaMain, &context, 0, nullptr);
+  ASSERT_EQ(WaitForSingleObject(context.ready, 10000), WAIT_OBJECT_0);
+  std::promise<HRESULT> unmarshaled;
+  std::future<HRESULT> result = unmarshaled.get_future();
+  std::thread client([&] {
+    CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+    IStream* proxy = nullptr;
+    HRESULT hr = CoGetInterfaceAndReleaseStream(context.marshaled, IID_IStream,
+                                                reinterpret_cast<void**>(&proxy));
+    unmarshaled.set_value(hr);
+    if (proxy != nullptr) proxy->Release();
+    CoUninitialize();
+  });
+  bool in_time = result.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  SetEvent(context.release);  // Frees the client too if it was stuck.
+  client.join();
+  EXPECT_TRUE(in_time) << "CoGetInterfaceAndReleaseStream waited for the busy STA";
+  EXPECT_EQ(result.get(), S_OK);
+  EXPECT_EQ(WaitForSingleObject(sta, 10000), WAIT_OBJECT_0);
+  CloseHandle(sta);
+  CloseHandle(context.ready);
+  CloseHandle(context.release);
 }
 
 }  // namespace
