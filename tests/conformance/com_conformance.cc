@@ -95,8 +95,9 @@ DWORD WINAPI MtaThread(LPVOID) {
   Hr("MTA thread: CoInitializeEx(APARTMENTTHREADED)",
      CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED));
   PrintApartmentType("MTA thread: CoGetApartmentType");
-  IMessageFilter* previous = nullptr;
+  IMessageFilter* previous = reinterpret_cast<IMessageFilter*>(1);
   Hr("MTA thread: CoRegisterMessageFilter", CoRegisterMessageFilter(nullptr, &previous));
+  Val("MTA thread: previous filter left unchanged", previous == reinterpret_cast<IMessageFilter*>(1));
   HANDLE event = CreateEventW(nullptr, TRUE, FALSE, nullptr);
   DWORD index = 99;
   Hr("MTA thread: CoWaitForMultipleHandles on unsignaled event, 20 ms",
