@@ -243,14 +243,20 @@ TEST(ApartmentTest, ThreadExitShutsStaDown) {
 }
 
 // Tests that CoRegisterMessageFilter works only in an STA: CO_E_NOT_SUPPORTED
-// in the MTA, CO_E_NOTINITIALIZED outside any apartment; it returns the
+// in the MTA (leaving *lplpMessageFilter alone), CO_E_NOTINITIALIZED outside
+// any apartment; it returns the
 // previous filter, and the filter is released at the last CoUninitialize.
 TEST(ApartmentTest, MessageFilterRegistration) {
   testing::TestMessageFilter a, b;
   BoundedThread none([&] {
     EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), CO_E_NOTINITIALIZED);
   });
-  testing::RunInMta([&] { EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), CO_E_NOT_SUPPORTED); });
+  testing::RunInMta([&] {
+    EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), CO_E_NOT_SUPPORTED);
+    IMessageFilter* untouched = &b;  // failure leaves the out parameter alone
+    EXPECT_EQ(CoRegisterMessageFilter(&a, &untouched), CO_E_NOT_SUPPORTED);
+    EXPECT_EQ(untouched, &b);
+  });
   testing::RunInSta([&] {
     EXPECT_EQ(CoRegisterMessageFilter(&a, nullptr), S_OK);
     EXPECT_EQ(a.refs(), 2);

@@ -537,7 +537,8 @@ HRESULT WINAPI CoRegisterMessageFilter(LPMESSAGEFILTER lpMessageFilter,
                                        LPMESSAGEFILTER* lplpMessageFilter) {
   ComThreadData* data = ComThreadDataIfAny();
   if (CurrentSta(data) == nullptr) {
-    if (lplpMessageFilter != nullptr) *lplpMessageFilter = nullptr;
+    // Windows leaves *lplpMessageFilter untouched on failure (Wine's ole32
+    // tests, which run on Windows, check that in the MTA).
     return CurrentApartmentRaw(data) != nullptr ? CO_E_NOT_SUPPORTED : CO_E_NOTINITIALIZED;
   }
   if (lpMessageFilter != nullptr) lpMessageFilter->AddRef();
