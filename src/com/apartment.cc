@@ -1,6 +1,5 @@
 // Apartments: STA and MTA objects, CoInitializeEx and friends, the MTA worker
 // pool, and teardown. See apartment_impl.h for the call records and locking.
-#include <sched.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -305,12 +304,12 @@ HRESULT ApartmentImpl::Enqueue(ChannelCall* call) {
   return S_OK;
 }
 
-bool ApartmentImpl::RunsOnOtherCpu() const noexcept {
-  if (queue_ == nullptr) return false;
+int ApartmentImpl::owner_cpu() const noexcept {
+  if (queue_ == nullptr) return -1;
   // The queue is type-stable, so reading a recycled one is harmless: at worst
-  // a useless spin. sched_getcpu() reads the rseq area: no system call.
-  const int cpu = queue_->owner_cpu();
-  return cpu >= 0 && cpu != sched_getcpu();
+  // a useless (bounded) spin. A relaxed load of a hint (MessageQueue::
+  // owner_cpu): it orders nothing.
+  return queue_->owner_cpu();
 }
 
 bool ApartmentImpl::TakeDispatched(ChannelCall* call) {

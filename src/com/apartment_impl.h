@@ -123,9 +123,10 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   bool AddShutdownCallback(std::function<void()> callback) override;
 
   HWND hwnd() const noexcept { return hwnd_; }
-  // STA: whether its thread last went idle on another CPU than the caller's
-  // (so a caller spinning briefly for the reply does not delay it).
-  bool RunsOnOtherCpu() const noexcept;
+  // STA: the CPU its thread last went idle on (-1: unknown, or an MTA), the
+  // hint a caller passes as WaitOptions::spin_peer_cpu so that it spins for
+  // the reply only when that is another CPU than its own. Any thread.
+  int owner_cpu() const noexcept;
 
   // Queues `call` for execution in this apartment. Any thread.
   // Returns S_OK (queued: exactly one CompleteCall will follow);
@@ -198,10 +199,12 @@ std::string FormatDuration(Clock::Duration d);
 // returning. `pending` (may be null) is the outgoing call it waits for, for
 // the message filter's MessagePending. Publishes BlockKind::kComCall with
 // `target_tid`. Returns as MsgWaitForMultipleObjectsEx, never WAIT_OBJECT_0 +
-// count (input is served, not returned).
+// count (input is served, not returned). `spin_peer_cpu`: see WaitOptions
+// (the callee's CPU hint for an outgoing call's reply wait, else -1).
 DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
                 const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
-                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid);
+                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
+                int spin_peer_cpu = -1);
 
 // Test-only: `hook` is called with each outgoing call's reply event handle
 // (the per-call event the callee signals) right before the channel resolves

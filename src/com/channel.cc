@@ -190,18 +190,6 @@ class OutgoingScope {
   HANDLE reply_;
 };
 
-// Spins briefly while `reply` is not signaled. Only when the callee runs on
-// another CPU: a cross-CPU wake-up costs tens of microseconds on virtual
-// machines, this spin a few. Reading the event's state is race-free: the
-// wait that follows re-checks it under the kernel's rules (and consumes it on
-// its lock-free fast path when it is set).
-void SpinForReply(const Event& reply) {
-  for (int i = 0; i < 64; ++i) {
-    for (int j = 0; j < 8; ++j) __builtin_ia32_pause();
-    if ((reply.state.load(std::memory_order_acquire) & Event::kSignaled) != 0) return;
-  }
-}
-
 HRESULT RunDirect(ApartmentImpl* target, std::function<HRESULT()>& invoke) {
   try {
     return invoke();
@@ -282,7 +270,8 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
 
 DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
                 const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
-                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid) {
+                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
+                int spin_peer_cpu) {
   MessageQueue& queue = CurrentQueue();
   const bool finite = timeout_ms != INFINITE;
   const auto start = std::chrono::steady_clock::now();
@@ -345,7 +334,8 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
     DWORD r = queue.MsgWait(objects, handles, count, remaining, QS_POSTMESSAGE | QS_SENDMESSAGE,
-                            mwmo_flags, WaitOptions{BlockKind::kComCall, target_tid});
+                            mwmo_flags,
+                            WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu});
     if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
       woke_for_input = true;
       if (finite && remaining == 0) {
@@ -433,12 +423,17 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
     }
     DWORD target_tid =
         sta_target ? target->thread_id() : call.executing_tid.load(std::memory_order_relaxed);
+    // Spin-then-sleep on the reply (base/spin.h), only when the callee's
+    // thread last went idle on another CPU. In the modal loop the spin also
+    // ends at once when input arrives (the queue's own event is among the
+    // objects), so incoming calls and sent messages are served as promptly.
+    const int spin_peer_cpu = sta_target ? target->owner_cpu() : -1;
     if (sta != nullptr) {
-      ModalWait(data, sta, objects, handles, 1, INFINITE, 0, false, &call, target_tid);
+      ModalWait(data, sta, objects, handles, 1, INFINITE, 0, false, &call, target_tid,
+                spin_peer_cpu);
     } else {
-      if (sta_target && target->RunsOnOtherCpu()) SpinForReply(*call.reply);
       WaitForObjects(objects, handles, 1, false, INFINITE, false,
-                     WaitOptions{BlockKind::kComCall, target_tid});
+                     WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu});
     }
     switch (call.outcome) {
       case CallOutcome::kDone:

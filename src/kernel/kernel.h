@@ -247,9 +247,16 @@ bool IsPseudoHandle(HANDLE handle) noexcept;
 // layer). Returns WAIT_OBJECT_0 + i, WAIT_ABANDONED_0 + i, WAIT_TIMEOUT or
 // WAIT_IO_COMPLETION (APCs have run). Never fails: arguments are validated by
 // the callers.
+//
+// `spin_peer_cpu`: the CPU the thread expected to end the wait last ran on
+// (-1: unknown or no such thread). When it is another CPU than the waiter's,
+// a wait for any of the objects (not alertable, timeout not 0) first spins
+// briefly (base/spin.h), with no lock held, until one of its events is
+// signaled; on the same CPU (or unknown) it goes straight to the sleep.
 struct WaitOptions {
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;
+  int spin_peer_cpu = -1;
 };
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable,

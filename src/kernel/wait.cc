@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include "base/check.h"
+#include "base/spin.h"
 #include "kernel/futex.h"
 #include "kernel/kernel.h"
 
@@ -192,6 +193,21 @@ void Unregister(Wait& wait) {
   wait.block_count = 0;
 }
 
+// Whether one of the events among `objects` is signaled now (other kinds of
+// object are not looked at). A relaxed-enough hint for a spin: acquire so a
+// caller that goes on to consume the event also sees the signaler's writes,
+// though the wait that follows re-checks under the kernel lock anyway.
+bool AnyEventSignaled(KernelObject* const* objects, DWORD count) noexcept {
+  for (DWORD i = 0; i < count; ++i) {
+    if (objects[i]->kind() == ObjectKind::kEvent &&
+        (static_cast<const Event*>(objects[i])->state.load(std::memory_order_acquire) &
+         Event::kSignaled) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Ends a registered wait with `result` and schedules its thread's wakeup.
 void Complete(Wait& wait, DWORD result, WakeList& wake) {
   Unregister(wait);
@@ -331,6 +347,19 @@ Thread* CurrentThreadObject() {
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable, const WaitOptions& options) {
   APARTMENTS_CHECK_VALUES(count <= MAXIMUM_WAIT_OBJECTS + 1, "wait count", count, 0);
+  // Spin-then-sleep (base/spin.h): when the thread expected to end the wait
+  // runs on another CPU, spin briefly for one of the events to be signaled
+  // before registering. Spinning before registering (rather than on the park
+  // word after it) keeps the signaler on SetEvent's lock-free path: no
+  // kernel lock, no FUTEX_WAKE on either side when the spin wins.
+  // Race-free: no lock is held; the spin only reads event states (acquire)
+  // and decides nothing: the wait below re-checks every object under the
+  // kernel lock as if we had not spun. Not for wait-all, zero timeouts, or
+  // alertable waits (an APC must run promptly, and we cannot see it here).
+  if (!wait_all && timeout_ms != 0 && !alertable && PeerOnOtherCpu(options.spin_peer_cpu) &&
+      !AnyEventSignaled(objects, count)) {
+    SpinUntil([&] { return AnyEventSignaled(objects, count); });
+  }
   // Fast path: one event, signaled, nobody queued on it. No lock, no syscall.
   if (count == 1 && objects[0]->kind() == ObjectKind::kEvent) {
     auto* event = static_cast<Event*>(objects[0]);
@@ -384,8 +413,6 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
     state.park.store(kParkWaiting, std::memory_order_relaxed);
   }
 
-  // TODO(perf): spin briefly before sleeping when the signaler runs on
-  // another vCPU (bench/ targets); never when both share one.
   for (;;) {
     if (state.park.load(std::memory_order_acquire) == kParkDone) break;
     if (!FutexWait(&state.park, kParkWaiting, has_deadline ? &deadline : nullptr)) {

@@ -12,6 +12,7 @@
 
 #include "apartments/message_queue.h"
 #include "base/check.h"
+#include "base/spin.h"
 #include "message/window.h"
 
 namespace apartments::internal {
@@ -53,28 +54,10 @@ inline DWORD CoarseTickCount() noexcept {
                             static_cast<std::uint64_t>(now.tv_nsec) / 1000000);
 }
 
-// How long an idle owner (or a sender awaiting a reply) spins before it
-// sleeps, when its peer runs on another CPU: a cross-CPU wakeup costs tens of
-// microseconds on virtual machines, this spin a few.
-constexpr int kSpinIterations = 64;
-constexpr int kPausesPerCheck = 8;
-
-// Spins while `word` holds `value`; true once it changed.
+// Spins (see base/spin.h) while `word` holds `value`; true once it changed.
 template <typename T>
 bool SpinWhileEqual(const std::atomic<T>& word, T value) noexcept {
-  // Reads `word` only every few pauses: it usually sits on the producer's
-  // hot cache line, and every read we make costs the producer a miss.
-  for (int i = 0; i < kSpinIterations; ++i) {
-    for (int j = 0; j < kPausesPerCheck; ++j) __builtin_ia32_pause();
-    if (word.load(std::memory_order_acquire) != value) return true;
-  }
-  return false;
-}
-
-// Whether spinning for a peer last seen on `peer_cpu` can pay: only when it
-// runs on another CPU (sched_getcpu() reads the rseq area: no system call).
-inline bool PeerOnOtherCpu(int peer_cpu) noexcept {
-  return peer_cpu >= 0 && peer_cpu != sched_getcpu();
+  return SpinUntil([&] { return word.load(std::memory_order_acquire) != value; });
 }
 
 inline Clock::Duration::rep NowRep() noexcept {
@@ -559,6 +542,11 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
       lock_.unlock();
       return false;
     }
+    // Going idle: publish our CPU first, also when the spin below ends the
+    // idleness, so that senders (and COM callers) deciding whether to spin
+    // for our answer read a fresh hint. A relaxed store of a hint: a stale
+    // value costs at most one useless (bounded) spin or one skipped spin.
+    owner_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     if (PeerOnOtherCpu(poster_cpu_.load(std::memory_order_relaxed))) {
       // Spin before sleeping; input_seq_ only changes under the lock, so
       // re-checking it under the lock below loses no wakeup.
@@ -571,7 +559,6 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
         continue;
       }
     }
-    owner_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     wake_mask_ = kQsPosted | QS_SENDMESSAGE;
     waiting_for_input_.store(true, std::memory_order_relaxed);
     lock_.unlock();
@@ -621,6 +608,8 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
     std::uint32_t mask = wake_mask;
     if ((mask & kQsPosted) != 0) mask |= kQsPosted;
     wake_mask_ = wait_all ? mask : (mask | QS_SENDMESSAGE);
+    // A thread in a modal loop is idle too (see GetOrPeek): a hint, relaxed.
+    owner_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     waiting_for_input_.store(true, std::memory_order_relaxed);
     lock_.unlock();
     // Wait-all: the event stands for "input present"; when it already is,

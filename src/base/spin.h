@@ -1,0 +1,51 @@
+// Spin-then-sleep: the one bounded spin every layer uses before it sleeps
+// waiting for another thread (the message layer's idle and SendMessageW
+// waits, the kernel's waits that name the thread they wait for, so the COM
+// channel's reply waits and modal loop).
+//
+// Why: on virtual machines a cross-CPU futex wake-up costs tens of
+// microseconds (the hypervisor's IPI), a spin a few. Why only sometimes: when
+// both threads share a CPU, spinning only delays the very thread we wait
+// for (a naive spin makes a same-CPU round trip ~13x slower), so a waiter
+// spins only when its peer last ran on another CPU (PeerOnOtherCpu), a hint
+// each side publishes where it goes idle.
+//
+// Rules for callers: never spin holding a lock (the peer may need it to make
+// the progress we wait for), and re-check the condition under the real
+// sleep's rules afterwards (a spin that gives up proves nothing).
+#ifndef APARTMENTS_SRC_BASE_SPIN_H_
+#define APARTMENTS_SRC_BASE_SPIN_H_
+
+#include <sched.h>
+
+namespace apartments::internal {
+
+// The bound: kSpinChecks checks, kPausesPerCheck pauses apart (512 pauses:
+// about 2 µs on CPUs with a short pause, about 12 µs where pause is ~25 ns,
+// still well under a cross-CPU wake-up on the VMs we measure).
+inline constexpr int kSpinChecks = 64;
+inline constexpr int kPausesPerCheck = 8;
+
+// Whether spinning for a peer last seen on `peer_cpu` (-1: unknown) can pay:
+// only when it runs on another CPU. sched_getcpu() reads the rseq area: no
+// system call.
+inline bool PeerOnOtherCpu(int peer_cpu) noexcept {
+  return peer_cpu >= 0 && peer_cpu != sched_getcpu();
+}
+
+// Spins (bounded, see above) until `done()` returns true; returns whether it
+// did. `done` should be a load or two: it runs only every few pauses, because
+// the word it reads usually sits on the peer's hot cache line and every read
+// costs the peer a miss.
+template <typename Done>
+inline bool SpinUntil(Done done) noexcept {
+  for (int i = 0; i < kSpinChecks; ++i) {
+    for (int j = 0; j < kPausesPerCheck; ++j) __builtin_ia32_pause();
+    if (done()) return true;
+  }
+  return false;
+}
+
+}  // namespace apartments::internal
+
+#endif  // APARTMENTS_SRC_BASE_SPIN_H_
