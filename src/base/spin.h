@@ -37,10 +37,21 @@ inline bool PeerOnOtherCpu(int peer_cpu) noexcept {
 // did. `done` should be a load or two: it runs only every few pauses, because
 // the word it reads usually sits on the peer's hot cache line and every read
 // costs the peer a miss.
+// One "I am spinning" hint to the CPU (lets the sibling hyperthread run).
+inline void CpuRelax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#else
+  asm volatile("" ::: "memory");
+#endif
+}
+
 template <typename Done>
 inline bool SpinUntil(Done done) noexcept {
   for (int i = 0; i < kSpinChecks; ++i) {
-    for (int j = 0; j < kPausesPerCheck; ++j) __builtin_ia32_pause();
+    for (int j = 0; j < kPausesPerCheck; ++j) CpuRelax();
     if (done()) return true;
   }
   return false;

@@ -139,7 +139,7 @@ void QueueLock::LockSlow() noexcept {
   // Spin a little: the holder is inside a few dozen instructions. On a shared
   // vCPU the spin is short enough not to matter before we sleep.
   for (int i = 0; i < 64; ++i) {
-    __builtin_ia32_pause();
+    CpuRelax();
     std::uint32_t expected = 0;
     if (word_.load(std::memory_order_relaxed) == 0 &&
         word_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
