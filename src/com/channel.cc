@@ -332,7 +332,7 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
     DWORD r = queue.MsgWait(objects, handles, count, remaining, QS_POSTMESSAGE | QS_SENDMESSAGE,
-                            mwmo_flags, WaitOptions{BlockKind::kComCall, target_tid});
+                            mwmo_flags, WaitOptions{BlockKind::kComCall, target_tid, true});
     if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
       woke_for_input = true;
       if (finite && remaining == 0) {

@@ -158,6 +158,9 @@ struct Wait {
   bool alertable = false;
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;  // For kSendMessage/kComCall: the thread waited on.
+  bool pumps_com = false;  // The waiter serves incoming COM calls (STA modal loop).
+  bool timed = false;      // The wait has a finite timeout.
+  std::uint64_t id = 0;    // Process-unique, assigned when published.
   Clock::TimePoint since{};
   KernelObject* objects[MAXIMUM_WAIT_OBJECTS + 1] = {};
   HANDLE handles[MAXIMUM_WAIT_OBJECTS + 1] = {};
@@ -238,6 +241,9 @@ bool IsPseudoHandle(HANDLE handle) noexcept;
 struct WaitOptions {
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;
+  // The waiter serves incoming COM calls while it waits (the STA modal loop),
+  // so a call into its apartment does not deadlock with this wait.
+  bool pumps_com = false;
 };
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable,
@@ -268,11 +274,36 @@ struct WaitRecord {
   bool wait_all = false;
   bool alertable = false;
   DWORD target_tid = 0;
+  bool pumps_com = false;
+  bool timed = false;
+  // Identifies this wait (process-unique); a record read later with the same
+  // id describes the same, still ongoing, wait.
+  std::uint64_t wait_id = 0;
   std::vector<WaitedObject> objects;
 };
 // Reads the record of the thread with id `tid`; kind kNone when it does not
 // block (or does not exist). Takes the kernel lock briefly.
 WaitRecord ReadWaitRecord(DWORD tid);
+
+// --- Diagnostics hooks (src/diag) ---------------------------------------------
+
+// Called on a thread that is about to sleep in an untimed wait, after its wait
+// record is published and with no lock held. Null (the default) calls nothing.
+// The hook may itself read wait records; waits it makes do not call it again.
+using BlockHook = void (*)();
+void SetBlockHookForDiagnostics(BlockHook hook) noexcept;
+
+// One edge of a suspected cycle: thread `tid`, in the wait `wait_id`, waits
+// for thread `next_tid` (a mutex it owns, or the target of a sent message or
+// COM call).
+struct CycleHop {
+  DWORD tid;
+  std::uint64_t wait_id;
+  DWORD next_tid;
+};
+// True when, at one instant (under the kernel lock), every hop's wait is still
+// the same ongoing, unsatisfied wait and its edge to `next_tid` still holds.
+bool WaitCycleStillHolds(const CycleHop* hops, std::size_t count);
 
 }  // namespace apartments::internal
 

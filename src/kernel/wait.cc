@@ -15,6 +15,9 @@ constexpr std::uint32_t kParkWaiting = 1;
 constexpr std::uint32_t kParkDone = 2;
 
 std::mutex g_kernel_mu;
+std::uint64_t g_next_wait_id = 0;  // Guarded by g_kernel_mu.
+std::atomic<BlockHook> g_block_hook{nullptr};
+thread_local bool t_in_block_hook = false;
 
 // Every live thread's kernel data, for ReadWaitRecord. Guarded by the lock.
 std::vector<KernelThreadData*>& LiveThreads() {
@@ -354,6 +357,8 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   wait.alertable = alertable;
   wait.kind = count == 0 && options.kind == BlockKind::kKernelWait ? BlockKind::kSleep : options.kind;
   wait.target_tid = options.target_tid;
+  wait.pumps_com = options.pumps_com;
+  wait.timed = has_deadline;
   for (DWORD i = 0; i < count; ++i) {
     wait.objects[i] = objects[i];
     wait.handles[i] = handles != nullptr ? handles[i] : nullptr;
@@ -378,8 +383,19 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
       return WAIT_TIMEOUT;
     }
     wait.since = GetClock().Now();
+    wait.id = ++g_next_wait_id;
     data.current_wait = &wait;
     state.park.store(kParkWaiting, std::memory_order_relaxed);
+  }
+  if (!has_deadline) {
+    // Relaxed: installing the hook races with waits by design; a wait that
+    // misses a just-installed hook is checked by the next one to block.
+    BlockHook hook = g_block_hook.load(std::memory_order_relaxed);
+    if (hook != nullptr && !t_in_block_hook) {
+      t_in_block_hook = true;
+      hook();
+      t_in_block_hook = false;
+    }
   }
 
   // TODO(perf): spin briefly before sleeping when the signaler runs on
@@ -501,6 +517,9 @@ WaitRecord ReadWaitRecord(DWORD tid) {
     record.wait_all = wait->wait_all;
     record.alertable = wait->alertable;
     record.target_tid = wait->target_tid;
+    record.pumps_com = wait->pumps_com;
+    record.timed = wait->timed;
+    record.wait_id = wait->id;
     for (DWORD i = 0; i < wait->count; ++i) {
       const KernelObject* object = wait->objects[i];
       WaitedObject waited{object->kind(), wait->handles[i], object->name(), object->serial(), 0,
@@ -513,6 +532,40 @@ WaitRecord ReadWaitRecord(DWORD tid) {
     return record;
   }
   return record;
+}
+
+void SetBlockHookForDiagnostics(BlockHook hook) noexcept {
+  g_block_hook.store(hook, std::memory_order_relaxed);
+}
+
+bool WaitCycleStillHolds(const CycleHop* hops, std::size_t count) {
+  std::lock_guard lock(g_kernel_mu);
+  for (std::size_t h = 0; h < count; ++h) {
+    const KernelThreadData* found = nullptr;
+    for (KernelThreadData* data : LiveThreads()) {
+      if (data->tid == hops[h].tid) {
+        found = data;
+        break;
+      }
+    }
+    if (found == nullptr) return false;
+    const Wait* wait = found->current_wait;
+    // kParkWaiting: nobody has satisfied the wait yet (a satisfied wait
+    // leaves current_wait set until its thread runs again).
+    if (wait == nullptr || wait->id != hops[h].wait_id ||
+        found->state->park.load(std::memory_order_relaxed) != kParkWaiting) {
+      return false;
+    }
+    bool edge = wait->target_tid != 0 && wait->target_tid == hops[h].next_tid;
+    for (DWORD i = 0; !edge && i < wait->count; ++i) {
+      const KernelObject* object = wait->objects[i];
+      if (object->kind() != ObjectKind::kMutex) continue;
+      const KernelThreadData* owner = static_cast<const Mutex*>(object)->owner;
+      edge = owner != nullptr && owner->tid == hops[h].next_tid;
+    }
+    if (!edge) return false;
+  }
+  return true;
 }
 
 }  // namespace apartments::internal
