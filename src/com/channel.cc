@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "apartments/diagnostics.h"
 #include "apartments/message_queue.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_kernel.h"
@@ -95,6 +96,13 @@ std::string DescribeBlocking(DWORD tid) {
          " does not pump messages).";
 }
 
+// The full wait chain of the target thread (diagnostics layer), hop by hop
+// beyond the one sentence of DescribeBlocking: "" for the MTA (no one thread).
+std::string TargetWaitChain(DWORD tid) {
+  if (tid == 0) return std::string();
+  return "\nWait chain of " + ThreadText(tid) + ":\n" + FormatWaitChain(GetWaitChain(tid));
+}
+
 void ExplainQueueFull(ApartmentImpl* target) {
   const DWORD tid = target->thread_id();
   MessageQueueStats stats;
@@ -113,6 +121,7 @@ void ExplainQueueFull(ApartmentImpl* target) {
   text += DescribeBlocking(tid);
   text += " A single-threaded apartment serves calls only while its thread pumps messages "
           "(GetMessage/DispatchMessage, or a COM modal wait such as CoWaitForMultipleHandles).";
+  text += TargetWaitChain(tid);
   SetCallErrorInfo(RPC_E_SYS_CALL_FAILED, text, kSource);
 }
 
@@ -145,7 +154,8 @@ void ExplainReplyEventInvalid(ApartmentImpl* target, HANDLE handle) {
           "the call's reply event handle " +
           HandleText(handle) +
           " is not open (it was closed while the channel owned it: by other code closing a handle "
-          "it did not own, or closing one twice). The call was not sent and never ran.",
+          "it did not own, or closing one twice). The call was not sent and never ran." +
+          TargetWaitChain(target->thread_id()),
       kSource);
 }
 
