@@ -23,7 +23,9 @@
 #define APARTMENTS_DIAGNOSTICS_H_
 
 #include <cstdint>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -146,6 +148,70 @@ DeadlockMode GetDeadlockMode();
 // runs on the thread that closed the cycle, just before it sleeps; it must not
 // wait for the cycle's threads. Waits it makes are not checked themselves.
 void SetDeadlockCallback(std::function<void(const DeadlockReport&)> callback);
+
+// --- Hang watchdog ------------------------------------------------------------
+//
+// A thread is hung when posted messages wait in its queue and it retrieves
+// none of them for `threshold` (default 5 s, Windows' "not responding"). A
+// thread idle in GetMessage with an empty queue is never hung; one whose loop
+// takes only some messages (a filtered GetMessage) while others wait is.
+//
+// Episodes. An episode starts when the watchdog first sees messages pending
+// with no progress since its previous look, and ends when the thread retrieves
+// a message or its queue empties. Each episode is reported at most three
+// times: kHung when it passes `threshold`, kPermanent when it passes
+// `permanent_threshold`, and kResolved (a transient hang, with its duration)
+// when it ends after having been reported. Durations are measured by
+// GetClock() between the watchdog's looks, so they are accurate to one poll
+// interval; tests install a FakeClock and call Poll() instead of waiting.
+//
+// The watchdog reads queues and wait records through their layers' short
+// locks only, so its thread keeps running when every apartment is stuck.
+
+enum class HangEvent : std::uint8_t { kHung, kPermanent, kResolved };
+
+struct HangReport {
+  HangEvent event = HangEvent::kHung;
+  DWORD tid = 0;
+  std::string thread_name;
+  std::string apartment;
+  std::uint64_t queue_depth = 0;
+  std::uint64_t queue_quota = 0;
+  std::uint64_t sent_pending = 0;
+  Clock::Duration duration{};  // How long the thread has not pumped (so far).
+  WaitChain chain;             // What it is blocked on, when reported.
+  std::string text;            // One paragraph plus FormatWaitChain.
+};
+
+struct HangWatchdogOptions {
+  Clock::Duration threshold = std::chrono::seconds(5);
+  Clock::Duration permanent_threshold = std::chrono::seconds(60);
+  // The watchdog thread's period (real time; Start() only).
+  std::chrono::milliseconds poll_interval{500};
+  // Receives every report, on the thread that polls. Empty: stderr.
+  std::function<void(const HangReport&)> callback;
+};
+
+class HangWatchdog {
+ public:
+  explicit HangWatchdog(HangWatchdogOptions options = {});
+  // Stops the thread if started.
+  ~HangWatchdog();
+  HangWatchdog(const HangWatchdog&) = delete;
+  HangWatchdog& operator=(const HangWatchdog&) = delete;
+
+  // Looks at every thread once and reports what changed, on the calling
+  // thread. Do not call concurrently with itself or with a started watchdog.
+  void Poll();
+  // Starts a thread ("hang watchdog") calling Poll() every poll_interval.
+  void Start();
+  // Stops and joins that thread; idempotent. Blocks at most one Poll().
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace apartments
 
