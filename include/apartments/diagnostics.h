@@ -8,7 +8,9 @@
 // GetThreadWaitChain does, and further, through the waits Windows cannot see:
 //   thread --(WaitFor*)--> kernel object --(a mutex's owner)--> thread
 //   thread --(SendMessageW)--> thread that owns the window
-//   thread --(outgoing COM call)--> apartment --> the thread serving it
+//   thread --(outgoing COM call)--> apartment --> the thread serving it (an
+//                                   STA's thread, or the MTA worker running
+//                                   the call once one has started it)
 // A chain that comes back to a thread already in it is a cycle.
 //
 // Consistency. Each hop is read under its layer's lock, one lock at a time,
@@ -48,7 +50,8 @@ struct WaitNode {
   DWORD tid = 0;
   std::string thread_name;  // SetThreadDescription, UTF-8; "" when none.
   std::string apartment;    // "STA 3", "main STA 1", "MTA 2", or "" when none.
-  // "none", "kernel wait", "sleep", "message idle", "SendMessage", "COM call".
+  // "none", "kernel wait", "kernel wait (any)" (for any one of several
+  // objects), "sleep", "message idle", "SendMessage", "COM call".
   std::string block_kind;
   Clock::TimePoint since{};    // When the wait began (GetClock()).
   Clock::Duration waited{};    // How long it had lasted when read.

@@ -342,7 +342,9 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
     DWORD r = queue.MsgWait(objects, handles, count, remaining, QS_POSTMESSAGE | QS_SENDMESSAGE,
-                            mwmo_flags, WaitOptions{BlockKind::kComCall, target_tid, true});
+                            mwmo_flags,
+                            WaitOptions{BlockKind::kComCall, target_tid, true,
+                                        pending != nullptr ? &pending->executing_tid : nullptr});
     if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
       woke_for_input = true;
       if (finite && remaining == 0) {
@@ -434,7 +436,7 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
       ModalWait(data, sta, objects, handles, 1, INFINITE, 0, false, &call, target_tid);
     } else {
       WaitForObjects(objects, handles, 1, false, INFINITE, false,
-                     WaitOptions{BlockKind::kComCall, target_tid});
+                     WaitOptions{BlockKind::kComCall, target_tid, false, &call.executing_tid});
     }
     switch (call.outcome) {
       case CallOutcome::kDone:

@@ -219,10 +219,8 @@ WaitChain BuildWaitChain(DWORD tid, std::vector<ChainHop>* hops) {
             next = object.owner_tid;
           }
         }
-        if (!single && next != 0) {
-          // Mark the hop as resolvable so that it never counts as a deadlock.
-          chain.nodes[seen_at.back()].block_kind = "kernel wait (any)";
-        }
+        // Any one of several objects ends the wait: never a deadlock edge.
+        if (!single) chain.nodes[seen_at.back()].block_kind = "kernel wait (any)";
         break;
       }
       case BlockKind::kSendMessage:

@@ -5,7 +5,9 @@
 
 #include "apartments/clock.h"
 #include "apartments/diagnostics.h"
+#include "apartments/win32_apartment.h"
 #include "apartments/win32_kernel.h"
+#include "com/apartment.h"
 #include "diag/diag_test_util.h"
 #include "kernel/kernel.h"
 #include "message/test_util.h"
@@ -109,6 +111,43 @@ TEST(WaitChainTest, SnapshotListsBlockedThread) {
   EXPECT_NE(ToJson(snapshot).find("\"name\":\"snap-blocked\""), std::string::npos);
   EXPECT_NE(FormatSnapshot(snapshot).find("'snap-blocked'"), std::string::npos);
   go.Set();
+}
+
+// Tests that the chain of an STA waiting for its call into the MTA goes
+// through the MTA to the worker running the call, and on to what the worker
+// is blocked on.
+TEST(WaitChainTest, MtaCallFollowsToWorker) {
+  ASSERT_TRUE(SUCCEEDED(CoInitializeEx(nullptr, COINIT_MULTITHREADED)));
+  ApartmentRef mta = CurrentApartment();
+  ASSERT_NE(mta, nullptr);
+  HANDLE blocker = CreateEventW(nullptr, TRUE, FALSE, L"mta-blocker");
+  HRESULT hr = E_FAIL;
+  BoundedThread caller([&] {
+    SetThreadDescription(GetCurrentThread(), L"sta-caller");
+    if (CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED) != S_OK) std::abort();
+    hr = InvokeInApartment(mta, [&] {
+      return WaitForSingleObject(blocker, kBoundMs) == WAIT_OBJECT_0 ? S_OK : E_FAIL;
+    });
+    CoUninitialize();
+  });
+  WaitChain chain;
+  ASSERT_TRUE(Eventually([&] {
+    chain = GetWaitChain(caller.tid());
+    return chain.nodes.size() == 4 && chain.nodes[2].block_kind == "kernel wait";
+  })) << FormatWaitChain(chain);
+  EXPECT_EQ(chain.nodes[0].thread_name, "sta-caller");
+  EXPECT_EQ(chain.nodes[0].block_kind, "COM call");
+  EXPECT_TRUE(chain.nodes[0].pumps_com);
+  EXPECT_EQ(chain.nodes[1].type, WaitNodeType::kApartment);
+  EXPECT_EQ(chain.nodes[1].apartment, "MTA " + std::to_string(mta->id()));
+  EXPECT_EQ(chain.nodes[2].thread_name, "MTA worker");
+  EXPECT_EQ(chain.nodes[3].object_name, "mta-blocker");
+  SetEvent(blocker);
+  caller.Join();
+  EXPECT_EQ(hr, S_OK);
+  CloseHandle(blocker);
+  mta.reset();
+  CoUninitialize();
 }
 
 }  // namespace

@@ -158,6 +158,10 @@ struct Wait {
   bool alertable = false;
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;  // For kSendMessage/kComCall: the thread waited on.
+  // When target_tid is 0: where the thread waited on will be published (an
+  // MTA call's worker, once one starts running it). Valid while the wait is
+  // published: it points into the waiter's call record.
+  const std::atomic<DWORD>* target_tid_source = nullptr;
   bool pumps_com = false;  // The waiter serves incoming COM calls (STA modal loop).
   bool timed = false;      // The wait has a finite timeout.
   std::uint64_t id = 0;    // Process-unique, assigned when published.
@@ -244,6 +248,8 @@ struct WaitOptions {
   // The waiter serves incoming COM calls while it waits (the STA modal loop),
   // so a call into its apartment does not deadlock with this wait.
   bool pumps_com = false;
+  // Read for the target when target_tid is 0 (see Wait::target_tid_source).
+  const std::atomic<DWORD>* target_tid_source = nullptr;
 };
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable,
@@ -276,6 +282,9 @@ struct WaitRecord {
   DWORD target_tid = 0;
   bool pumps_com = false;
   bool timed = false;
+  // For COM calls: target_tid came from the call record (an MTA worker), not
+  // from the apartment (an STA's thread).
+  bool target_from_call = false;
   // Identifies this wait (process-unique); a record read later with the same
   // id describes the same, still ongoing, wait.
   std::uint64_t wait_id = 0;

@@ -56,6 +56,14 @@ class WakeList {
   std::vector<ThreadState*> overflow_;
 };
 
+// The thread a wait waits on: fixed, or published later by its call record
+// (read under the kernel lock while the wait is published, so the record,
+// on the waiter's stack, is alive).
+DWORD TargetOf(const Wait& wait) {
+  if (wait.target_tid != 0 || wait.target_tid_source == nullptr) return wait.target_tid;
+  return wait.target_tid_source->load(std::memory_order_relaxed);
+}
+
 bool IsSignaledFor(const KernelObject* object, const KernelThreadData* data) {
   switch (object->kind()) {
     case ObjectKind::kEvent:
@@ -357,6 +365,7 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   wait.alertable = alertable;
   wait.kind = count == 0 && options.kind == BlockKind::kKernelWait ? BlockKind::kSleep : options.kind;
   wait.target_tid = options.target_tid;
+  wait.target_tid_source = options.target_tid_source;
   wait.pumps_com = options.pumps_com;
   wait.timed = has_deadline;
   for (DWORD i = 0; i < count; ++i) {
@@ -516,7 +525,8 @@ WaitRecord ReadWaitRecord(DWORD tid) {
     record.since = wait->since;
     record.wait_all = wait->wait_all;
     record.alertable = wait->alertable;
-    record.target_tid = wait->target_tid;
+    record.target_tid = TargetOf(*wait);
+    record.target_from_call = wait->target_tid == 0 && record.target_tid != 0;
     record.pumps_com = wait->pumps_com;
     record.timed = wait->timed;
     record.wait_id = wait->id;
@@ -556,7 +566,8 @@ bool WaitCycleStillHolds(const CycleHop* hops, std::size_t count) {
         found->state->park.load(std::memory_order_relaxed) != kParkWaiting) {
       return false;
     }
-    bool edge = wait->target_tid != 0 && wait->target_tid == hops[h].next_tid;
+    const DWORD target = TargetOf(*wait);
+    bool edge = target != 0 && target == hops[h].next_tid;
     for (DWORD i = 0; !edge && i < wait->count; ++i) {
       const KernelObject* object = wait->objects[i];
       if (object->kind() != ObjectKind::kMutex) continue;
