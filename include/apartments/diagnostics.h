@@ -148,8 +148,10 @@ void SetDeadlockMode(DeadlockMode mode);
 DeadlockMode GetDeadlockMode();
 
 // Replaces the report sink (an empty function restores stderr). The callback
-// runs on the thread that closed the cycle, just before it sleeps; it must not
-// wait for the cycle's threads. Waits it makes are not checked themselves.
+// runs on the thread that closed the cycle, inside its wait, just before it
+// sleeps: it must not wait on the library's objects or pump messages (that
+// thread's wait is in progress), and should only record or hand off the
+// report (setting an event, std::mutex, writing a file are fine).
 void SetDeadlockCallback(std::function<void(const DeadlockReport&)> callback);
 
 // --- Hang watchdog ------------------------------------------------------------

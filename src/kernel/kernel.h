@@ -298,7 +298,8 @@ WaitRecord ReadWaitRecord(DWORD tid);
 
 // Called on a thread that is about to sleep in an untimed wait, after its wait
 // record is published and with no lock held. Null (the default) calls nothing.
-// The hook may itself read wait records; waits it makes do not call it again.
+// The hook may read wait records and signal objects, but must not wait on
+// kernel objects: the thread's own wait is published and in progress.
 using BlockHook = void (*)();
 void SetBlockHookForDiagnostics(BlockHook hook) noexcept;
 

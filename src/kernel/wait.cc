@@ -352,6 +352,10 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
     }
   }
 
+  // The block hook runs inside this thread's published wait; a nested wait
+  // would overwrite it (see SetBlockHookForDiagnostics).
+  APARTMENTS_CHECK_VALUES(!t_in_block_hook, "wait from inside the diagnostics block hook", count,
+                          timeout_ms);
   KernelThreadData& data = CurrentKernelData();
   ThreadState& state = *data.state;
   timespec deadline;
