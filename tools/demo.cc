@@ -4,11 +4,16 @@
 // CloseHandle detected instead of corrupting anything, an abandoned mutex,
 // what the runtime records about a blocked thread, an STA stuck in
 // WaitForSingleObject whose queue fills so a COM call fails with
-// RPC_E_SYS_CALL_FAILED (and says why), and a call into an apartment that
-// has shut down (RPC_E_DISCONNECTED, and since when).
+// RPC_E_SYS_CALL_FAILED (and says why), a call into an apartment that has
+// shut down (RPC_E_DISCONNECTED, and since when), and a deadlock between two
+// threads and two mutexes, reported by the detector the moment it closes.
 #include <cstdio>
 #include <string>
 
+#include <atomic>
+#include <mutex>
+
+#include "apartments/diagnostics.h"
 #include "apartments/error_info.h"
 #include "apartments/errors.h"
 #include "apartments/win32.h"
@@ -203,6 +208,71 @@ void StuckStaFillsItsQueue() {
   CloseHandle(sta.config_loaded);
 }
 
+// Two threads each holding one mutex and waiting for the other's: the
+// deadlock detector reports the cycle the moment it closes. The waits are
+// alertable only so that the demo can end them with an APC afterwards.
+struct CrossContext {
+  const wchar_t* name;
+  HANDLE own;
+  HANDLE other;
+  HANDLE holding;  // Set once `own` is held.
+  HANDLE both_holding;
+};
+
+DWORD WINAPI CrossThread(LPVOID param) {
+  auto* c = static_cast<CrossContext*>(param);
+  SetThreadDescription(GetCurrentThread(), c->name);
+  WaitForSingleObject(c->own, 10000);
+  SetEvent(c->holding);
+  WaitForSingleObject(c->both_holding, 10000);
+  DWORD r = WaitForSingleObjectEx(c->other, INFINITE, TRUE);
+  if (r == WAIT_OBJECT_0) ReleaseMutex(c->other);
+  ReleaseMutex(c->own);
+  return r;
+}
+
+void CALLBACK WakeApc(ULONG_PTR) {}
+
+void DeadlockDetected() {
+  std::printf("7. Two threads deadlock on two mutexes\n");
+  std::mutex mu;
+  std::string text;
+  HANDLE reported = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  apartments::SetDeadlockCallback([&](const apartments::DeadlockReport& report) {
+    {
+      std::lock_guard lock(mu);
+      text = report.text;
+    }
+    SetEvent(reported);
+  });
+  apartments::SetDeadlockMode(apartments::DeadlockMode::kReport);
+  HANDLE accounts = CreateMutexW(nullptr, FALSE, L"demo: accounts");
+  HANDLE ledger = CreateMutexW(nullptr, FALSE, L"demo: ledger");
+  HANDLE both = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  CrossContext a{L"transfer-in", accounts, ledger, CreateEventW(nullptr, TRUE, FALSE, nullptr),
+                 both};
+  CrossContext b{L"transfer-out", ledger, accounts, CreateEventW(nullptr, TRUE, FALSE, nullptr),
+                 both};
+  HANDLE ta = CreateThread(nullptr, 0, &CrossThread, &a, 0, nullptr);
+  HANDLE tb = CreateThread(nullptr, 0, &CrossThread, &b, 0, nullptr);
+  HANDLE holding[2] = {a.holding, b.holding};
+  WaitForMultipleObjects(2, holding, TRUE, 10000);
+  SetEvent(both);
+  const bool detected = WaitForSingleObject(reported, 10000) == WAIT_OBJECT_0;
+  {
+    std::lock_guard lock(mu);
+    std::printf("   %s", detected ? text.c_str() : "(no report)\n");
+  }
+  Expect(detected, "the deadlock should be reported");
+  apartments::SetDeadlockMode(apartments::DeadlockMode::kIgnore);
+  apartments::SetDeadlockCallback(nullptr);
+  QueueUserAPC(&WakeApc, ta, 0);
+  QueueUserAPC(&WakeApc, tb, 0);
+  WaitForSingleObject(ta, 10000);
+  WaitForSingleObject(tb, 10000);
+  for (HANDLE h : {ta, tb, accounts, ledger, both, a.holding, b.holding, reported}) CloseHandle(h);
+}
+
 }  // namespace
 
 int main() {
@@ -212,6 +282,7 @@ int main() {
   AbandonedMutex();
   WhatABlockedThreadWaitsOn();
   StuckStaFillsItsQueue();
+  DeadlockDetected();
   std::printf("\n%s\n", g_failures == 0 ? "All behaved as on Windows, and said why." : "FAILED");
   return g_failures == 0 ? 0 : 1;
 }

@@ -55,6 +55,7 @@ void ExitCurrentThreadState() noexcept {
     APARTMENTS_CHECK_VALUES(data == nullptr, "layer data left behind by exit hook", s->tid.load(), 0);
   }
   s->SetDescription(std::wstring());
+  s->apartment_tag.store(0, std::memory_order_relaxed);
   s->live.store(false, std::memory_order_release);
   s->generation.fetch_add(1, std::memory_order_acq_rel);
   t_state = nullptr;

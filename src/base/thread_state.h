@@ -38,6 +38,11 @@ struct ThreadState {
   std::atomic<std::uint32_t> generation{0};
   std::atomic<bool> live{false};
 
+  // The apartment the thread is in, published by the COM layer for
+  // diagnostics (read from other threads without a lock): 0 when none, else
+  // the apartment id with the kind in the top bits (see diag's decoding).
+  std::atomic<std::uint64_t> apartment_tag{0};
+
   // The thread's parking word: a futex the kernel layer sleeps on while the
   // thread blocks. It lives here, in type-stable memory, so that a waker may
   // still touch it (FUTEX_WAKE) after the sleeper has returned or even exited.

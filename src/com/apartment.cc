@@ -117,8 +117,10 @@ class WorkerPool {
       }
       if (ChannelCall* call = apartment->TakeOldest()) {
         data.apartment = apartment;
+        PublishApartmentTag(apartment.get());
         ServeCall(apartment.get(), call, nullptr);
         data.apartment.reset();
+        PublishApartmentTag(nullptr);
       }
     }
   }
@@ -175,6 +177,7 @@ HRESULT CreateSta(ComThreadData& data) {
     if (main_sta) g_main_sta_alive = true;
   }
   data.apartment = ApartmentImpl::MakeSta(main_sta, hwnd, info.queue, info.incarnation);
+  PublishApartmentTag(data.apartment.get());
   return S_OK;
 }
 
@@ -182,6 +185,7 @@ HRESULT CreateSta(ComThreadData& data) {
 void LeaveApartment(ComThreadData& data) {
   ApartmentRef apartment = std::move(data.apartment);
   data.apartment.reset();
+  PublishApartmentTag(nullptr);
   data.init_count = 0;
   if (!apartment) return;
   if (apartment->kind() == ApartmentKind::kSta) {
@@ -391,6 +395,18 @@ GUID CurrentCausality(ComThreadData& data) {
   return data.logical_thread_id;
 }
 
+void PublishApartmentTag(const Apartment* apartment) noexcept {
+  std::uint64_t tag = 0;
+  if (apartment != nullptr) {
+    const std::uint64_t kind = apartment->kind() == ApartmentKind::kMta ? kApartmentTagMta
+                               : apartment->is_main_sta()              ? kApartmentTagMainSta
+                                                                       : kApartmentTagSta;
+    tag = kind | (apartment->id() & kApartmentTagIdMask);
+  }
+  // Relaxed: a diagnostic label, read by reports that tolerate staleness.
+  CurrentThreadState().apartment_tag.store(tag, std::memory_order_relaxed);
+}
+
 std::string ThreadNameOf(DWORD tid) {
   std::string name;
   ForEachThreadState([&](ThreadState& state) {
@@ -446,6 +462,7 @@ HRESULT WINAPI CoInitializeEx(LPVOID pvReserved, DWORD dwCoInit) {
     if (FAILED(hr)) return hr;
   } else {
     data.apartment = AddMtaUser();
+    PublishApartmentTag(data.apartment.get());
   }
   data.init_count = 1;
   return S_OK;

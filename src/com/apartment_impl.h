@@ -186,6 +186,15 @@ ApartmentImpl* CurrentSta(ComThreadData* data);
 // The calling thread's causality id for a new outgoing call.
 GUID CurrentCausality(ComThreadData& data);
 
+// ThreadState::apartment_tag: the kind in the top two bits, the id below.
+inline constexpr std::uint64_t kApartmentTagSta = 1ull << 62;
+inline constexpr std::uint64_t kApartmentTagMainSta = 2ull << 62;
+inline constexpr std::uint64_t kApartmentTagMta = 3ull << 62;
+inline constexpr std::uint64_t kApartmentTagKindMask = 3ull << 62;
+inline constexpr std::uint64_t kApartmentTagIdMask = ~kApartmentTagKindMask;
+// Publishes the calling thread's apartment (null: none) for diagnostics.
+void PublishApartmentTag(const Apartment* apartment) noexcept;
+
 // The name of thread `tid` (SetThreadDescription) as UTF-8, or "".
 std::string ThreadNameOf(DWORD tid);
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "apartments/diagnostics.h"
 #include "apartments/message_queue.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_kernel.h"
@@ -96,6 +97,13 @@ std::string DescribeBlocking(DWORD tid) {
          " does not pump messages).";
 }
 
+// The full wait chain of the target thread (diagnostics layer), hop by hop
+// beyond the one sentence of DescribeBlocking: "" for the MTA (no one thread).
+std::string TargetWaitChain(DWORD tid) {
+  if (tid == 0) return std::string();
+  return "\nWait chain of " + ThreadText(tid) + ":\n" + FormatWaitChain(GetWaitChain(tid));
+}
+
 void ExplainQueueFull(ApartmentImpl* target) {
   const DWORD tid = target->thread_id();
   MessageQueueStats stats;
@@ -114,6 +122,7 @@ void ExplainQueueFull(ApartmentImpl* target) {
   text += DescribeBlocking(tid);
   text += " A single-threaded apartment serves calls only while its thread pumps messages "
           "(GetMessage/DispatchMessage, or a COM modal wait such as CoWaitForMultipleHandles).";
+  text += TargetWaitChain(tid);
   SetCallErrorInfo(RPC_E_SYS_CALL_FAILED, text, kSource);
 }
 
@@ -146,7 +155,8 @@ void ExplainReplyEventInvalid(ApartmentImpl* target, HANDLE handle) {
           "the call's reply event handle " +
           HandleText(handle) +
           " is not open (it was closed while the channel owned it: by other code closing a handle "
-          "it did not own, or closing one twice). The call was not sent and never ran.",
+          "it did not own, or closing one twice). The call was not sent and never ran." +
+          TargetWaitChain(target->thread_id()),
       kSource);
 }
 
@@ -335,7 +345,8 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
     }
     DWORD r = queue.MsgWait(objects, handles, count, remaining, QS_POSTMESSAGE | QS_SENDMESSAGE,
                             mwmo_flags,
-                            WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu});
+                            WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, true,
+                                        pending != nullptr ? &pending->executing_tid : nullptr});
     if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
       woke_for_input = true;
       if (finite && remaining == 0) {
@@ -433,7 +444,8 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
                 spin_peer_cpu);
     } else {
       WaitForObjects(objects, handles, 1, false, INFINITE, false,
-                     WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu});
+                     WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
+                                 &call.executing_tid});
     }
     switch (call.outcome) {
       case CallOutcome::kDone:

@@ -170,6 +170,13 @@ struct Wait {
   bool alertable = false;
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;  // For kSendMessage/kComCall: the thread waited on.
+  // When target_tid is 0: where the thread waited on will be published (an
+  // MTA call's worker, once one starts running it). Valid while the wait is
+  // published: it points into the waiter's call record.
+  const std::atomic<DWORD>* target_tid_source = nullptr;
+  bool pumps_com = false;  // The waiter serves incoming COM calls (STA modal loop).
+  bool timed = false;      // The wait has a finite timeout.
+  std::uint64_t id = 0;    // Process-unique, assigned when published.
   Clock::TimePoint since{};
   KernelObject* objects[MAXIMUM_WAIT_OBJECTS + 1] = {};
   HANDLE handles[MAXIMUM_WAIT_OBJECTS + 1] = {};
@@ -256,7 +263,14 @@ bool IsPseudoHandle(HANDLE handle) noexcept;
 struct WaitOptions {
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;
+  // The CPU the thread expected to end the wait last ran on (-1: unknown);
+  // the waiter spins briefly first when it differs from its own (base/spin.h).
   int spin_peer_cpu = -1;
+  // The waiter serves incoming COM calls while it waits (the STA modal loop),
+  // so a call into its apartment does not deadlock with this wait.
+  bool pumps_com = false;
+  // Read for the target when target_tid is 0 (see Wait::target_tid_source).
+  const std::atomic<DWORD>* target_tid_source = nullptr;
 };
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable,
@@ -287,11 +301,40 @@ struct WaitRecord {
   bool wait_all = false;
   bool alertable = false;
   DWORD target_tid = 0;
+  bool pumps_com = false;
+  bool timed = false;
+  // For COM calls: target_tid came from the call record (an MTA worker), not
+  // from the apartment (an STA's thread).
+  bool target_from_call = false;
+  // Identifies this wait (process-unique); a record read later with the same
+  // id describes the same, still ongoing, wait.
+  std::uint64_t wait_id = 0;
   std::vector<WaitedObject> objects;
 };
 // Reads the record of the thread with id `tid`; kind kNone when it does not
 // block (or does not exist). Takes the kernel lock briefly.
 WaitRecord ReadWaitRecord(DWORD tid);
+
+// --- Diagnostics hooks (src/diag) ---------------------------------------------
+
+// Called on a thread that is about to sleep in an untimed wait, after its wait
+// record is published and with no lock held. Null (the default) calls nothing.
+// The hook may read wait records and signal objects, but must not wait on
+// kernel objects: the thread's own wait is published and in progress.
+using BlockHook = void (*)();
+void SetBlockHookForDiagnostics(BlockHook hook) noexcept;
+
+// One edge of a suspected cycle: thread `tid`, in the wait `wait_id`, waits
+// for thread `next_tid` (a mutex it owns, or the target of a sent message or
+// COM call).
+struct CycleHop {
+  DWORD tid;
+  std::uint64_t wait_id;
+  DWORD next_tid;
+};
+// True when, at one instant (under the kernel lock), every hop's wait is still
+// the same ongoing, unsatisfied wait and its edge to `next_tid` still holds.
+bool WaitCycleStillHolds(const CycleHop* hops, std::size_t count);
 
 }  // namespace apartments::internal
 

@@ -16,6 +16,9 @@ constexpr std::uint32_t kParkWaiting = 1;
 constexpr std::uint32_t kParkDone = 2;
 
 std::mutex g_kernel_mu;
+std::uint64_t g_next_wait_id = 0;  // Guarded by g_kernel_mu.
+std::atomic<BlockHook> g_block_hook{nullptr};
+thread_local bool t_in_block_hook = false;
 
 // Every live thread's kernel data, for ReadWaitRecord. Guarded by the lock.
 std::vector<KernelThreadData*>& LiveThreads() {
@@ -53,6 +56,14 @@ class WakeList {
   int count_ = 0;
   std::vector<ThreadState*> overflow_;
 };
+
+// The thread a wait waits on: fixed, or published later by its call record
+// (read under the kernel lock while the wait is published, so the record,
+// on the waiter's stack, is alive).
+DWORD TargetOf(const Wait& wait) {
+  if (wait.target_tid != 0 || wait.target_tid_source == nullptr) return wait.target_tid;
+  return wait.target_tid_source->load(std::memory_order_relaxed);
+}
 
 bool IsSignaledFor(const KernelObject* object, const KernelThreadData* data) {
   switch (object->kind()) {
@@ -372,6 +383,10 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
     }
   }
 
+  // The block hook runs inside this thread's published wait; a nested wait
+  // would overwrite it (see SetBlockHookForDiagnostics).
+  APARTMENTS_CHECK_VALUES(!t_in_block_hook, "wait from inside the diagnostics block hook", count,
+                          timeout_ms);
   KernelThreadData& data = CurrentKernelData();
   ThreadState& state = *data.state;
   timespec deadline;
@@ -385,6 +400,9 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   wait.alertable = alertable;
   wait.kind = count == 0 && options.kind == BlockKind::kKernelWait ? BlockKind::kSleep : options.kind;
   wait.target_tid = options.target_tid;
+  wait.target_tid_source = options.target_tid_source;
+  wait.pumps_com = options.pumps_com;
+  wait.timed = has_deadline;
   for (DWORD i = 0; i < count; ++i) {
     wait.objects[i] = objects[i];
     wait.handles[i] = handles != nullptr ? handles[i] : nullptr;
@@ -409,8 +427,19 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
       return WAIT_TIMEOUT;
     }
     wait.since = GetClock().Now();
+    wait.id = ++g_next_wait_id;
     data.current_wait = &wait;
     state.park.store(kParkWaiting, std::memory_order_relaxed);
+  }
+  if (!has_deadline) {
+    // Relaxed: installing the hook races with waits by design; a wait that
+    // misses a just-installed hook is checked by the next one to block.
+    BlockHook hook = g_block_hook.load(std::memory_order_relaxed);
+    if (hook != nullptr && !t_in_block_hook) {
+      t_in_block_hook = true;
+      hook();
+      t_in_block_hook = false;
+    }
   }
 
   for (;;) {
@@ -529,7 +558,11 @@ WaitRecord ReadWaitRecord(DWORD tid) {
     record.since = wait->since;
     record.wait_all = wait->wait_all;
     record.alertable = wait->alertable;
-    record.target_tid = wait->target_tid;
+    record.target_tid = TargetOf(*wait);
+    record.target_from_call = wait->target_tid == 0 && record.target_tid != 0;
+    record.pumps_com = wait->pumps_com;
+    record.timed = wait->timed;
+    record.wait_id = wait->id;
     for (DWORD i = 0; i < wait->count; ++i) {
       const KernelObject* object = wait->objects[i];
       WaitedObject waited{object->kind(), wait->handles[i], object->name(), object->serial(), 0,
@@ -542,6 +575,41 @@ WaitRecord ReadWaitRecord(DWORD tid) {
     return record;
   }
   return record;
+}
+
+void SetBlockHookForDiagnostics(BlockHook hook) noexcept {
+  g_block_hook.store(hook, std::memory_order_relaxed);
+}
+
+bool WaitCycleStillHolds(const CycleHop* hops, std::size_t count) {
+  std::lock_guard lock(g_kernel_mu);
+  for (std::size_t h = 0; h < count; ++h) {
+    const KernelThreadData* found = nullptr;
+    for (KernelThreadData* data : LiveThreads()) {
+      if (data->tid == hops[h].tid) {
+        found = data;
+        break;
+      }
+    }
+    if (found == nullptr) return false;
+    const Wait* wait = found->current_wait;
+    // kParkWaiting: nobody has satisfied the wait yet (a satisfied wait
+    // leaves current_wait set until its thread runs again).
+    if (wait == nullptr || wait->id != hops[h].wait_id ||
+        found->state->park.load(std::memory_order_relaxed) != kParkWaiting) {
+      return false;
+    }
+    const DWORD target = TargetOf(*wait);
+    bool edge = target != 0 && target == hops[h].next_tid;
+    for (DWORD i = 0; !edge && i < wait->count; ++i) {
+      const KernelObject* object = wait->objects[i];
+      if (object->kind() != ObjectKind::kMutex) continue;
+      const KernelThreadData* owner = static_cast<const Mutex*>(object)->owner;
+      edge = owner != nullptr && owner->tid == hops[h].next_tid;
+    }
+    if (!edge) return false;
+  }
+  return true;
 }
 
 }  // namespace apartments::internal

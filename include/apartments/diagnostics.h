@@ -1,0 +1,223 @@
+// apartments/diagnostics.h
+//
+// Wait chains, whole-process snapshots and deadlock detection, built from the
+// wait records every blocking point of the library publishes (kernel waits,
+// SendMessageW, outgoing COM calls, the modal loop).
+//
+// A wait chain follows, from one thread, what it waits for, as Windows'
+// GetThreadWaitChain does, and further, through the waits Windows cannot see:
+//   thread --(WaitFor*)--> kernel object --(a mutex's owner)--> thread
+//   thread --(SendMessageW)--> thread that owns the window
+//   thread --(outgoing COM call)--> apartment --> the thread serving it (an
+//                                   STA's thread, or the MTA worker running
+//                                   the call once one has started it)
+// A chain that comes back to a thread already in it is a cycle.
+//
+// Consistency. Each hop is read under its layer's lock, one lock at a time,
+// briefly; nothing stops the world. A chain is thus a sequence of instants,
+// not one instant: a cycle in a chain is a suspicion. The deadlock detector
+// (below) re-validates a cycle atomically before it reports it.
+//
+// Thread safety: every function here may be called from any thread, including
+// one that the chain names; none blocks on a lock that a blocked thread holds,
+// and none pumps messages.
+#ifndef APARTMENTS_DIAGNOSTICS_H_
+#define APARTMENTS_DIAGNOSTICS_H_
+
+#include <cstdint>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apartments/clock.h"
+#include "apartments/win32_types.h"
+
+namespace apartments {
+
+enum class WaitNodeType : std::uint8_t {
+  kThread,     // A thread, and what it is blocked in.
+  kObject,     // A kernel object a thread waits on.
+  kApartment,  // The apartment an outgoing COM call waits on.
+};
+
+// One node of a wait chain. Which fields are meaningful depends on `type`.
+struct WaitNode {
+  WaitNodeType type = WaitNodeType::kThread;
+
+  // kThread (and kApartment: the thread serving it).
+  DWORD tid = 0;
+  std::string thread_name;  // SetThreadDescription, UTF-8; "" when none.
+  std::string apartment;    // "STA 3", "main STA 1", "MTA 2", or "" when none.
+  // "none", "kernel wait", "kernel wait (any)" (for any one of several
+  // objects), "sleep", "message idle", "SendMessage", "COM call".
+  std::string block_kind;
+  Clock::TimePoint since{};    // When the wait began (GetClock()).
+  Clock::Duration waited{};    // How long it had lasted when read.
+  bool timed = false;          // The wait has a finite timeout.
+  bool pumps_com = false;      // It serves incoming COM calls (STA modal loop).
+  std::uint64_t wait_id = 0;   // Process-unique id of the wait.
+
+  // kObject.
+  std::string object_kind;  // "event", "mutex", "semaphore", "thread", "process".
+  HANDLE handle = nullptr;  // Null for the library's internal objects.
+  std::string object_name;  // UTF-8; "" when unnamed.
+  DWORD owner_tid = 0;      // Mutexes: the owner (0 when free).
+  bool signaled = false;    // Non-mutexes: signaled when read.
+};
+
+struct WaitChain {
+  DWORD tid = 0;                 // The thread the chain starts from.
+  std::vector<WaitNode> nodes;   // nodes[0] is that thread.
+  // The chain came back to a thread already in it: nodes[cycle_begin] is that
+  // thread, and the chain's last edge points back to it.
+  bool is_cycle = false;
+  std::size_t cycle_begin = 0;
+  // The cycle cannot resolve by itself: every wait in it is untimed, and no
+  // thread in it serves the request that waits on it (an STA in its modal
+  // loop serves incoming COM calls, so two STAs calling each other that way
+  // are not deadlocked). Still a suspicion until re-validated (see above).
+  bool is_deadlock = false;
+};
+
+// The chain from thread `tid`; a chain of one "none" node when the thread does
+// not block in the library (or does not exist).
+WaitChain GetWaitChain(DWORD tid);
+
+struct ThreadSnapshot {
+  DWORD tid = 0;
+  std::string name;
+  std::string apartment;
+  bool has_queue = false;          // The thread has made a message call.
+  std::uint64_t queue_depth = 0;   // Posted messages not yet retrieved.
+  std::uint64_t queue_quota = 0;   // The per-queue posted-message limit.
+  std::uint64_t sent_pending = 0;  // Sent messages waiting for it.
+  Clock::Duration last_pumped_age{};  // Since it last retrieved a message.
+  WaitChain chain;
+};
+
+struct ProcessSnapshot {
+  Clock::TimePoint taken_at{};
+  std::vector<ThreadSnapshot> threads;  // Every live thread known to the library.
+  // Each cycle once, as its threads' ids in wait order starting at the lowest.
+  std::vector<std::vector<DWORD>> cycles;
+  std::vector<bool> cycle_is_deadlock;  // Parallel to `cycles`.
+};
+
+// Every live thread's state and wait chain. Threads may start and exit while
+// it runs: a thread that exits is either absent or described as it was.
+ProcessSnapshot TakeSnapshot();
+
+// Human-readable renderings, one line per node / thread.
+std::string FormatWaitChain(const WaitChain& chain);
+std::string FormatSnapshot(const ProcessSnapshot& snapshot);
+// JSON renderings (UTF-8, durations in milliseconds as numbers).
+std::string ToJson(const WaitChain& chain);
+std::string ToJson(const ProcessSnapshot& snapshot);
+
+// --- Deadlock detection -------------------------------------------------------
+//
+// When enabled, every thread about to sleep in an untimed wait follows its own
+// wait chain; when it comes back to itself and the cycle is a deadlock (see
+// WaitChain::is_deadlock), the detector re-checks, at one instant under the
+// kernel lock, that every wait in it is still the same unsatisfied wait with
+// the same edge. Only then is it reported: once per cycle (a cycle is its set
+// of waits), on the thread that closed it, before that thread sleeps. Of
+// threads closing a cycle at once, at least one sees it (each publishes its
+// wait before looking, under the kernel lock), so a cycle is never missed.
+//
+// Cost: nothing when disabled (the default); when enabled, one kernel-lock
+// read of a wait record per hop on each untimed wait that is about to sleep.
+
+enum class DeadlockMode : std::uint8_t {
+  kIgnore,  // No detection (the default).
+  kReport,  // Report to the callback, or to stderr when none is set.
+  kAbort,   // Report, then std::abort().
+};
+
+struct DeadlockReport {
+  std::vector<DWORD> threads;  // The cycle's threads, in wait order.
+  WaitChain chain;             // From the thread that closed the cycle.
+  Clock::TimePoint detected_at{};
+  std::string text;            // "Deadlock: ..." followed by FormatWaitChain.
+};
+
+// Any thread. Takes effect for waits that begin afterwards.
+void SetDeadlockMode(DeadlockMode mode);
+DeadlockMode GetDeadlockMode();
+
+// Replaces the report sink (an empty function restores stderr). The callback
+// runs on the thread that closed the cycle, inside its wait, just before it
+// sleeps: it must not wait on the library's objects or pump messages (that
+// thread's wait is in progress), and should only record or hand off the
+// report (setting an event, std::mutex, writing a file are fine).
+void SetDeadlockCallback(std::function<void(const DeadlockReport&)> callback);
+
+// --- Hang watchdog ------------------------------------------------------------
+//
+// A thread is hung when posted messages wait in its queue and it retrieves
+// none of them for `threshold` (default 5 s, Windows' "not responding"). A
+// thread idle in GetMessage with an empty queue is never hung; one whose loop
+// takes only some messages (a filtered GetMessage) while others wait is.
+//
+// Episodes. An episode starts when the watchdog first sees messages pending
+// with no progress since its previous look, and ends when the thread retrieves
+// a message or its queue empties. Each episode is reported at most three
+// times: kHung when it passes `threshold`, kPermanent when it passes
+// `permanent_threshold`, and kResolved (a transient hang, with its duration)
+// when it ends after having been reported. Durations are measured by
+// GetClock() between the watchdog's looks, so they are accurate to one poll
+// interval; tests install a FakeClock and call Poll() instead of waiting.
+//
+// The watchdog reads queues and wait records through their layers' short
+// locks only, so its thread keeps running when every apartment is stuck.
+
+enum class HangEvent : std::uint8_t { kHung, kPermanent, kResolved };
+
+struct HangReport {
+  HangEvent event = HangEvent::kHung;
+  DWORD tid = 0;
+  std::string thread_name;
+  std::string apartment;
+  std::uint64_t queue_depth = 0;
+  std::uint64_t queue_quota = 0;
+  std::uint64_t sent_pending = 0;
+  Clock::Duration duration{};  // How long the thread has not pumped (so far).
+  WaitChain chain;             // What it is blocked on, when reported.
+  std::string text;            // One paragraph plus FormatWaitChain.
+};
+
+struct HangWatchdogOptions {
+  Clock::Duration threshold = std::chrono::seconds(5);
+  Clock::Duration permanent_threshold = std::chrono::seconds(60);
+  // The watchdog thread's period (real time; Start() only).
+  std::chrono::milliseconds poll_interval{500};
+  // Receives every report, on the thread that polls. Empty: stderr.
+  std::function<void(const HangReport&)> callback;
+};
+
+class HangWatchdog {
+ public:
+  explicit HangWatchdog(HangWatchdogOptions options = {});
+  // Stops the thread if started.
+  ~HangWatchdog();
+  HangWatchdog(const HangWatchdog&) = delete;
+  HangWatchdog& operator=(const HangWatchdog&) = delete;
+
+  // Looks at every thread once and reports what changed, on the calling
+  // thread. Do not call concurrently with itself or with a started watchdog.
+  void Poll();
+  // Starts a thread ("hang watchdog") calling Poll() every poll_interval.
+  void Start();
+  // Stops and joins that thread; idempotent. Blocks at most one Poll().
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace apartments
+
+#endif  // APARTMENTS_DIAGNOSTICS_H_

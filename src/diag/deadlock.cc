@@ -1,0 +1,107 @@
+// The deadlock detector (apartments/diagnostics.h).
+//
+// Hook placement. The kernel wait engine calls Check() on a thread that is
+// about to sleep in an untimed wait, right after publishing its wait record.
+// A cycle closes exactly when its last thread blocks, so checking there finds
+// it at once, without a polling thread and without latency; the thread that
+// closes it is the one that sees it (or, when several close it at once, at
+// least one of them: each publishes before it looks, under the kernel lock).
+// A periodic scan would instead cost a whole-process walk per period and find
+// cycles late. When detection is off the hook is not installed at all.
+//
+// Zero false positives. The chain is read hop by hop, so it may mix instants;
+// before reporting, WaitCycleStillHolds re-checks every hop at one instant
+// under the kernel lock: the same wait (by id), unsatisfied, the same edge.
+// Which edges block (EdgeBlocks) depends only on the waits' immutable fields,
+// which the ids pin down.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include "apartments/diagnostics.h"
+#include "base/thread_state.h"
+#include "diag/wait_graph.h"
+#include "kernel/kernel.h"
+
+namespace apartments {
+namespace {
+
+using internal::ChainHop;
+
+// Cycles already reported, each as its sorted (tid, wait id) pairs. Bounded:
+// a cycle's waits never end, so an evicted one could only be re-reported if
+// more than kRemembered other deadlocks were found since.
+constexpr std::size_t kRemembered = 256;
+
+struct DetectorState {
+  std::mutex mu;
+  std::function<void(const DeadlockReport&)> callback;           // Guarded by mu.
+  std::deque<std::vector<std::pair<DWORD, std::uint64_t>>> reported;  // Guarded by mu.
+};
+
+DetectorState& State() {
+  static auto* state = new DetectorState();
+  return *state;
+}
+
+std::atomic<DeadlockMode> g_mode{DeadlockMode::kIgnore};
+
+void Check() {
+  const DWORD self = internal::CurrentThreadId();
+  std::vector<ChainHop> hops;
+  WaitChain chain = internal::BuildWaitChain(self, &hops);
+  // Only cycles through this thread: any other was checked when it closed.
+  if (!chain.is_cycle || !chain.is_deadlock || chain.cycle_begin != 0) return;
+  if (!internal::WaitCycleStillHolds(hops.data(), hops.size())) return;
+
+  std::vector<std::pair<DWORD, std::uint64_t>> key;
+  for (const ChainHop& hop : hops) key.emplace_back(hop.tid, hop.wait_id);
+  std::sort(key.begin(), key.end());
+  std::function<void(const DeadlockReport&)> callback;
+  {
+    DetectorState& state = State();
+    std::lock_guard lock(state.mu);
+    if (std::find(state.reported.begin(), state.reported.end(), key) != state.reported.end()) {
+      return;
+    }
+    state.reported.push_back(std::move(key));
+    if (state.reported.size() > kRemembered) state.reported.pop_front();
+    callback = state.callback;
+  }
+
+  DeadlockReport report;
+  for (const ChainHop& hop : hops) report.threads.push_back(hop.tid);
+  report.detected_at = GetClock().Now();
+  report.text = "Deadlock: " + std::to_string(report.threads.size()) +
+                " threads wait on each other and none of the waits can end:\n" +
+                FormatWaitChain(chain);
+  report.chain = std::move(chain);
+  if (callback) {
+    callback(report);
+  } else {
+    std::fputs(report.text.c_str(), stderr);
+    std::fflush(stderr);
+  }
+  if (g_mode.load(std::memory_order_relaxed) == DeadlockMode::kAbort) std::abort();
+}
+
+}  // namespace
+
+void SetDeadlockMode(DeadlockMode mode) {
+  g_mode.store(mode, std::memory_order_relaxed);
+  internal::SetBlockHookForDiagnostics(mode == DeadlockMode::kIgnore ? nullptr : &Check);
+}
+
+DeadlockMode GetDeadlockMode() { return g_mode.load(std::memory_order_relaxed); }
+
+void SetDeadlockCallback(std::function<void(const DeadlockReport&)> callback) {
+  DetectorState& state = State();
+  std::lock_guard lock(state.mu);
+  state.callback = std::move(callback);
+}
+
+}  // namespace apartments
