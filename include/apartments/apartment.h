@@ -65,14 +65,19 @@ namespace internal {
 class ModernState;
 
 // A callable queued by Post()/Schedule()/CallAsync(). Exactly one of three
-// things happens to it, then it is deleted: Run() on the apartment thread;
-// Drop() on the apartment thread during shutdown (it never ran); or, when the
-// post itself fails, plain deletion on the posting thread.
+// things happens to it: Run() on the apartment thread; Drop() on the
+// apartment thread during shutdown (it never ran); or, when the post itself
+// fails, it stays with the poster, untouched. Run() and Drop() end the task:
+// Post()'s task deletes itself; an awaiter's task is a member of the awaiter
+// (no allocation per co_await) and resumes the coroutine, which may free it.
+// Either way the queue touches nothing of a task after calling one of them.
 class PostedTask {
  public:
-  virtual ~PostedTask() = default;
   virtual void Run() = 0;
   virtual void Drop() noexcept = 0;
+
+ protected:
+  ~PostedTask() = default;  // Never deleted through this type.
 };
 
 // Builds the Error for a failed call from the calling thread's error info.
@@ -180,11 +185,19 @@ class Apartment {
   [[nodiscard]] HRESULT Post(F&& f) const {
     struct Task final : internal::PostedTask {
       explicit Task(F&& fn) : fn(std::forward<F>(fn)) {}
-      void Run() override { fn(); }
-      void Drop() noexcept override {}
+      void Run() override {
+        std::unique_ptr<Task> self(this);  // Deleted after fn returns or throws.
+        fn();
+      }
+      void Drop() noexcept override { delete this; }
       std::decay_t<F> fn;
     };
-    return PostTask(std::make_unique<Task>(std::forward<F>(f)));
+    auto task = std::make_unique<Task>(std::forward<F>(f));
+    const HRESULT hr = PostTask(task.get());
+    // Queued: the queue owns it now (it may even have run already); not
+    // queued: destroyed here, on the calling thread.
+    if (hr >= 0) (void)task.release();
+    return hr;
   }
 
   // Apartment::Schedule()
@@ -227,9 +240,10 @@ class Apartment {
 
   // Implementation entry points of the templates above; not for direct use.
   HRESULT Invoke(std::function<HRESULT()> fn) const;
-  HRESULT PostTask(std::unique_ptr<internal::PostedTask> task) const;
+  // Queue `task`; on an error it was not queued and the caller still owns it.
+  HRESULT PostTask(internal::PostedTask* task) const;
   static HRESULT PostTaskTo(std::shared_ptr<internal::ModernState> state,
-                            std::unique_ptr<internal::PostedTask> task);
+                            internal::PostedTask* task);
 
  private:
   template <typename T>
@@ -248,20 +262,12 @@ class Apartment::ScheduleAwaiter {
       : state_(std::move(state)) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> handle) {
-    struct Task final : internal::PostedTask {
-      Task(ScheduleAwaiter* a, std::coroutine_handle<> h) : awaiter(a), handle(h) {}
-      void Run() override { handle.resume(); }
-      void Drop() noexcept override {
-        awaiter->error_ = internal::DisconnectedError(awaiter->state_.get());
-        handle.resume();
-      }
-      ScheduleAwaiter* awaiter;
-      std::coroutine_handle<> handle;
-    };
+    task_.awaiter = this;
+    task_.handle = handle;
     // Once posted, the task may resume the coroutine (and end this awaiter)
     // on another thread before PostTaskTo returns: touch nothing of `this`
     // after a successful post.
-    HRESULT hr = PostTaskTo(state_, std::make_unique<Task>(this, handle));
+    HRESULT hr = PostTaskTo(state_, &task_);
     if (hr < 0) {
       error_ = internal::ErrorFromLastCall(hr);
       return false;
@@ -274,8 +280,20 @@ class Apartment::ScheduleAwaiter {
   }
 
  private:
+  // Lives in the awaiter, so in the coroutine frame: no allocation.
+  struct Task final : internal::PostedTask {
+    void Run() override { handle.resume(); }
+    void Drop() noexcept override {
+      awaiter->error_ = internal::DisconnectedError(awaiter->state_.get());
+      handle.resume();
+    }
+    ScheduleAwaiter* awaiter = nullptr;
+    std::coroutine_handle<> handle;
+  };
+
   std::shared_ptr<internal::ModernState> state_;
   std::optional<Error> error_;
+  Task task_;
 };
 
 inline Apartment::ScheduleAwaiter Apartment::Schedule() const { return ScheduleAwaiter(state_); }
@@ -288,21 +306,10 @@ class Apartment::CallAwaiter {
       : state_(std::move(state)), f_(std::move(f)) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> handle) {
-    struct Task final : internal::PostedTask {
-      Task(CallAwaiter* a, std::coroutine_handle<> h) : awaiter(a), handle(h) {}
-      void Run() override {
-        awaiter->RunHere();
-        handle.resume();
-      }
-      void Drop() noexcept override {
-        awaiter->result_.emplace(internal::DisconnectedError(awaiter->state_.get()));
-        handle.resume();
-      }
-      CallAwaiter* awaiter;
-      std::coroutine_handle<> handle;
-    };
+    task_.awaiter = this;
+    task_.handle = handle;
     // As ScheduleAwaiter: nothing of `this` after a successful post.
-    HRESULT hr = PostTaskTo(state_, std::make_unique<Task>(this, handle));
+    HRESULT hr = PostTaskTo(state_, &task_);
     if (hr < 0) {
       result_.emplace(internal::ErrorFromLastCall(hr));
       return false;
@@ -333,9 +340,24 @@ class Apartment::CallAwaiter {
                      what + ". Whatever it did before throwing stands."};
   }
 
+  // Lives in the awaiter, so in the coroutine frame: no allocation.
+  struct Task final : internal::PostedTask {
+    void Run() override {
+      awaiter->RunHere();
+      handle.resume();
+    }
+    void Drop() noexcept override {
+      awaiter->result_.emplace(internal::DisconnectedError(awaiter->state_.get()));
+      handle.resume();
+    }
+    CallAwaiter* awaiter = nullptr;
+    std::coroutine_handle<> handle;
+  };
+
   std::shared_ptr<internal::ModernState> state_;
   F f_;
   std::optional<Result<R>> result_;
+  Task task_;
 };
 
 // ApartmentChecker

@@ -9,9 +9,11 @@
 // the channel's calls: same FIFO, same posted-message quota, dispatched by
 // any GetMessageW/DispatchMessageW loop on that thread. Every task is owned by
 // exactly one party at a time:
-//   poster --PostMessageW ok--> queue --window procedure--> Run(), delete
-//                                     --shutdown drain----> Drop(), delete
-//   poster --PostMessageW fails (quota)--> delete on the poster
+//   poster --PostMessageW ok--> queue --window procedure--> Run()
+//                                     --shutdown drain----> Drop()
+//   poster --PostMessageW fails (quota)--> stays with the poster
+// Run() and Drop() end the task (PostedTask, apartment.h): Post()'s task
+// deletes itself; an awaiter's task lives in the coroutine frame.
 // ModernState::mu_ makes "accepting" and the post one step, so once the
 // shutdown callback has set accepting_ = false (under mu_) no message can be
 // added behind its drain: every queued task is found by the drain, none is
@@ -44,7 +46,8 @@ constexpr wchar_t kPostWindowClass[] = L"ApartmentsPostWindow";
 
 LRESULT CALLBACK PostWindowProc(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lparam) {
   if (msg != kTaskMessage) return DefWindowProcW(hwnd, msg, wparam, lparam);
-  std::unique_ptr<PostedTask> task(reinterpret_cast<PostedTask*>(lparam));
+  // Run() ends the task (see PostedTask): nothing of it after this call.
+  auto* task = reinterpret_cast<PostedTask*>(lparam);
   try {
     task->Run();
   } catch (const std::exception& e) {
@@ -87,13 +90,14 @@ class ModernState {
     APARTMENTS_CHECK(apartment_->AddShutdownCallback([self] { self->OnShutdown(); }));
   }
 
-  HRESULT Post(std::unique_ptr<PostedTask> task) {
+  // On an error `task` was not queued; the caller still owns it.
+  HRESULT Post(PostedTask* task) {
     std::lock_guard lock(mu_);
     if (!accepting_) {
       SetLastDisconnected();
       return RPC_E_DISCONNECTED;
     }
-    if (!PostMessageW(hwnd_, kTaskMessage, 0, reinterpret_cast<LPARAM>(task.get()))) {
+    if (!PostMessageW(hwnd_, kTaskMessage, 0, reinterpret_cast<LPARAM>(task))) {
       const DWORD error = GetLastError();
       if (error == ERROR_NOT_ENOUGH_QUOTA) {
         SetErrorText(RPC_E_SYS_CALL_FAILED,
@@ -109,8 +113,7 @@ class ModernState {
                                            " failed: " + FormatWin32Error(error));
       return RPC_E_DISCONNECTED;
     }
-    task.release();  // The queue owns it now.
-    return S_OK;
+    return S_OK;  // The queue owns it now.
   }
 
   // Apartment thread, from the COM apartment's shutdown: stop accepting,
@@ -131,10 +134,7 @@ class ModernState {
     }
     // Outside mu_: Drop() may resume a coroutine, which may post again (and
     // get RPC_E_DISCONNECTED).
-    for (PostedTask* task : dropped) {
-      task->Drop();
-      delete task;
-    }
+    for (PostedTask* task : dropped) task->Drop();  // Ends the task.
     std::map<std::uint64_t, std::function<void()>> hooks;
     hooks.swap(hooks_);
     for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) it->second();
@@ -144,9 +144,7 @@ class ModernState {
   // Discards a message the owning loop retrieved after being told to stop.
   void Discard(const MSG& msg) {
     if (msg.hwnd == hwnd_ && msg.message == kTaskMessage) {
-      auto* task = reinterpret_cast<PostedTask*>(msg.lParam);
-      task->Drop();
-      delete task;
+      reinterpret_cast<PostedTask*>(msg.lParam)->Drop();  // Ends the task.
     }
   }
 
@@ -322,16 +320,15 @@ HRESULT Apartment::Invoke(std::function<HRESULT()> fn) const {
   return internal::InvokeInApartment(target, std::move(fn));
 }
 
-HRESULT Apartment::PostTask(std::unique_ptr<internal::PostedTask> task) const {
-  return PostTaskTo(state_, std::move(task));
+HRESULT Apartment::PostTask(internal::PostedTask* task) const {
+  return PostTaskTo(state_, task);
 }
 
-HRESULT Apartment::PostTaskTo(std::shared_ptr<ModernState> state,
-                              std::unique_ptr<internal::PostedTask> task) {
+HRESULT Apartment::PostTaskTo(std::shared_ptr<ModernState> state, internal::PostedTask* task) {
   // `state` is a copy on purpose: once the task is queued it may resume a
   // coroutine that frees the awaiter holding the caller's reference, while
   // Post() still holds the state's lock.
-  return state->Post(std::move(task));
+  return state->Post(task);
 }
 
 bool Apartment::IsCurrent() const noexcept { return GetCurrentThreadId() == state_->tid(); }
