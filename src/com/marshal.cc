@@ -701,6 +701,28 @@ std::uint64_t Check(const WireRecord& r) {
   return h;
 }
 
+// Registers a standard-marshaling packet for interface `riid` of the object
+// behind `stub`, counting it as a strong or weak export, and fills `record`.
+// RPC_E_DISCONNECTED when the stub was disconnected meanwhile.
+HRESULT AddStandardPacket(State& s, const std::shared_ptr<StubManager>& stub, DWORD flags,
+                          REFIID riid, bool weak, WireRecord* record) {
+  std::lock_guard lock(s.mu);
+  if (!stub->connected) return RPC_E_DISCONNECTED;
+  ++(weak ? stub->weak : stub->strong);
+  Packet packet;
+  packet.flags = flags;
+  packet.iid = riid;
+  packet.stub = stub;
+  packet.apartment_id = stub->apartment_id;
+  record->kind = kKindStandard;
+  record->apartment_id = stub->apartment_id;
+  record->object_id = stub->id;
+  record->packet_id = s.next_id++;
+  s.packets.emplace(record->packet_id, std::move(packet));
+  record->check = Check(*record);
+  return S_OK;
+}
+
 // Marshals interface `riid` of `unk` into a new packet. The calling thread
 // must be in an apartment (`current`).
 HRESULT MarshalToPacket(const ApartmentRef& current, IUnknown* unk, REFIID riid, DWORD flags,
@@ -721,22 +743,7 @@ HRESULT MarshalToPacket(const ApartmentRef& current, IUnknown* unk, REFIID riid,
     hr = pm->QueryInterface(riid, &itf);
     if (FAILED(hr)) return hr;
     static_cast<IUnknown*>(itf)->Release();
-    const auto& stub = pm->stub();
-    std::lock_guard lock(s.mu);
-    if (!stub->connected) return RPC_E_DISCONNECTED;
-    ++(weak ? stub->weak : stub->strong);
-    Packet packet;
-    packet.flags = flags;
-    packet.iid = riid;
-    packet.stub = stub;
-    packet.apartment_id = stub->apartment_id;
-    record->kind = kKindStandard;
-    record->apartment_id = stub->apartment_id;
-    record->object_id = stub->id;
-    record->packet_id = s.next_id++;
-    s.packets.emplace(record->packet_id, std::move(packet));
-    record->check = Check(*record);
-    return S_OK;
+    return AddStandardPacket(s, pm->stub(), flags, riid, weak, record);
   }
 
   void* itf = nullptr;
@@ -767,21 +774,7 @@ HRESULT MarshalToPacket(const ApartmentRef& current, IUnknown* unk, REFIID riid,
   if (FAILED(hr)) return hr;
   hr = EnsureInterface(stub, riid);
   if (FAILED(hr)) return hr;
-  std::lock_guard lock(s.mu);
-  if (!stub->connected) return RPC_E_DISCONNECTED;
-  ++(weak ? stub->weak : stub->strong);
-  Packet packet;
-  packet.flags = flags;
-  packet.iid = riid;
-  packet.stub = stub;
-  packet.apartment_id = stub->apartment_id;
-  record->kind = kKindStandard;
-  record->apartment_id = stub->apartment_id;
-  record->object_id = stub->id;
-  record->packet_id = s.next_id++;
-  s.packets.emplace(record->packet_id, std::move(packet));
-  record->check = Check(*record);
-  return S_OK;
+  return AddStandardPacket(s, stub, flags, riid, weak, record);
 }
 
 bool IsNormal(DWORD flags) { return (flags & (MSHLFLAGS_TABLESTRONG | MSHLFLAGS_TABLEWEAK)) == 0; }
