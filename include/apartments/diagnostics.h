@@ -195,6 +195,14 @@ struct HangWatchdogOptions {
   std::chrono::milliseconds poll_interval{500};
   // Receives every report, on the thread that polls. Empty: stderr.
   std::function<void(const HangReport&)> callback;
+  // Live inspection (apartments/inspect.h), served from the watchdog thread
+  // by Start(): off unless set here or APARTMENTS_INSPECT=1 at Start().
+  bool serve_inspection = false;
+  // The socket's directory; empty: DefaultInspectionDirectory().
+  std::string inspection_directory;
+  // A signal (e.g. SIGQUIT) that makes the watchdog thread dump a snapshot to
+  // stderr while it runs; 0: none.
+  int dump_signal = 0;
 };
 
 class HangWatchdog {
@@ -208,10 +216,16 @@ class HangWatchdog {
   // Looks at every thread once and reports what changed, on the calling
   // thread. Do not call concurrently with itself or with a started watchdog.
   void Poll();
-  // Starts a thread ("hang watchdog") calling Poll() every poll_interval.
+  // Starts a thread ("hang watchdog") calling Poll() every poll_interval,
+  // and, when asked to, serving inspection requests and the dump signal
+  // between polls (apartments/inspect.h). The socket exists when it returns.
   void Start();
-  // Stops and joins that thread; idempotent. Blocks at most one Poll().
+  // Stops and joins that thread; idempotent. Blocks at most one Poll() (a
+  // connected inspection client is cut off at once).
   void Stop();
+  // The inspection socket this watchdog serves; "" when it does not (not
+  // started, not asked to, or refused: the reason went to stderr).
+  std::string inspection_socket_path() const;
 
  private:
   struct Impl;

@@ -7,10 +7,11 @@
 // message arrived: a thread idle for an hour that just received a message is
 // not hung.
 #include <algorithm>
-#include <condition_variable>
+#include <chrono>
 #include <cstdio>
 #include <map>
-#include <mutex>
+#include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "apartments/win32_kernel.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
+#include "diag/inspect_server.h"
 #include "diag/wait_graph.h"
 #include "message/queue.h"
 
@@ -124,12 +126,31 @@ struct HangWatchdog::Impl {
     }
   }
 
+  // The episodes in progress, for inspection. Poller only (the watchdog
+  // thread answers inspection requests between polls).
+  internal::InspectionContext Inspect() const {
+    internal::InspectionContext context;
+    context.threshold = options.threshold;
+    context.permanent_threshold = options.permanent_threshold;
+    const Clock::TimePoint now = GetClock().Now();
+    for (const auto& [tid, e] : episodes) {
+      if (!e.active) continue;
+      internal::HangState hang;
+      hang.tid = tid;
+      hang.thread_name = internal::ThreadNameOf(tid);
+      hang.apartment = internal::ApartmentOfThread(tid);
+      hang.duration = now - e.start;
+      hang.state = e.permanent_reported ? "permanent" : e.reported ? "hung" : "pending";
+      context.hangs.push_back(std::move(hang));
+    }
+    return context;
+  }
+
   const HangWatchdogOptions options;
   std::map<DWORD, Episode> episodes;  // Poller only.
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;  // Guarded by mu.
+  // Waits between polls and serves inspection; exists while started.
+  std::unique_ptr<internal::WatchdogWaiter> waiter;
   std::thread thread;
 };
 
@@ -142,26 +163,26 @@ void HangWatchdog::Poll() { impl_->Poll(); }
 
 void HangWatchdog::Start() {
   if (impl_->thread.joinable()) return;
+  impl_->waiter = std::make_unique<internal::WatchdogWaiter>(impl_->options);
   impl_->thread = std::thread([impl = impl_.get()] {
     SetThreadDescription(GetCurrentThread(), L"hang watchdog");
-    std::unique_lock lock(impl->mu);
-    while (!impl->stop) {
-      lock.unlock();
+    const auto inspect = [impl] { return impl->Inspect(); };
+    do {
       impl->Poll();
-      lock.lock();
-      impl->cv.wait_for(lock, impl->options.poll_interval, [impl] { return impl->stop; });
-    }
+    } while (impl->waiter->WaitAndServe(
+        std::chrono::steady_clock::now() + impl->options.poll_interval, inspect));
   });
 }
 
 void HangWatchdog::Stop() {
   if (!impl_->thread.joinable()) return;
-  {
-    std::lock_guard lock(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->cv.notify_all();
+  impl_->waiter->Wake();
   impl_->thread.join();
+  impl_->waiter.reset();
+}
+
+std::string HangWatchdog::inspection_socket_path() const {
+  return impl_->waiter != nullptr ? impl_->waiter->socket_path() : std::string();
 }
 
 }  // namespace apartments
