@@ -17,4 +17,8 @@ export PKG_CONFIG_PATH="$libdir"
 # shellcheck disable=SC2046
 g++ "$source/tests/install/consumer/main.cc" -o "$work/consumer-pc" $(pkg-config --cflags --libs apartments)
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$work/consumer-pc"
+# The wait-chain CLI installs beside the library (when tools are built).
+if [ -e "$build/tools/apartments-wct" ]; then
+  "$work/prefix/bin/apartments-wct" --help | grep -q "usage: apartments-wct"
+fi
 echo "PASS: find_package and pkg-config consumers built and ran"
