@@ -69,9 +69,38 @@ std::string ProcessName(long pid) {
   return name;
 }
 
-// The directories a process of `uid` may serve from, most likely first.
-std::vector<std::string> CandidateDirectories(uid_t uid) {
+// The value of XDG_RUNTIME_DIR in process `pid`'s environment (as it was at
+// exec), when we may read it; "" otherwise.
+std::string RuntimeDirOf(long pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/environ";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return std::string();
+  std::string environment;
+  char buffer[4096];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0 && environment.size() < (1u << 20)) {
+    environment.append(buffer, n);
+  }
+  std::fclose(f);
+  const std::string key = "XDG_RUNTIME_DIR=";
+  for (std::size_t at = 0; at < environment.size();) {
+    const std::size_t end = environment.find('\0', at);
+    const std::string entry = environment.substr(at, end == std::string::npos ? end : end - at);
+    if (entry.rfind(key, 0) == 0) return entry.substr(key.size());
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return std::string();
+}
+
+// The directories process `pid` of `uid` may serve from, most likely first:
+// its own XDG_RUNTIME_DIR, ours (same user), the usual one, the fallback.
+std::vector<std::string> CandidateDirectories(long pid, uid_t uid) {
   std::vector<std::string> dirs;
+  if (pid != 0) {
+    const std::string theirs = RuntimeDirOf(pid);
+    if (!theirs.empty() && theirs[0] == '/') dirs.push_back(theirs + "/apartments");
+  }
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
   if (runtime != nullptr && runtime[0] == '/' && uid == geteuid()) {
     dirs.push_back(std::string(runtime) + "/apartments");
@@ -157,7 +186,7 @@ int Inspect(long pid, const std::string& request, const std::string& socket_over
       Error("no such process: " + std::to_string(pid));
       return kExitNoProcess;
     }
-    for (const std::string& dir : CandidateDirectories(st.st_uid)) {
+    for (const std::string& dir : CandidateDirectories(pid, st.st_uid)) {
       paths.push_back(dir + "/" + std::to_string(pid) + ".sock");
     }
   }
@@ -217,7 +246,7 @@ int Inspect(long pid, const std::string& request, const std::string& socket_over
 int List() {
   std::set<std::string> seen_dirs;
   int count = 0;
-  for (const std::string& dir : CandidateDirectories(geteuid())) {
+  for (const std::string& dir : CandidateDirectories(0, geteuid())) {
     char resolved[PATH_MAX];
     if (realpath(dir.c_str(), resolved) == nullptr) continue;
     if (!seen_dirs.insert(resolved).second) continue;

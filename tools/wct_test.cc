@@ -186,9 +186,11 @@ class WctTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(runtime_dir_); }
 
-  RunResult Wct(std::vector<std::string> args) {
+  RunResult Wct(std::vector<std::string> args) { return WctIn(runtime_dir_, std::move(args)); }
+  // Runs apartments-wct with XDG_RUNTIME_DIR=`runtime_dir`.
+  RunResult WctIn(const std::string& runtime_dir, std::vector<std::string> args) {
     args.insert(args.begin(), WCT_PATH);
-    Process p(args, runtime_dir_);
+    Process p(args, runtime_dir);
     p.CloseStdin();
     RunResult r;
     r.code = p.Finish();
@@ -300,6 +302,16 @@ TEST_F(WctTest, ErrorsAndExitCodes) {
   Process child({WCT_CHILD_PATH, "serve"}, runtime_dir_);
   ASSERT_FALSE(StartChild(child).empty());
   r = Wct({std::to_string(child.pid()), "--ping"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "apartments-inspect 1\n");
+}
+
+// Tests that the tool finds the socket through the target's own
+// XDG_RUNTIME_DIR when its own differs (a shell without a session, sudo).
+TEST_F(WctTest, FindsSocketThroughTargetsEnvironment) {
+  Process child({WCT_CHILD_PATH, "serve"}, runtime_dir_);
+  ASSERT_FALSE(StartChild(child).empty());
+  const RunResult r = WctIn("/nonexistent-runtime-dir", {std::to_string(child.pid()), "--ping"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "apartments-inspect 1\n");
 }
