@@ -167,6 +167,9 @@ bool Exchange(int fd, const std::string& request, std::chrono::milliseconds time
     if (n == 0) return true;
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
+      // A server that refuses us closes without reading our request, which
+      // resets the connection after its answer.
+      if (errno == ECONNRESET && !answer->empty()) return true;
       *error = std::string("cannot read the answer: ") + std::strerror(errno);
       return false;
     }

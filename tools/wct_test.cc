@@ -316,6 +316,58 @@ TEST_F(WctTest, FindsSocketThroughTargetsEnvironment) {
   EXPECT_EQ(r.out, "apartments-inspect 1\n");
 }
 
+// A listening socket standing in for a server, driven by the test.
+class FakeServer {
+ public:
+  explicit FakeServer(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(listen(fd_, 4), 0);
+  }
+  ~FakeServer() { close(fd_); }
+  // The next client, within the bound; -1 if none came.
+  int Accept() {
+    pollfd p = {fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::chrono::milliseconds(kBound).count())) != 1) return -1;
+    return accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Tests the exit codes for a refusal and for a server that never answers,
+// and that a refusal sent before the request is read is still shown (the
+// connection is reset after it).
+TEST_F(WctTest, RefusalAndTimeoutExitCodes) {
+  const std::string path = runtime_dir_ + "/fake.sock";
+  FakeServer server(path);
+  {
+    Process wct({WCT_PATH, "12345", "--socket", path}, runtime_dir_);
+    const int client = server.Accept();
+    ASSERT_GE(client, 0);
+    const char refusal[] = "error permission denied: uid 1 may not inspect a process of uid 2\n";
+    ASSERT_EQ(send(client, refusal, sizeof refusal - 1, MSG_NOSIGNAL),
+              static_cast<ssize_t>(sizeof refusal - 1));
+    close(client);
+    EXPECT_EQ(wct.Finish(), 4);
+    EXPECT_TRUE(Contains(wct.err(), "process 12345: permission denied: uid 1 may not inspect"))
+        << wct.err();
+  }
+  {
+    Process wct({WCT_PATH, "12345", "--socket", path, "--timeout-ms", "200"}, runtime_dir_);
+    const int client = server.Accept();
+    ASSERT_GE(client, 0);
+    EXPECT_EQ(wct.Finish(), 5);  // Holds the connection, never answers.
+    EXPECT_TRUE(Contains(wct.err(), "no complete answer within 200 ms")) << wct.err();
+    close(client);
+  }
+}
+
 // Tests that a stale socket (nothing listens) is reported as not serving.
 TEST_F(WctTest, StaleSocketOfLiveProcessIsNotServing) {
   const std::string dir = runtime_dir_ + "/apartments";
