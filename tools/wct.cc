@@ -142,8 +142,15 @@ bool Exchange(int fd, const std::string& request, std::chrono::milliseconds time
               std::string* answer, std::string* error) {
   const auto deadline = SteadyClock::now() + timeout;
   const std::string line = request + "\n";
-  if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+  // EPIPE/ECONNRESET: the server answered (a refusal) and closed before our
+  // request arrived; its answer is still there to read.
+  const ssize_t sent = send(fd, line.data(), line.size(), MSG_NOSIGNAL);
+  if (sent < 0 && errno != EPIPE && errno != ECONNRESET) {
     *error = std::string("cannot send the request: ") + std::strerror(errno);
+    return false;
+  }
+  if (sent >= 0 && static_cast<std::size_t>(sent) != line.size()) {
+    *error = "cannot send the request: short write";
     return false;
   }
   char buffer[65536];
