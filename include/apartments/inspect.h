@@ -57,7 +57,7 @@
 namespace apartments {
 
 // The protocol's version, answered to "version" as
-// "apartments-inspect <kInspectionProtocolVersion> <library version>".
+// "apartments-inspect <kInspectionProtocolVersion>".
 inline constexpr int kInspectionProtocolVersion = 1;
 // The longest request line accepted, newline included.
 inline constexpr std::size_t kInspectionMaxRequest = 256;
