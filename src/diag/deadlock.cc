@@ -80,6 +80,14 @@ void Check() {
                 " threads wait on each other and none of the waits can end:\n" +
                 FormatWaitChain(chain);
   report.chain = std::move(chain);
+  // Each thread's stack: the others are asleep in their waits (the capture
+  // interrupts them and they sleep again); the wait is bounded.
+  for (DWORD tid : report.threads) {
+    std::optional<ThreadStack> stack = CaptureThreadStack(tid);
+    report.text += "Stack of thread " + std::to_string(tid) +
+                   (stack ? ":\n" + FormatStack(*stack) : std::string(": unavailable.\n"));
+    if (stack) report.stacks.push_back(std::move(*stack));
+  }
   if (callback) {
     callback(report);
   } else {
