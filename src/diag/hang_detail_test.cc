@@ -241,6 +241,46 @@ TEST(HangDetailTest, ReportsSingleCallOverrun) {
   ui.Join();
 }
 
+// Tests that a handler idle in a nested message loop (a modal dialog's) is
+// not reported as overrunning.
+TEST(HangDetailTest, NestedIdleLoopIsNotAnOverrun) {
+  FakeClock clock;
+  ScopedClockForTesting use_clock(&clock);
+  ReportSink sink;
+  HangWatchdog watchdog(sink.Options());
+  static HANDLE entered;
+  TestEvent entered_event;
+  entered = entered_event.get();
+  ScopedClass window_class(L"HangDetailModal", [](HWND hwnd, UINT message, WPARAM w, LPARAM l) {
+    if (message == WM_APP + 2) {
+      SetEvent(entered);
+      MSG nested;
+      GetMessageWithin(&nested, kBoundMs, nullptr, WM_APP + 3, WM_APP + 3);
+      return LRESULT{0};
+    }
+    return DefWindowProcW(hwnd, message, w, l);
+  });
+  TestEvent created;
+  std::atomic<HWND> window{nullptr};
+  BoundedThread ui([&] {
+    window = CreateMessageWindow(L"HangDetailModal");
+    created.Set();
+    MSG msg;
+    if (GetMessageWithin(&msg)) DispatchMessageW(&msg);
+    DestroyWindow(window.load());
+  });
+  ASSERT_TRUE(created.Wait());
+  ASSERT_TRUE(PostMessageW(window.load(), WM_APP + 2, 0, 0));
+  ASSERT_TRUE(entered_event.Wait());
+  ASSERT_TRUE(Eventually([&] { return ReadWaitRecord(ui.tid()).kind == BlockKind::kMessageIdle; }));
+  watchdog.Poll();
+  clock.Advance(seconds(10));
+  watchdog.Poll();
+  EXPECT_TRUE(sink.reports(ui.tid()).empty());
+  ASSERT_TRUE(PostThreadMessageW(ui.tid(), WM_APP + 3, 0, 0));
+  ui.Join();
+}
+
 // Tests that an incoming COM call that overruns is reported as a "COM call".
 TEST(HangDetailTest, ReportsComCallOverrun) {
   FakeClock clock;

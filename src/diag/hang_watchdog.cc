@@ -173,7 +173,10 @@ struct HangWatchdog::Impl {
         continue;
       }
       const Clock::Duration running = now - call.start;
-      if (!call.reported && running >= options.call_threshold) {
+      // A handler idle in a nested message loop (a modal dialog's) is
+      // responsive, not overrunning: only report it once it is busy again.
+      if (!call.reported && running >= options.call_threshold &&
+          internal::ReadWaitRecord(tid).kind != internal::BlockKind::kMessageIdle) {
         call.reported = true;
         ReportCall(HangEvent::kCallOverrun, tid, call, running);
       }
