@@ -175,6 +175,9 @@ std::string FormatStack(const ThreadStack& stack);
 //
 // Cost: nothing when disabled (the default); when enabled, one kernel-lock
 // read of a wait record per hop on each untimed wait that is about to sleep.
+// A report also carries the stack of each thread in the cycle, captured by the
+// thread that closed it before it sleeps (CaptureThreadStack: bounded, and
+// only when a deadlock is found).
 
 enum class DeadlockMode : std::uint8_t {
   kIgnore,  // No detection (the default).
