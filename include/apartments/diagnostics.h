@@ -138,9 +138,12 @@ std::string ToJson(const ProcessSnapshot& snapshot);
 // system call may be deferred until it returns). It never waits on the
 // library's locks. Captures are serialized process-wide.
 //
-// Interrupting a thread is harmless: every blocking point of the library
-// treats an interrupted sleep (EINTR) as a spurious wakeup and sleeps again
-// until its original deadline.
+// Interrupting a thread is harmless to the library: every blocking point of
+// it treats an interrupted sleep (EINTR) as a spurious wakeup and sleeps again
+// until its original deadline. As with any signal, the application's own
+// poll/epoll_wait/nanosleep calls on a captured thread may return EINTR
+// (SA_RESTART restarts only the restartable ones); std::this_thread::sleep_for
+// and the pthread/std mutexes and condition variables resume by themselves.
 
 struct StackFrame {
   std::uintptr_t address = 0;  // The program counter (a return address but for frame 0).
