@@ -212,6 +212,8 @@ TEST(HangDetailTest, ReportsSingleCallOverrun) {
   // A long one.
   ASSERT_TRUE(PostMessageW(window.load(), WM_APP + 1, 0, 0));
   ASSERT_TRUE(entered_event.Wait());
+  // In its wait (past SetEvent), so that the report's chain shows it.
+  ASSERT_TRUE(Eventually([&] { return ReadWaitRecord(ui.tid()).kind == BlockKind::kKernelWait; }));
   watchdog.Poll();
   clock.Advance(seconds(4));
   watchdog.Poll();

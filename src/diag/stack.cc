@@ -33,11 +33,14 @@
 #include <cxxabi.h>
 #include <elfutils/libdwfl.h>
 #include <execinfo.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -70,6 +73,7 @@ Slot g_slot;
 std::atomic<int> g_signal{0};  // 0: not installed (or none available: -1).
 struct sigaction g_previous;   // Written before the handler is installed.
 std::atomic<bool> g_abandoned{false};
+std::atomic<int> g_handlers_running{0};  // Handlers entered and not yet left.
 std::mutex g_install_mu;
 std::mutex g_requesters;
 
@@ -77,6 +81,7 @@ pid_t SysGettid() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 void CaptureSignalHandler(int signal, siginfo_t* info, void* context) {
   const int saved_errno = errno;
+  g_handlers_running.fetch_add(1, std::memory_order_relaxed);
   std::uint32_t expected = kRequested;
   if (g_slot.target.load(std::memory_order_acquire) == SysGettid() &&
       g_slot.state.compare_exchange_strong(expected, kCapturing, std::memory_order_acq_rel)) {
@@ -89,6 +94,7 @@ void CaptureSignalHandler(int signal, siginfo_t* info, void* context) {
              g_previous.sa_handler != SIG_IGN) {
     g_previous.sa_handler(signal);
   }
+  g_handlers_running.fetch_sub(1, std::memory_order_release);
   errno = saved_errno;
 }
 
@@ -145,7 +151,11 @@ bool CaptureRaw(pid_t tid, std::chrono::milliseconds timeout, std::vector<std::u
   }
   const int signal = CaptureSignal();
   if (signal == 0 || g_abandoned.load(std::memory_order_relaxed)) return false;
-  if (SignalBlocked(tid, signal)) return false;
+  // A thread that blocks the signal would keep it pending: wait for it only
+  // briefly. (The signal is also blocked, for a moment, while the thread
+  // returns from the previous capture's handler; the grace covers that.)
+  const bool blocked = SignalBlocked(tid, signal);
+  if (blocked) timeout = std::min(timeout, std::chrono::milliseconds(100));
   g_slot.target.store(tid, std::memory_order_relaxed);
   g_slot.state.store(kRequested, std::memory_order_release);
   if (::syscall(SYS_tgkill, ::getpid(), tid, signal) != 0) {
@@ -181,6 +191,13 @@ bool CaptureRaw(pid_t tid, std::chrono::milliseconds timeout, std::vector<std::u
   }
   g_slot.target.store(0, std::memory_order_relaxed);
   g_slot.state.store(kIdle, std::memory_order_release);
+  // Let the handler return (and the thread unblock the signal) before the
+  // next capture looks at its mask; bounded, it is a few instructions away.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while (g_handlers_running.load(std::memory_order_acquire) != 0 &&
+         std::chrono::steady_clock::now() < until) {
+    sched_yield();
+  }
   return true;
 }
 
