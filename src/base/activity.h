@@ -18,6 +18,16 @@
 
 namespace apartments::internal {
 
+// ThreadSanitizer does not model fences (-Wtsan): there, the seqlock uses
+// sequentially consistent accesses instead, which it does model.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr std::memory_order kSeqlockField = std::memory_order_seq_cst;
+inline void SeqlockFence(std::memory_order) noexcept {}
+#else
+inline constexpr std::memory_order kSeqlockField = std::memory_order_relaxed;
+inline void SeqlockFence(std::memory_order order) noexcept { std::atomic_thread_fence(order); }
+#endif
+
 struct ThreadActivity {
   // --- The innermost dispatch in progress (seqlock) ---
   std::atomic<std::uint32_t> seq{0};
@@ -38,12 +48,12 @@ struct ThreadActivity {
   // Owner only.
   void Write(std::uint32_t new_depth, HWND h, UINT m, const char* l) noexcept {
     const std::uint32_t s = seq.load(std::memory_order_relaxed);
-    seq.store(s + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    depth.store(new_depth, std::memory_order_relaxed);
-    hwnd.store(h, std::memory_order_relaxed);
-    message.store(m, std::memory_order_relaxed);
-    label.store(l, std::memory_order_relaxed);
+    seq.store(s + 1, kSeqlockField);
+    SeqlockFence(std::memory_order_release);
+    depth.store(new_depth, kSeqlockField);
+    hwnd.store(h, kSeqlockField);
+    message.store(m, kSeqlockField);
+    label.store(l, kSeqlockField);
     seq.store(s + 2, std::memory_order_release);
   }
 
@@ -74,12 +84,12 @@ struct DispatchView {
 inline bool ReadDispatch(const ThreadActivity& a, DispatchView* view) noexcept {
   const std::uint32_t s1 = a.seq.load(std::memory_order_acquire);
   if ((s1 & 1) != 0) return false;
-  view->depth = a.depth.load(std::memory_order_relaxed);
-  view->hwnd = a.hwnd.load(std::memory_order_relaxed);
-  view->message = a.message.load(std::memory_order_relaxed);
-  view->label = a.label.load(std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (a.seq.load(std::memory_order_relaxed) != s1) return false;
+  view->depth = a.depth.load(kSeqlockField);
+  view->hwnd = a.hwnd.load(kSeqlockField);
+  view->message = a.message.load(kSeqlockField);
+  view->label = a.label.load(kSeqlockField);
+  SeqlockFence(std::memory_order_acquire);
+  if (a.seq.load(kSeqlockField) != s1) return false;
   view->seq = s1;
   return true;
 }
