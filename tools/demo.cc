@@ -11,6 +11,7 @@
 #include <string>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 
 #include "apartments/diagnostics.h"
@@ -273,6 +274,82 @@ void DeadlockDetected() {
   for (HANDLE h : {ta, tb, accounts, ledger, both, a.holding, b.holding, reported}) CloseHandle(h);
 }
 
+// A UI thread that stops pumping for a while (it waits for a render that
+// takes long) while messages arrive: the hang watchdog reports it with its
+// wait chain and stack, and reports it again as transient once it pumps.
+struct RenderContext {
+  HANDLE rendered;
+  HANDLE queue_ready;
+  HANDLE done;  // The thread stays (with its queue) until the demo has seen it all.
+  DWORD tid;
+};
+
+__attribute__((noinline)) DWORD WaitForReportRendered(HANDLE rendered) {
+  DWORD r = WaitForSingleObject(rendered, 10000);
+  asm volatile("" ::: "memory");  // Keeps this frame (no tail call).
+  return r;
+}
+
+DWORD WINAPI RenderThread(LPVOID param) {
+  auto* c = static_cast<RenderContext*>(param);
+  SetThreadDescription(GetCurrentThread(), L"ui-thread");
+  MSG msg;
+  PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+  SetEvent(c->queue_ready);
+  WaitForReportRendered(c->rendered);
+  while (PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE)) DispatchMessageW(&msg);
+  WaitForSingleObject(c->done, 10000);
+  return 0;
+}
+
+void WatchdogCatchesHang() {
+  std::printf("8. A hang caught by the watchdog (threshold 300 ms), then resolved\n");
+  RenderContext c{CreateEventW(nullptr, TRUE, FALSE, L"demo: report rendered"),
+                  CreateEventW(nullptr, TRUE, FALSE, nullptr),
+                  CreateEventW(nullptr, TRUE, FALSE, nullptr), 0};
+  HANDLE hung = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  HANDLE resolved = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  std::mutex mu;
+  std::string hung_text;
+  std::string resolved_text;
+  std::atomic<DWORD> ui_tid{0};
+  apartments::HangWatchdogOptions options;
+  options.threshold = std::chrono::milliseconds(300);
+  options.poll_interval = std::chrono::milliseconds(50);
+  options.callback = [&](const apartments::HangReport& report) {
+    if (report.tid != ui_tid.load()) return;
+    std::lock_guard lock(mu);
+    if (report.event == apartments::HangEvent::kHung) {
+      hung_text = report.text;
+      SetEvent(hung);
+    } else if (report.event == apartments::HangEvent::kResolved) {
+      resolved_text = report.text;
+      SetEvent(resolved);
+    }
+  };
+  HANDLE thread = CreateThread(nullptr, 0, &RenderThread, &c, 0, &c.tid);
+  ui_tid = c.tid;
+  WaitForSingleObject(c.queue_ready, 10000);
+  for (int i = 0; i < 3; ++i) PostThreadMessageW(c.tid, WM_APP, i, 0);
+  apartments::HangWatchdog watchdog(options);
+  watchdog.Start();
+  const bool caught = WaitForSingleObject(hung, 5000) == WAIT_OBJECT_0;
+  SetEvent(c.rendered);
+  const bool ended = WaitForSingleObject(resolved, 5000) == WAIT_OBJECT_0;
+  watchdog.Stop();
+  SetEvent(c.done);
+  {
+    std::lock_guard lock(mu);
+    std::printf("   %s", caught ? hung_text.c_str() : "(no report)\n");
+    std::printf("   %s", ended ? resolved_text.c_str() : "(no resolution)\n");
+    Expect(caught && hung_text.find("demo: report rendered") != std::string::npos,
+           "the watchdog should report the hang with the event it waits on");
+    Expect(ended, "the watchdog should report the hang as transient once it ends");
+  }
+  WaitForSingleObject(thread, 10000);
+  for (HANDLE h : {thread, c.rendered, c.queue_ready, c.done, hung, resolved}) CloseHandle(h);
+}
+
 }  // namespace
 
 int main() {
@@ -283,6 +360,7 @@ int main() {
   WhatABlockedThreadWaitsOn();
   StuckStaFillsItsQueue();
   DeadlockDetected();
+  WatchdogCatchesHang();
   std::printf("\n%s\n", g_failures == 0 ? "All behaved as on Windows, and said why." : "FAILED");
   return g_failures == 0 ? 0 : 1;
 }

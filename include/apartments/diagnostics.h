@@ -28,6 +28,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,54 @@ std::string FormatSnapshot(const ProcessSnapshot& snapshot);
 std::string ToJson(const WaitChain& chain);
 std::string ToJson(const ProcessSnapshot& snapshot);
 
+// --- Thread stacks -------------------------------------------------------------
+//
+// CaptureThreadStack(tid) returns the call stack of another thread of this
+// process, taken while it runs or blocks, without its cooperation: the
+// requester sends it a dedicated real-time signal (installed once, lazily, on
+// the first capture, on a real-time signal no one else handles), the thread
+// unwinds itself in the handler into a preallocated buffer, and the requester
+// symbolizes the addresses afterwards, on its own thread.
+//
+// Symbolization uses libdw (elfutils): it reads the process's modules from
+// /proc/self/maps and gives each address its function, module and DWARF
+// file:line in-process. On Debian 12 Boost.Stacktrace would need its
+// libbacktrace or addr2line backend (a separate build or a child process per
+// lookup); glibc's backtrace_symbols gives no file:line. Names are demangled.
+//
+// A capture is bounded by `timeout`: it returns std::nullopt ("unavailable")
+// when the thread does not exist, has the signal blocked, or does not run the
+// handler in time (under ThreadSanitizer, signals to a thread blocked in a
+// system call may be deferred until it returns). It never waits on the
+// library's locks. Captures are serialized process-wide.
+//
+// Interrupting a thread is harmless to the library: every blocking point of
+// it treats an interrupted sleep (EINTR) as a spurious wakeup and sleeps again
+// until its original deadline. As with any signal, the application's own
+// poll/epoll_wait/nanosleep calls on a captured thread may return EINTR
+// (SA_RESTART restarts only the restartable ones); std::this_thread::sleep_for
+// and the pthread/std mutexes and condition variables resume by themselves.
+
+struct StackFrame {
+  std::uintptr_t address = 0;  // The program counter (a return address but for frame 0).
+  std::string function;        // Demangled; "" when unknown.
+  std::string file;            // Source file from DWARF; "" when unknown.
+  int line = 0;                // 0 when unknown.
+  std::string module;          // The ELF module's path ("" when unknown).
+};
+
+struct ThreadStack {
+  DWORD tid = 0;
+  std::vector<StackFrame> frames;  // Innermost first; the signal frames removed.
+};
+
+// The stack of thread `tid` (any thread of this process, also the caller).
+std::optional<ThreadStack> CaptureThreadStack(
+    DWORD tid, std::chrono::milliseconds timeout = std::chrono::milliseconds(250));
+
+// One line per frame: "  #3 Function at file.cc:12 (libfoo.so) [0x...]".
+std::string FormatStack(const ThreadStack& stack);
+
 // --- Deadlock detection -------------------------------------------------------
 //
 // When enabled, every thread about to sleep in an untimed wait follows its own
@@ -129,6 +178,9 @@ std::string ToJson(const ProcessSnapshot& snapshot);
 //
 // Cost: nothing when disabled (the default); when enabled, one kernel-lock
 // read of a wait record per hop on each untimed wait that is about to sleep.
+// A report also carries the stack of each thread in the cycle, captured by the
+// thread that closed it before it sleeps (CaptureThreadStack: bounded, and
+// only when a deadlock is found).
 
 enum class DeadlockMode : std::uint8_t {
   kIgnore,  // No detection (the default).
@@ -140,7 +192,10 @@ struct DeadlockReport {
   std::vector<DWORD> threads;  // The cycle's threads, in wait order.
   WaitChain chain;             // From the thread that closed the cycle.
   Clock::TimePoint detected_at{};
-  std::string text;            // "Deadlock: ..." followed by FormatWaitChain.
+  // The stack of each thread of the cycle that could be captured, in
+  // `threads` order (captured by the thread that closed the cycle).
+  std::vector<ThreadStack> stacks;
+  std::string text;            // "Deadlock: ..." followed by FormatWaitChain and the stacks.
 };
 
 // Any thread. Takes effect for waits that begin afterwards.
@@ -170,10 +225,34 @@ void SetDeadlockCallback(std::function<void(const DeadlockReport&)> callback);
 // GetClock() between the watchdog's looks, so they are accurate to one poll
 // interval; tests install a FakeClock and call Poll() instead of waiting.
 //
+// Single-call overruns. A message (DispatchMessageW, a sent message) or an
+// incoming COM call whose handling lasts past `call_threshold` is reported
+// as kCallOverrun, with what is being handled, and kCallResolved when it
+// returns. The message and COM layers publish the innermost dispatch in
+// progress with a few relaxed stores (no clock read); the watchdog times a
+// dispatch it sees unchanged across its looks, like an episode above. A
+// handler that pumps nested messages is not overrunning (each nested
+// dispatch is a new one).
+//
+// Filtered pumps. A thread may pump, but with a filter (a window, a message
+// range) that excludes its apartment's window: its COM calls then never run.
+// The message layer publishes the filter of the thread's latest
+// GetMessageW/PeekMessageW; hang reports say when it excludes the queue's
+// waiting messages.
+//
+// Stacks. With `capture_stacks`, kHung, kPermanent and kCallOverrun reports
+// carry the thread's stack (CaptureThreadStack, bounded wait).
+//
 // The watchdog reads queues and wait records through their layers' short
 // locks only, so its thread keeps running when every apartment is stuck.
 
-enum class HangEvent : std::uint8_t { kHung, kPermanent, kResolved };
+enum class HangEvent : std::uint8_t {
+  kHung,           // Messages pending, none retrieved for `threshold`.
+  kPermanent,      // The same, for `permanent_threshold`.
+  kResolved,       // A reported hang ended (a transient hang).
+  kCallOverrun,    // One message or COM call has been handled for `call_threshold`.
+  kCallResolved,   // That message or call returned.
+};
 
 struct HangReport {
   HangEvent event = HangEvent::kHung;
@@ -184,15 +263,26 @@ struct HangReport {
   std::uint64_t queue_quota = 0;
   std::uint64_t sent_pending = 0;
   Clock::Duration duration{};  // How long the thread has not pumped (so far).
+  // kCallOverrun/kCallResolved: what is being handled, e.g. "message 0x8001
+  // to window 0x10002" or "COM call"; "" otherwise.
+  std::string call;
+  // The thread pumps with a filter that excludes waiting messages: the
+  // sentence saying so ("" otherwise).
+  std::string filter;
   WaitChain chain;             // What it is blocked on, when reported.
-  std::string text;            // One paragraph plus FormatWaitChain.
+  std::optional<ThreadStack> stack;  // When captured (see `capture_stacks`).
+  std::string text;            // One paragraph plus FormatWaitChain and the stack.
 };
 
 struct HangWatchdogOptions {
   Clock::Duration threshold = std::chrono::seconds(5);
   Clock::Duration permanent_threshold = std::chrono::seconds(60);
+  // A single message or COM call handled for longer is reported.
+  Clock::Duration call_threshold = std::chrono::seconds(5);
   // The watchdog thread's period (real time; Start() only).
   std::chrono::milliseconds poll_interval{500};
+  // Attach the hung thread's stack to reports.
+  bool capture_stacks = true;
   // Receives every report, on the thread that polls. Empty: stderr.
   std::function<void(const HangReport&)> callback;
   // Live inspection (apartments/inspect.h), served from the watchdog thread

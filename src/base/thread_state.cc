@@ -56,6 +56,9 @@ void ExitCurrentThreadState() noexcept {
   }
   s->SetDescription(std::wstring());
   s->apartment_tag.store(0, std::memory_order_relaxed);
+  s->activity.Write(0, nullptr, 0, nullptr);
+  s->activity.PublishFilter(nullptr, 0, 0);
+  s->activity.apartment_hwnd.store(nullptr, std::memory_order_relaxed);
   s->live.store(false, std::memory_order_release);
   s->generation.fetch_add(1, std::memory_order_acq_rel);
   t_state = nullptr;

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "apartments/win32_types.h"
+#include "base/activity.h"
 
 namespace apartments::internal {
 
@@ -47,6 +48,9 @@ struct ThreadState {
   // thread blocks. It lives here, in type-stable memory, so that a waker may
   // still touch it (FUTEX_WAKE) after the sleeper has returned or even exited.
   std::atomic<std::uint32_t> park{0};
+
+  // What the thread is handling, for the hang watchdog (base/activity.h).
+  ThreadActivity activity;
 
   // Data of the upper layers, owned by them; created lazily on the owning
   // thread, destroyed by that layer's exit hook.

@@ -405,6 +405,12 @@ void PublishApartmentTag(const Apartment* apartment) noexcept {
   }
   // Relaxed: a diagnostic label, read by reports that tolerate staleness.
   CurrentThreadState().apartment_tag.store(tag, std::memory_order_relaxed);
+  // The STA's window, for the hang watchdog's filtered-pump reports.
+  const auto* sta = apartment != nullptr && apartment->kind() == ApartmentKind::kSta
+                        ? dynamic_cast<const ApartmentImpl*>(apartment)
+                        : nullptr;
+  CurrentThreadState().activity.apartment_hwnd.store(sta != nullptr ? sta->hwnd() : nullptr,
+                                                     std::memory_order_relaxed);
 }
 
 std::string ThreadNameOf(DWORD tid) {

@@ -19,6 +19,7 @@
 #include "com/apartment_impl.h"
 #include "com/com_thread.h"
 #include "com/error_info.h"
+#include "message/pump_filter.h"
 #include "message/queue.h"
 
 namespace apartments::internal {
@@ -119,7 +120,10 @@ void ExplainQueueFull(ApartmentImpl* target) {
     text += "Its " + ThreadText(tid) + " last retrieved a message " + Ago(stats.last_pumped) +
             ". ";
   }
-  text += DescribeBlocking(tid);
+  // A pump whose filter excludes the COM window, when that is the cause.
+  const std::string filtered = DescribePumpFilter(tid, target->hwnd(), kComCallMessage,
+                                                  "the apartment's window", stats.depth);
+  text += filtered.empty() ? DescribeBlocking(tid) : filtered;
   text += " A single-threaded apartment serves calls only while its thread pumps messages "
           "(GetMessage/DispatchMessage, or a COM modal wait such as CoWaitForMultipleHandles).";
   text += TargetWaitChain(tid);
@@ -255,6 +259,7 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
     }
   }
   call->executing_tid.store(CurrentThreadId(), std::memory_order_relaxed);
+  ScopedDispatch dispatch(CurrentThreadState().activity, nullptr, kComCallMessage, "COM call");
   const GUID* saved_causality = data.incoming_causality;
   data.incoming_causality = &call->causality;
   HRESULT hr;

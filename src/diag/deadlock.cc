@@ -80,6 +80,25 @@ void Check() {
                 " threads wait on each other and none of the waits can end:\n" +
                 FormatWaitChain(chain);
   report.chain = std::move(chain);
+  // Each thread's stack: the others are asleep in their waits (the capture
+  // interrupts them and they sleep again); the wait is bounded.
+  for (DWORD tid : report.threads) {
+    std::optional<ThreadStack> stack = CaptureThreadStack(tid);
+    if (stack && tid == self) {
+      // Our own stack starts in this detector: show it from the wait, like
+      // the others'.
+      auto& frames = stack->frames;
+      for (std::size_t i = 0; i < frames.size() && i < 4; ++i) {
+        if (frames[i].function.find("WaitForObjects") != std::string::npos) {
+          frames.erase(frames.begin(), frames.begin() + static_cast<std::ptrdiff_t>(i));
+          break;
+        }
+      }
+    }
+    report.text += "Stack of thread " + std::to_string(tid) +
+                   (stack ? ":\n" + FormatStack(*stack) : std::string(": unavailable.\n"));
+    if (stack) report.stacks.push_back(std::move(*stack));
+  }
   if (callback) {
     callback(report);
   } else {

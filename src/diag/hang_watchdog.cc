@@ -8,6 +8,7 @@
 // not hung.
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "com/apartment_impl.h"
 #include "diag/inspect_server.h"
 #include "diag/wait_graph.h"
+#include "message/pump_filter.h"
 #include "message/queue.h"
 
 namespace apartments {
@@ -36,13 +38,38 @@ struct Episode {
   bool permanent_reported = false;
 };
 
+// One message or call in handling, as seen across the watchdog's looks.
+struct CallEpisode {
+  std::uint32_t seq = 0;  // ThreadActivity::seq when first seen.
+  Clock::TimePoint start{};
+  std::string what;
+  bool active = false;
+  bool reported = false;
+};
+
 const char* EventText(HangEvent event) {
   switch (event) {
     case HangEvent::kHung: return "is not responding";
     case HangEvent::kPermanent: return "is still not responding (a permanent hang)";
     case HangEvent::kResolved: return "responded again (a transient hang)";
+    case HangEvent::kCallOverrun: return "is overrunning one call";
+    case HangEvent::kCallResolved: return "finished an overrunning call";
   }
   return "?";
+}
+
+std::string DescribeDispatch(const internal::DispatchView& view) {
+  char buffer[96];
+  if (view.label != nullptr) {
+    if (view.message != internal::kComCallMessage) {
+      std::snprintf(buffer, sizeof buffer, "%s (message 0x%04x)", view.label, view.message);
+      return buffer;
+    }
+    return view.label;
+  }
+  std::snprintf(buffer, sizeof buffer, "message 0x%04x to window 0x%" PRIxPTR, view.message,
+                reinterpret_cast<std::uintptr_t>(view.hwnd));
+  return buffer;
 }
 
 }  // namespace
@@ -50,30 +77,32 @@ const char* EventText(HangEvent event) {
 struct HangWatchdog::Impl {
   explicit Impl(HangWatchdogOptions o) : options(std::move(o)) {}
 
-  void Report(HangEvent event, DWORD tid, const internal::MessageQueueStats& stats,
-              Clock::Duration duration) {
+  static HangReport Begin(HangEvent event, DWORD tid, Clock::Duration duration) {
     HangReport report;
     report.event = event;
     report.tid = tid;
     report.thread_name = internal::ThreadNameOf(tid);
     report.apartment = internal::ApartmentOfThread(tid);
-    report.queue_depth = stats.depth;
     report.queue_quota = GetPostMessageLimit();
-    report.sent_pending = stats.sent_pending;
     report.duration = duration;
     report.text = "Thread " + std::to_string(tid);
     if (!report.thread_name.empty()) report.text += " '" + report.thread_name + "'";
     if (!report.apartment.empty()) report.text += " [" + report.apartment + "]";
-    report.text += std::string(" ") + EventText(event) + ": " +
-                   (event == HangEvent::kResolved ? "it retrieved no message for "
-                                                  : "it has retrieved no message for ") +
-                   internal::FormatDuration(duration) + " while " +
-                   std::to_string(stats.depth) + " posted (quota " +
-                   std::to_string(report.queue_quota) + ") and " +
-                   std::to_string(stats.sent_pending) + " sent messages waited.\n";
-    if (event != HangEvent::kResolved) {
-      report.chain = GetWaitChain(tid);
+    return report;
+  }
+
+  // The wait chain and (option) the stack, then the callback.
+  void Finish(HangReport& report) {
+    if (report.event != HangEvent::kResolved && report.event != HangEvent::kCallResolved) {
+      report.chain = GetWaitChain(report.tid);
       report.text += FormatWaitChain(report.chain);
+      if (options.capture_stacks) {
+        // Bounded (the capture's timeout); takes none of the library's locks.
+        report.stack = CaptureThreadStack(report.tid);
+        report.text += "Stack of thread " + std::to_string(report.tid) +
+                       (report.stack ? ":\n" + FormatStack(*report.stack)
+                                     : std::string(": unavailable.\n"));
+      }
     }
     if (options.callback) {
       options.callback(report);
@@ -83,13 +112,91 @@ struct HangWatchdog::Impl {
     }
   }
 
+  void ReportCall(HangEvent event, DWORD tid, const CallEpisode& call, Clock::Duration duration) {
+    HangReport report = Begin(event, tid, duration);
+    report.call = call.what;
+    if (event == HangEvent::kCallOverrun) {
+      report.text += " " + std::string(EventText(event)) + ": it has been handling " + call.what +
+                     " for " + internal::FormatDuration(duration) + ".\n";
+    } else {
+      report.text += " " + std::string(EventText(event)) + ": it handled " + call.what + " for " +
+                     internal::FormatDuration(duration) + ".\n";
+    }
+    Finish(report);
+  }
+
+  void Report(HangEvent event, DWORD tid, const internal::MessageQueueStats& stats,
+              Clock::Duration duration, HWND apartment_hwnd) {
+    HangReport report = Begin(event, tid, duration);
+    report.queue_depth = stats.depth;
+    report.sent_pending = stats.sent_pending;
+    report.text += std::string(" ") + EventText(event) + ": " +
+                   (event == HangEvent::kResolved ? "it retrieved no message for "
+                                                  : "it has retrieved no message for ") +
+                   internal::FormatDuration(duration) + " while " +
+                   std::to_string(stats.depth) + " posted (quota " +
+                   std::to_string(report.queue_quota) + ") and " +
+                   std::to_string(stats.sent_pending) + " sent messages waited.\n";
+    if (event != HangEvent::kResolved) {
+      report.filter = internal::DescribePumpFilter(
+          tid, apartment_hwnd, apartment_hwnd != nullptr ? internal::kComCallMessage : 0,
+          "the apartment's window", stats.depth);
+      if (!report.filter.empty()) report.text += report.filter + "\n";
+    }
+    Finish(report);
+  }
+
+  void PollCalls(const Clock::TimePoint now,
+                 const std::vector<std::pair<DWORD, internal::ThreadState*>>& threads) {
+    for (auto it = calls.begin(); it != calls.end();) {
+      const bool live = std::any_of(threads.begin(), threads.end(),
+                                    [&](const auto& t) { return t.first == it->first; });
+      if (!live && it->second.reported) {
+        ReportCall(HangEvent::kCallResolved, it->first, it->second, now - it->second.start);
+      }
+      it = live ? std::next(it) : calls.erase(it);
+    }
+    for (const auto& [tid, state] : threads) {
+      internal::DispatchView view;
+      if (!internal::ReadDispatch(state->activity, &view)) continue;  // Changing: next look.
+      if (state->tid.load(std::memory_order_relaxed) != tid) continue;  // Recycled.
+      CallEpisode& call = calls[tid];
+      const bool same = call.active && view.depth > 0 && view.seq == call.seq;
+      if (call.active && !same) {
+        if (call.reported) ReportCall(HangEvent::kCallResolved, tid, call, now - call.start);
+        call = CallEpisode{};
+      }
+      if (view.depth == 0) continue;
+      if (!call.active) {
+        call.active = true;
+        call.seq = view.seq;
+        call.start = now;
+        call.what = DescribeDispatch(view);
+        continue;
+      }
+      const Clock::Duration running = now - call.start;
+      // A handler idle in a nested message loop (a modal dialog's) is
+      // responsive, not overrunning: only report it once it is busy again.
+      if (!call.reported && running >= options.call_threshold &&
+          internal::ReadWaitRecord(tid).kind != internal::BlockKind::kMessageIdle) {
+        call.reported = true;
+        ReportCall(HangEvent::kCallOverrun, tid, call, running);
+      }
+    }
+  }
+
   void Poll() {
     const Clock::TimePoint now = GetClock().Now();
     std::vector<DWORD> tids;
+    std::vector<std::pair<DWORD, internal::ThreadState*>> threads;
     internal::ForEachThreadState([&](internal::ThreadState& state) {
       const DWORD tid = state.tid.load(std::memory_order_relaxed);
-      if (tid != 0) tids.push_back(tid);
+      if (tid != 0) {
+        tids.push_back(tid);
+        threads.emplace_back(tid, &state);
+      }
     });
+    PollCalls(now, threads);
     std::sort(tids.begin(), tids.end());
     tids.erase(std::unique(tids.begin(), tids.end()), tids.end());
     // Forget threads that have gone.
@@ -104,7 +211,7 @@ struct HangWatchdog::Impl {
       Episode& e = episodes[tid];
       const bool pending = stats.depth > 0;
       if (e.active && (!pending || retrieved != e.retrieved)) {
-        if (e.reported) Report(HangEvent::kResolved, tid, stats, now - e.start);
+        if (e.reported) Report(HangEvent::kResolved, tid, stats, now - e.start, nullptr);
         e = Episode{};
       }
       if (!pending) continue;
@@ -117,11 +224,11 @@ struct HangWatchdog::Impl {
       const Clock::Duration stuck = now - e.start;
       if (!e.reported && stuck >= options.threshold) {
         e.reported = true;
-        Report(HangEvent::kHung, tid, stats, stuck);
+        Report(HangEvent::kHung, tid, stats, stuck, ApartmentWindow(threads, tid));
       }
       if (e.reported && !e.permanent_reported && stuck >= options.permanent_threshold) {
         e.permanent_reported = true;
-        Report(HangEvent::kPermanent, tid, stats, stuck);
+        Report(HangEvent::kPermanent, tid, stats, stuck, ApartmentWindow(threads, tid));
       }
     }
   }
@@ -146,8 +253,17 @@ struct HangWatchdog::Impl {
     return context;
   }
 
+  static HWND ApartmentWindow(
+      const std::vector<std::pair<DWORD, internal::ThreadState*>>& threads, DWORD tid) {
+    for (const auto& [t, state] : threads) {
+      if (t == tid) return state->activity.apartment_hwnd.load(std::memory_order_relaxed);
+    }
+    return nullptr;
+  }
+
   const HangWatchdogOptions options;
   std::map<DWORD, Episode> episodes;  // Poller only.
+  std::map<DWORD, CallEpisode> calls;  // Poller only.
 
   // Waits between polls and serves inspection; exists while started.
   std::unique_ptr<internal::WatchdogWaiter> waiter;

@@ -16,6 +16,11 @@ namespace apartments::internal {
 // Sleeps while `*word == expected`, until woken or until the absolute
 // CLOCK_MONOTONIC `deadline` (nullptr: no deadline). Returns false on timeout.
 // Spurious returns happen; callers re-check their condition in a loop.
+// EINTR (a signal handler ran, e.g. a diagnostics stack capture) is one of
+// them: it returns true, never "timed out", and since `deadline` is absolute
+// the caller's next FutexWait sleeps for the remaining time only. Every
+// caller in the library loops this way (the kernel wait engine, QueueLock,
+// thread start-up); src/diag/stack_test.cc checks waits survive signals.
 inline bool FutexWait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                       const timespec* deadline) noexcept {
   long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),

@@ -66,6 +66,7 @@ bool Send(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam, UINT flags, DWO
 BOOL GetOrPeek(LPMSG msg, HWND hwnd, UINT min, UINT max, UINT flags, bool wait) {
   MessageQueue& queue = CurrentQueue();
   if (!ValidFilterWindow(hwnd)) return Fail<BOOL>(ERROR_INVALID_WINDOW_HANDLE, wait ? -1 : FALSE);
+  CurrentThreadState().activity.PublishFilter(hwnd, min, max);  // For the hang watchdog.
   MessageQueue::Filter filter;
   filter.hwnd = hwnd;
   filter.min = min;

@@ -185,6 +185,7 @@ DWORD CallOwnWindowProc(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam,
     if (slot->owner_tid != CurrentThreadId()) return ERROR_MESSAGE_SYNC_ONLY;
     proc = slot->proc;
   }
+  ScopedDispatch dispatch(CurrentThreadState().activity, hwnd, message, nullptr);
   *result = proc(hwnd, message, wparam, lparam);
   return ERROR_SUCCESS;
 }
