@@ -157,7 +157,7 @@ void ExplainReplyEventInvalid(ApartmentImpl* target, HANDLE handle) {
       "the call's reply event handle " +
       HandleText(handle) +
       " is not open (it was closed while the channel owned it: by other code closing a handle "
-      "it did not own, or closing one twice). The call was not sent and never ran. " +
+      "it did not own, or closing one twice). The call was not sent and never ran. From the handle history: " +
       DescribeHandleProblem(handle) + TargetWaitChain(target->thread_id());
   SetLastErrorExplanation(text);
   SetCallErrorInfo(RPC_E_SYS_CALL_FAILED, text, kSource);
