@@ -15,6 +15,7 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -54,6 +55,11 @@ std::atomic<std::uint64_t> g_next_sequence{0};
 
 // The calling thread's last error explanation (apartments/last_error.h).
 thread_local std::string t_explanation;
+
+// The system clock, captured before any test can install another (the clock
+// pointer is constant-initialized, so reading it at dynamic initialization
+// is safe).
+const Clock* const g_system_clock = &GetClock();
 
 // Encodes `wide` (UTF-32) as UTF-8 into `out`, stopping before a character
 // that would not fit whole; the rest of `out` stays zero.
@@ -234,6 +240,15 @@ std::string CloserText(const HandleCloseRecord& r) {
 
 }  // namespace
 
+Clock::TimePoint HandleHistoryNow() noexcept {
+  const Clock& clock = GetClock();
+  if (&clock != g_system_clock) return clock.Now();
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return Clock::TimePoint(std::chrono::duration_cast<Clock::Duration>(
+      std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+}
+
 void RecordHandleClose(HANDLE handle, const KernelObject& object, DWORD creator_tid,
                        Clock::TimePoint created, const void* call_site) noexcept {
   char name[kHandleHistoryNameBytes] = {};
@@ -243,13 +258,13 @@ void RecordHandleClose(HANDLE handle, const KernelObject& object, DWORD creator_
                     static_cast<std::uint64_t>(object.kind()) | (std::uint64_t{1} << 8),
                     object.serial(), (std::uint64_t{creator_tid} << 32) | CurrentThreadId(),
                     created.time_since_epoch().count(),
-                    GetClock().Now().time_since_epoch().count(),
+                    HandleHistoryNow().time_since_epoch().count(),
                     reinterpret_cast<std::uintptr_t>(call_site), named ? name : nullptr});
 }
 
 void RecordFailedClose(HANDLE handle, const void* call_site) noexcept {
   Push(RecordFields{reinterpret_cast<std::uintptr_t>(handle), 0, 0, CurrentThreadId(), 0,
-                    GetClock().Now().time_since_epoch().count(),
+                    HandleHistoryNow().time_since_epoch().count(),
                     reinterpret_cast<std::uintptr_t>(call_site), nullptr});
 }
 

@@ -169,7 +169,7 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
   object->AddHandleRef();
   slot->object = object;
   slot->creator_tid = CurrentThreadId();
-  slot->created = GetClock().Now();
+  slot->created = HandleHistoryNow();
   std::uint64_t state = slot->state.load(std::memory_order_relaxed);
   g_open_count.fetch_add(1, std::memory_order_relaxed);
   slot->state.store(state | kOpen, std::memory_order_release);
