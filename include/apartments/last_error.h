@@ -38,7 +38,7 @@ namespace apartments {
 //
 // The calling thread's last error explanation, e.g. "WaitForSingleObject
 // failed with ERROR_INVALID_HANDLE: handle 0x300000008 is not open: it was an
-// event 'jobs' (object #17), made by thread 12 'worker' 1.5 s ago, and closed
+// event 'jobs' (object #17), created by thread 12 'worker' 1.5 s ago, and closed
 // by thread 34 'ui' 1.2 s ago (CloseHandle called from Shutdown()+0x2c). It
 // was closed again by thread 34 'ui' 1.1 s ago: a double close ..."; "" when
 // no failure has set it on this thread (or after ClearLastErrorExplanation).

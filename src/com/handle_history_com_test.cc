@@ -105,7 +105,7 @@ TEST(HandleHistoryComTest, ReplyEventClosedTwiceByAnotherThreadIsNamed) {
     const std::string stray_name =
         "thread " + std::to_string(stray_tid.load()) + " 'stray-closer'";
     EXPECT_TRUE(Contains(text, "RPC_E_SYS_CALL_FAILED")) << text;
-    EXPECT_TRUE(Contains(text, "made by thread " + std::to_string(GetCurrentThreadId())))
+    EXPECT_TRUE(Contains(text, "created by thread " + std::to_string(GetCurrentThreadId())))
         << text;
     EXPECT_TRUE(Contains(text, "closed by " + stray_name)) << text;
     EXPECT_TRUE(Contains(text, "closed again by " + stray_name)) << text;

@@ -54,7 +54,32 @@ Entry g_ring[kHandleHistoryCapacity];
 std::atomic<std::uint64_t> g_next_sequence{0};
 
 // The calling thread's last error explanation (apartments/last_error.h).
-thread_local std::string t_explanation;
+// Kept behind a trivially destructible pointer: handle calls can still fail
+// while the thread exits (the layers' exit hooks run after C++ thread_local
+// destructors), and must then find no destroyed string. The holder frees it
+// at thread exit and marks the thread as past that point; later failures on
+// the thread are not explained (nobody is left to read them).
+thread_local std::string* t_explanation = nullptr;
+thread_local bool t_explanation_gone = false;
+
+struct ExplanationHolder {
+  ~ExplanationHolder() {
+    delete t_explanation;
+    t_explanation = nullptr;
+    t_explanation_gone = true;
+  }
+};
+
+void StoreExplanation(std::string text) {
+  if (t_explanation_gone) return;
+  if (t_explanation == nullptr) {
+    static thread_local ExplanationHolder holder;  // Registers the cleanup once.
+    (void)holder;
+    t_explanation = new std::string(std::move(text));
+    return;
+  }
+  *t_explanation = std::move(text);
+}
 
 // The system clock, captured before any test can install another (the clock
 // pointer is constant-initialized, so reading it at dynamic initialization
@@ -350,7 +375,7 @@ std::string DescribeHandleProblem(HANDLE handle, const ObjectKind* expected) {
   }
   std::string out = value + " is not open: it was " + WithArticle(close.kind);
   if (!close.name.empty()) out += " '" + close.name + "'";
-  out += " (object #" + std::to_string(close.serial) + "), made by " +
+  out += " (object #" + std::to_string(close.serial) + "), created by " +
          DescribeThread(close.creator_tid) + " " + Ago(close.created) + ", and closed by " +
          CloserText(close) + ".";
   if (!again.empty()) {
@@ -363,7 +388,7 @@ std::string DescribeHandleProblem(HANDLE handle, const ObjectKind* expected) {
   return out;
 }
 
-void SetLastErrorExplanation(std::string text) { t_explanation = std::move(text); }
+void SetLastErrorExplanation(std::string text) { StoreExplanation(std::move(text)); }
 
 std::string ExplainInvalidHandle(const char* function, HANDLE handle, const ObjectKind* expected,
                                  std::size_t position, std::size_t count) {
@@ -373,7 +398,7 @@ std::string ExplainInvalidHandle(const char* function, HANDLE handle, const Obje
             " (counting from 0) is bad: ";
   }
   text += DescribeHandleProblem(handle, expected);
-  t_explanation = text;
+  StoreExplanation(text);
   return text;
 }
 
@@ -381,9 +406,13 @@ std::string ExplainInvalidHandle(const char* function, HANDLE handle, const Obje
 
 namespace apartments {
 
-std::string LastErrorExplanation() { return internal::t_explanation; }
+std::string LastErrorExplanation() {
+  return internal::t_explanation != nullptr ? *internal::t_explanation : std::string();
+}
 
-void ClearLastErrorExplanation() noexcept { internal::t_explanation.clear(); }
+void ClearLastErrorExplanation() noexcept {
+  if (internal::t_explanation != nullptr) internal::t_explanation->clear();
+}
 
 std::string DescribeHandleHistory(HANDLE handle) {
   return internal::DescribeHandleProblem(handle);

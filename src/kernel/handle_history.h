@@ -97,7 +97,7 @@ bool FindHandleClose(HANDLE handle, HandleCloseRecord* close,
 
 // One or two sentences on why `handle` is not usable, from the handle table
 // and the history: "handle 0x100000010 is not open: it was an event 'jobs'
-// made by thread 12 'worker' 1.5 s ago and closed by thread 34 'ui' 1.2 s ago
+// created by thread 12 'worker' 1.5 s ago and closed by thread 34 'ui' 1.2 s ago
 // (from demo+0x1c4); it was closed again by thread 34 'ui' 1.1 s ago (a
 // double close)." `expected` (or null) names the kind the caller needed, for
 // a handle that is open but of another kind. Any thread; allocates.

@@ -98,7 +98,7 @@ TEST_F(HandleHistoryTest, WaitOnHandleClosedByAnotherThreadNamesCreatorAndCloser
   EXPECT_TRUE(Contains(explanation, "WaitForSingleObject failed with ERROR_INVALID_HANDLE"))
       << explanation;
   EXPECT_TRUE(Contains(explanation, "an event 'jobs-ready'")) << explanation;
-  EXPECT_TRUE(Contains(explanation, "made by " + Thread(a.tid(), "creator-A") + " 4.5 s ago"))
+  EXPECT_TRUE(Contains(explanation, "created by " + Thread(a.tid(), "creator-A") + " 4.5 s ago"))
       << explanation;
   EXPECT_TRUE(Contains(explanation, "closed by " + Thread(b.tid(), "closer-B") + " 1.5 s ago"))
       << explanation;
