@@ -1,7 +1,9 @@
 // apartments-demo: what the library does when Win32 code goes wrong.
 //
 // Plays the failure modes one after another: a wait that times out, a double
-// CloseHandle detected instead of corrupting anything, an abandoned mutex,
+// CloseHandle detected instead of corrupting anything (and, on a cross-
+// apartment call's path, named: which thread closed the handle, and when),
+// an abandoned mutex,
 // what the runtime records about a blocked thread, an STA stuck in
 // WaitForSingleObject whose queue fills so a COM call fails with
 // RPC_E_SYS_CALL_FAILED (and says why), a call into an apartment that has
@@ -18,6 +20,8 @@
 #include "apartments/error_info.h"
 #include "apartments/errors.h"
 #include "apartments/win32.h"
+#include "apartments/last_error.h"
+#include "com/apartment_impl.h"
 #include "kernel/kernel.h"
 
 namespace {
@@ -53,19 +57,103 @@ void WaitThatTimesOut() {
   CloseHandle(event);
 }
 
+// Scene 2's cast: an STA serving an IStream, and a "cleanup" thread that
+// closes, twice, a handle it does not own: the one the call waits on.
+struct DoubleCloseScene {
+  HANDLE ready = nullptr;    // The STA has marshaled its stream.
+  IStream* stream = nullptr;
+  DWORD sta_tid = 0;
+  std::atomic<HANDLE> stray{nullptr};  // The handle the cleanup thread will close.
+  HANDLE go = nullptr;       // `stray` is set.
+  HANDLE closed = nullptr;   // The cleanup thread has closed it (twice).
+  HANDLE finish = nullptr;   // The cleanup thread may exit.
+  DWORD cleanup_tid = 0;
+};
+DoubleCloseScene* g_double_close = nullptr;
+
+DWORD WINAPI DoubleCloseStaMain(LPVOID context) {
+  auto* scene = static_cast<DoubleCloseScene*>(context);
+  SetThreadDescription(GetCurrentThread(), L"document-sta");
+  CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+  IStream* document = nullptr;
+  CreateStreamOnHGlobal(nullptr, TRUE, &document);
+  CoMarshalInterThreadInterfaceInStream(IID_IStream, document, &scene->stream);
+  SetEvent(scene->ready);
+  MSG msg;
+  while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
+  document->Release();
+  CoUninitialize();
+  return 0;
+}
+
+DWORD WINAPI CleanupThreadMain(LPVOID context) {
+  auto* scene = static_cast<DoubleCloseScene*>(context);
+  SetThreadDescription(GetCurrentThread(), L"cleanup");
+  if (WaitForSingleObject(scene->go, 10000) != WAIT_OBJECT_0) return 1;
+  HANDLE h = scene->stray.load();
+  // The bug: closing a handle this thread does not own, and closing it twice.
+  CloseHandle(h);
+  CloseHandle(h);
+  SetEvent(scene->closed);
+  WaitForSingleObject(scene->finish, 10000);
+  return 0;
+}
+
 void DoubleClose() {
-  std::printf("2. A handle closed twice\n");
+  std::printf("2. A handle closed twice, by a thread that did not own it, on a call's path\n");
   HANDLE event = CreateEventW(nullptr, FALSE, FALSE, nullptr);
   BOOL first = CloseHandle(event);
   BOOL second = CloseHandle(event);
   DWORD error = GetLastError();
   std::printf("   CloseHandle(%p) = %s, then again = %s: %s\n", event, first ? "TRUE" : "FALSE",
               second ? "TRUE" : "FALSE", apartments::FormatWin32Error(error).c_str());
-  DWORD result = WaitForSingleObject(event, 0);
-  std::printf("   WaitForSingleObject on the closed handle = %s: %s\n", WaitName(result),
-              apartments::FormatWin32Error(GetLastError()).c_str());
-  Expect(first && !second && error == ERROR_INVALID_HANDLE && result == WAIT_FAILED,
-         "the second close and the wait should fail with ERROR_INVALID_HANDLE");
+  std::printf("   why, from LastErrorExplanation():\n     %s\n",
+              apartments::LastErrorExplanation().c_str());
+  Expect(first && !second && error == ERROR_INVALID_HANDLE,
+         "the second close should fail with ERROR_INVALID_HANDLE");
+
+  // Now on the call path: a cross-apartment call's reply event (the handle
+  // the caller waits on for the callee's answer) is closed twice by a
+  // "cleanup" thread. The channel's test hook hands that thread the handle,
+  // standing in for cleanup code holding a copy of a handle it does not own.
+  DoubleCloseScene scene;
+  scene.ready = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  scene.go = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  scene.closed = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  scene.finish = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  g_double_close = &scene;
+  HANDLE sta = CreateThread(nullptr, 0, &DoubleCloseStaMain, &scene, 0, &scene.sta_tid);
+  HANDLE cleanup = CreateThread(nullptr, 0, &CleanupThreadMain, &scene, 0, &scene.cleanup_tid);
+  WaitForSingleObject(scene.ready, 10000);
+  CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+  IStream* proxy = nullptr;
+  HRESULT hr = CoGetInterfaceAndReleaseStream(scene.stream, IID_IStream,
+                                              reinterpret_cast<void**>(&proxy));
+  Expect(SUCCEEDED(hr), "unmarshaling the STA's stream should work");
+  apartments::internal::SetReplyEventHookForTesting([](HANDLE reply) {
+    g_double_close->stray = reply;
+    SetEvent(g_double_close->go);
+    WaitForSingleObject(g_double_close->closed, 10000);
+  });
+  ULONG written = 0;
+  hr = proxy != nullptr ? proxy->Write("x", 1, &written) : E_POINTER;
+  apartments::internal::SetReplyEventHookForTesting(nullptr);
+  const std::string why = apartments::LastErrorDescription();
+  std::printf("   IStream::Write through the proxy = %s\n", apartments::FormatHResult(hr).c_str());
+  std::printf("   why, from the error info:\n     %s\n", why.c_str());
+  const std::string cleanup_name = "thread " + std::to_string(scene.cleanup_tid) + " 'cleanup'";
+  Expect(hr == RPC_E_SYS_CALL_FAILED && why.find("closed by " + cleanup_name) != std::string::npos &&
+             why.find("closed again by " + cleanup_name) != std::string::npos,
+         "the call should fail with RPC_E_SYS_CALL_FAILED naming the thread that closed its "
+         "handle twice");
+  SetEvent(scene.finish);
+  if (proxy != nullptr) proxy->Release();
+  CoUninitialize();
+  PostThreadMessageW(scene.sta_tid, WM_QUIT, 0, 0);
+  WaitForSingleObject(sta, 10000);
+  WaitForSingleObject(cleanup, 10000);
+  g_double_close = nullptr;
+  for (HANDLE h : {sta, cleanup, scene.ready, scene.go, scene.closed, scene.finish}) CloseHandle(h);
 }
 
 DWORD WINAPI TakeMutexAndExit(LPVOID mutex) {

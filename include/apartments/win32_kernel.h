@@ -9,6 +9,9 @@
 // behaviour. Handle values are multiples of 4 and never NULL; they are 64-bit
 // (do not truncate them to DWORD). GetCurrentProcess() and GetCurrentThread()
 // return the pseudo-handles (HANDLE)-1 and (HANDLE)-2, as on Windows.
+// Beyond Windows, every call here that fails with ERROR_INVALID_HANDLE also
+// says why in apartments::LastErrorExplanation() (apartments/last_error.h):
+// which thread created the handle and which closed it (twice?), and when.
 //
 // A wait holds the objects it waits on: closing a handle another thread is
 // waiting on does not break that wait; the object lives until the wait ends.
@@ -223,7 +226,9 @@ DWORD WINAPI QueueUserAPC(PAPCFUNC pfnAPC, HANDLE hThread, ULONG_PTR dwData);
 // --- Handles ----------------------------------------------------------------
 
 // Closes a handle. ERROR_INVALID_HANDLE for a handle that is not open (closed
-// already, forged, NULL). Pseudo-handles: TRUE, no-op; that includes
+// already, forged, NULL). Every attempt, failed ones too, is recorded in the
+// handle history (apartments/last_error.h) with the calling thread, the time
+// and the caller's return address. Pseudo-handles: TRUE, no-op; that includes
 // INVALID_HANDLE_VALUE, which is GetCurrentProcess() as on Windows.
 BOOL WINAPI CloseHandle(HANDLE hObject);
 // Duplicates a handle within the process: both process handles must be

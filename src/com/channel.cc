@@ -19,6 +19,7 @@
 #include "com/apartment_impl.h"
 #include "com/com_thread.h"
 #include "com/error_info.h"
+#include "kernel/handle_history.h"
 #include "message/pump_filter.h"
 #include "message/queue.h"
 
@@ -152,18 +153,19 @@ void ExplainServerFault(ApartmentImpl* target, const std::string& what) {
 }
 
 void ExplainReplyEventInvalid(ApartmentImpl* target, HANDLE handle) {
-  SetCallErrorInfo(
-      RPC_E_SYS_CALL_FAILED,
+  // The handle history says who closed it (kernel/handle_history.h); the
+  // same text goes to the thread's last error explanation.
+  const std::string text =
       "The call into " + target->Describe() +
-          " failed with RPC_E_SYS_CALL_FAILED: the channel could not wait for its reply, because "
-          "the call's reply event handle " +
-          HandleText(handle) +
-          " is not open (it was closed while the channel owned it: by other code closing a handle "
-          "it did not own, or closing one twice). The call was not sent and never ran." +
-          TargetWaitChain(target->thread_id()),
-      kSource);
+      " failed with RPC_E_SYS_CALL_FAILED: the channel could not wait for its reply, because "
+      "the call's reply event handle " +
+      HandleText(handle) +
+      " is not open (it was closed while the channel owned it: by other code closing a handle "
+      "it did not own, or closing one twice). The call was not sent and never ran. From the handle history: " +
+      DescribeHandleProblem(handle) + TargetWaitChain(target->thread_id());
+  SetLastErrorExplanation(text);
+  SetCallErrorInfo(RPC_E_SYS_CALL_FAILED, text, kSource);
 }
-
 
 // Takes a reply event from the thread's pool (or makes one) and resolves it.
 // False when the handle is not open (see SetReplyEventHookForTesting); the
@@ -515,7 +517,14 @@ HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cH
   KernelObject* objects[MAXIMUM_WAIT_OBJECTS];
   for (ULONG i = 0; i < cHandles; ++i) {
     refs[i] = ResolveHandle(pHandles[i]);
-    if (!refs[i]) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
+    if (!refs[i]) {
+      // Same text in the last error explanation and the COM error info.
+      SetCallErrorInfo(HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE),
+                       ExplainInvalidHandle("CoWaitForMultipleHandles", pHandles[i], nullptr, i,
+                                            cHandles),
+                       kSource);
+      return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
+    }
     objects[i] = refs[i].get();
   }
   const bool wait_all = (dwFlags & COWAIT_WAITALL) != 0;

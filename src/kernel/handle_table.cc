@@ -12,9 +12,15 @@
 // slot's own object reference is dropped by whoever leaves the slot closed
 // with no pins (the closer, or the last unpinner), exactly once, and only then
 // is the slot recycled with a new generation.
+//
+// History (kernel/handle_history.h): each slot remembers who made its handle
+// and when (two plain stores, made while the slot is unreachable), and the
+// closer that wins the open bit pushes one record into the close history
+// while it still holds its pin, so the slot cannot be recycled under it.
 #include <mutex>
 
 #include "base/check.h"
+#include "kernel/handle_history.h"
 #include "kernel/kernel.h"
 
 namespace apartments::internal {
@@ -31,11 +37,17 @@ struct Slot {
   std::atomic<std::uint64_t> state{std::uint64_t{1} << 32};
   KernelObject* object = nullptr;  // Written only while the slot is unreachable.
   std::uint32_t free_next = 0;     // Guarded by g_table_mu.
+  // Who made the open handle, and when: written with `object`, while the slot
+  // is unreachable; read by the closer under its pin (see CloseHandleEntry).
+  DWORD creator_tid = 0;
+  Clock::TimePoint created{};
 };
 
 std::atomic<Slot*> g_chunks[kMaxChunks];
 std::mutex g_table_mu;
-std::uint32_t g_next_unused = 1;  // Index 0 is never used. Guarded by g_table_mu.
+// Index 0 is never used. Written under g_table_mu; read without it by
+// ClassifyHandle (relaxed: a diagnostic that tolerates a just-grown table).
+std::atomic<std::uint32_t> g_next_unused{1};
 std::uint32_t g_free_head = 0;    // 0: empty. Guarded by g_table_mu.
 std::atomic<std::size_t> g_open_count{0};
 
@@ -136,13 +148,14 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
       index = g_free_head;
       slot = SlotAt(index);
       g_free_head = slot->free_next;
-    } else if (index = g_next_unused; (index >> kChunkBits) < kMaxChunks) {
+    } else if (index = g_next_unused.load(std::memory_order_relaxed);
+               (index >> kChunkBits) < kMaxChunks) {
       std::atomic<Slot*>& chunk = g_chunks[index >> kChunkBits];
       if (chunk.load(std::memory_order_relaxed) == nullptr) {
         // Chunks are never freed: lookups of stale handles may read them.
         chunk.store(new Slot[kChunkSize], std::memory_order_release);
       }
-      ++g_next_unused;
+      g_next_unused.store(index + 1, std::memory_order_relaxed);
       slot = SlotAt(index);
     }
   }
@@ -155,6 +168,8 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
   }
   object->AddHandleRef();
   slot->object = object;
+  slot->creator_tid = CurrentThreadId();
+  slot->created = HandleHistoryNow();
   std::uint64_t state = slot->state.load(std::memory_order_relaxed);
   g_open_count.fetch_add(1, std::memory_order_relaxed);
   slot->state.store(state | kOpen, std::memory_order_release);
@@ -162,11 +177,14 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
                                   (std::uint64_t{index} << 2));
 }
 
-bool CloseHandleEntry(HANDLE handle) noexcept {
+bool CloseHandleEntry(HANDLE handle, const void* call_site) noexcept {
   if (IsPseudoHandle(handle)) return true;
   std::uint32_t index;
   Slot* slot = Pin(handle, &index);
-  if (slot == nullptr) return false;
+  if (slot == nullptr) {
+    RecordFailedClose(handle, call_site);  // The double close itself (or a forged value).
+    return false;
+  }
   // Holding a pin, clear the open bit; exactly one closer wins.
   std::uint64_t state = slot->state.load(std::memory_order_acquire);
   bool closed = false;
@@ -177,8 +195,57 @@ bool CloseHandleEntry(HANDLE handle) noexcept {
       break;
     }
   }
+  if (closed) {
+    // Our pin keeps the slot (and its object and creation stamps) from being
+    // recycled until Unpin, and the acquire in Pin made the inserter's
+    // writes visible.
+    RecordHandleClose(handle, *slot->object, slot->creator_tid, slot->created, call_site);
+  } else {
+    RecordFailedClose(handle, call_site);  // Lost the race to another closer.
+  }
   Unpin(index, slot);
   return closed;
+}
+
+HandleClass ClassifyHandle(HANDLE handle) noexcept {
+  HandleClass out;
+  if (handle == nullptr) return out;
+  if (IsPseudoHandle(handle)) {
+    out.status = HandleStatus::kPseudo;
+    return out;
+  }
+  auto value = reinterpret_cast<std::uintptr_t>(handle);
+  auto index = static_cast<std::uint32_t>((value & 0xFFFFFFFFu) >> 2);
+  std::uint32_t generation = static_cast<std::uint32_t>(value >> 32);
+  if ((value & 3) != 0 || index == 0 || generation == 0 ||
+      index >= g_next_unused.load(std::memory_order_relaxed)) {
+    return out;
+  }
+  Slot* slot = SlotAt(index);
+  if (slot == nullptr) return out;
+  std::uint32_t pinned_index;
+  if (Pin(handle, &pinned_index) == slot) {
+    out.status = HandleStatus::kOpen;
+    out.kind_known = true;
+    out.kind = slot->object->kind();
+    Unpin(pinned_index, slot);
+    return out;
+  }
+  const std::uint64_t state = slot->state.load(std::memory_order_acquire);
+  const std::uint32_t current = Generation(state);
+  // Generations count up from 1 and wrap from 2^32 - 1 to 1: a generation
+  // below the slot's current one was issued and has closed; the current one
+  // was issued if the slot is open or closed-but-pinned; a higher one has not
+  // been issued yet in this lap (after a wrap, an old lap's value looks like
+  // this too, and nothing here can tell: see the header).
+  if (generation < current) {
+    out.status = HandleStatus::kClosed;
+  } else if (generation == current && (state & kOpen) != 0) {
+    out.status = HandleStatus::kOpen;  // Opened since our Pin failed: a race, kind unknown.
+  } else if (generation == current && (state & kPinMask) != 0) {
+    out.status = HandleStatus::kClosed;  // Closed, not yet recycled: lookups still hold pins.
+  }
+  return out;
 }
 
 std::size_t OpenHandleCountForTesting() noexcept {

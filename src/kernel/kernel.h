@@ -242,7 +242,10 @@ ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind) noexcept;
 // Inserts `object`, adopting one reference; returns the new handle.
 HANDLE InsertHandle(KernelObject* object) noexcept;
 // Closes a handle; false when it is not open. Pseudo-handles: true, no-op.
-bool CloseHandleEntry(HANDLE handle) noexcept;
+// Either way the attempt is recorded in the handle history
+// (kernel/handle_history.h), with `call_site` (the closer's return address,
+// or null) as where it came from.
+bool CloseHandleEntry(HANDLE handle, const void* call_site = nullptr) noexcept;
 // The number of open handles (for leak checks in tests).
 std::size_t OpenHandleCountForTesting() noexcept;
 

@@ -2,6 +2,7 @@
 #include <map>
 
 #include "base/check.h"
+#include "kernel/handle_history.h"
 #include "kernel/kernel.h"
 
 namespace apartments::internal {
@@ -123,6 +124,9 @@ HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind, KernelObject* (*make)(st
     }
   }
   if (existed && object->kind() != kind) {
+    SetLastErrorExplanation(std::string("The name '") + WideToUtf8(key) + "' belongs to a " +
+                            ObjectKindName(object->kind()) + ", not a " + ObjectKindName(kind) +
+                            ": ERROR_INVALID_HANDLE.");
     object->Release();
     SetLastError(ERROR_INVALID_HANDLE);
     return nullptr;
@@ -159,6 +163,9 @@ HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind) {
     return nullptr;
   }
   if (object->kind() != kind) {
+    SetLastErrorExplanation(std::string("The name '") + WideToUtf8(name) + "' belongs to a " +
+                            ObjectKindName(object->kind()) + ", not a " + ObjectKindName(kind) +
+                            ": ERROR_INVALID_HANDLE.");
     object->Release();
     SetLastError(ERROR_INVALID_HANDLE);
     return nullptr;

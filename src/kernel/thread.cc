@@ -10,6 +10,7 @@
 
 #include "base/check.h"
 #include "kernel/futex.h"
+#include "kernel/handle_history.h"
 #include "kernel/kernel.h"
 
 using namespace apartments::internal;
@@ -44,9 +45,13 @@ void* ThreadMain(void* argument) {
   return nullptr;  // Thread exit hooks signal the handle.
 }
 
-ObjectRef ResolveThread(HANDLE handle) {
+ObjectRef ResolveThread(HANDLE handle, const char* function) {
   ObjectRef ref = ResolveHandleAs(handle, ObjectKind::kThread);
-  if (!ref) SetLastError(ERROR_INVALID_HANDLE);
+  if (!ref) {
+    const ObjectKind thread = ObjectKind::kThread;
+    ExplainInvalidHandle(function, handle, &thread);
+    SetLastError(ERROR_INVALID_HANDLE);
+  }
   return ref;
 }
 
@@ -115,7 +120,7 @@ HANDLE WINAPI CreateThread(LPSECURITY_ATTRIBUTES, SIZE_T dwStackSize,
 }
 
 DWORD WINAPI ResumeThread(HANDLE hThread) {
-  ObjectRef ref = ResolveThread(hThread);
+  ObjectRef ref = ResolveThread(hThread, "ResumeThread");
   if (!ref) return static_cast<DWORD>(-1);
   auto& thread = static_cast<Thread&>(*ref.get());
   std::uint32_t previous = thread.suspend_count.load(std::memory_order_acquire);
@@ -127,7 +132,7 @@ DWORD WINAPI ResumeThread(HANDLE hThread) {
 }
 
 BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode) {
-  ObjectRef ref = ResolveThread(hThread);
+  ObjectRef ref = ResolveThread(hThread, "GetExitCodeThread");
   if (!ref) return FALSE;
   if (lpExitCode == nullptr) {
     SetLastError(ERROR_INVALID_PARAMETER);
@@ -145,14 +150,14 @@ VOID WINAPI ExitThread(DWORD dwExitCode) {
 }
 
 DWORD WINAPI GetThreadId(HANDLE Thread) {
-  ObjectRef ref = ResolveThread(Thread);
+  ObjectRef ref = ResolveThread(Thread, "GetThreadId");
   if (!ref) return 0;
   return static_cast<apartments::internal::Thread&>(*ref.get()).tid.load(std::memory_order_relaxed);
 }
 
 HRESULT WINAPI SetThreadDescription(HANDLE hThread, LPCWSTR lpThreadDescription) {
   if (lpThreadDescription == nullptr) return E_INVALIDARG;
-  ObjectRef ref = ResolveThread(hThread);
+  ObjectRef ref = ResolveThread(hThread, "SetThreadDescription");
   if (!ref) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
   auto& thread = static_cast<Thread&>(*ref.get());
   std::wstring description(lpThreadDescription);
@@ -173,7 +178,7 @@ HRESULT WINAPI SetThreadDescription(HANDLE hThread, LPCWSTR lpThreadDescription)
 HRESULT WINAPI GetThreadDescription(HANDLE hThread, LPWSTR* ppszThreadDescription) {
   if (ppszThreadDescription == nullptr) return E_POINTER;
   *ppszThreadDescription = nullptr;
-  ObjectRef ref = ResolveThread(hThread);
+  ObjectRef ref = ResolveThread(hThread, "GetThreadDescription");
   if (!ref) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
   auto& thread = static_cast<Thread&>(*ref.get());
   std::wstring description;

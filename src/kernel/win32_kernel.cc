@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/check.h"
+#include "kernel/handle_history.h"
 #include "kernel/kernel.h"
 
 using namespace apartments::internal;
@@ -43,11 +44,23 @@ KernelObject* MakeSemaphore(std::wstring name, void* context) {
   return new Semaphore(std::move(name), p->initial, p->maximum);
 }
 
-// Resolves `handle` as `kind`, setting ERROR_INVALID_HANDLE when it fails.
-ObjectRef Resolve(HANDLE handle, ObjectKind kind) {
+// Resolves `handle` as `kind`, setting ERROR_INVALID_HANDLE (and the last
+// error explanation, naming `function`) when it fails.
+ObjectRef Resolve(HANDLE handle, ObjectKind kind, const char* function) {
   ObjectRef ref = ResolveHandleAs(handle, kind);
-  if (!ref) SetLastError(ERROR_INVALID_HANDLE);
+  if (!ref) {
+    ExplainInvalidHandle(function, handle, &kind);
+    SetLastError(ERROR_INVALID_HANDLE);
+  }
   return ref;
+}
+
+// The failure of a wait on a handle that is not open: explains, then sets
+// ERROR_INVALID_HANDLE last (explaining may make calls that touch it).
+DWORD FailInvalidHandle(const char* function, HANDLE handle, std::size_t position = 0,
+                        std::size_t count = 1) {
+  ExplainInvalidHandle(function, handle, nullptr, position, count);
+  return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
 }
 
 BOOL FromError(DWORD error) {
@@ -57,8 +70,8 @@ BOOL FromError(DWORD error) {
 }
 
 // Shared by the Wait* functions: validates, resolves and waits.
-DWORD WaitForHandles(DWORD count, const HANDLE* handles, BOOL wait_all, DWORD timeout,
-                     BOOL alertable) {
+DWORD WaitForHandles(const char* function, DWORD count, const HANDLE* handles, BOOL wait_all,
+                     DWORD timeout, BOOL alertable) {
   if (count == 0 || count > MAXIMUM_WAIT_OBJECTS || handles == nullptr) {
     return Fail(ERROR_INVALID_PARAMETER, WAIT_FAILED);
   }
@@ -66,7 +79,7 @@ DWORD WaitForHandles(DWORD count, const HANDLE* handles, BOOL wait_all, DWORD ti
   KernelObject* objects[MAXIMUM_WAIT_OBJECTS];
   for (DWORD i = 0; i < count; ++i) {
     refs[i] = ResolveHandle(handles[i]);
-    if (!refs[i]) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+    if (!refs[i]) return FailInvalidHandle(function, handles[i], i, count);
     objects[i] = refs[i].get();
   }
   if (wait_all) {
@@ -125,19 +138,19 @@ HANDLE WINAPI OpenEventA(DWORD access, BOOL inherit, LPCSTR lpName) {
 }
 
 BOOL WINAPI SetEvent(HANDLE hEvent) {
-  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent);
+  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent, "SetEvent");
   if (!ref) return FALSE;
   return FromError(SignalEvent(static_cast<Event&>(*ref.get())));
 }
 
 BOOL WINAPI ResetEvent(HANDLE hEvent) {
-  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent);
+  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent, "ResetEvent");
   if (!ref) return FALSE;
   return FromError(ResetEventObject(static_cast<Event&>(*ref.get())));
 }
 
 BOOL WINAPI PulseEvent(HANDLE hEvent) {
-  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent);
+  ObjectRef ref = Resolve(hEvent, ObjectKind::kEvent, "PulseEvent");
   if (!ref) return FALSE;
   return FromError(PulseEventObject(static_cast<Event&>(*ref.get())));
 }
@@ -182,7 +195,7 @@ HANDLE WINAPI OpenMutexA(DWORD access, BOOL inherit, LPCSTR lpName) {
 }
 
 BOOL WINAPI ReleaseMutex(HANDLE hMutex) {
-  ObjectRef ref = Resolve(hMutex, ObjectKind::kMutex);
+  ObjectRef ref = Resolve(hMutex, ObjectKind::kMutex, "ReleaseMutex");
   if (!ref) return FALSE;
   return FromError(ReleaseMutexObject(static_cast<Mutex&>(*ref.get())));
 }
@@ -213,7 +226,7 @@ HANDLE WINAPI OpenSemaphoreA(DWORD access, BOOL inherit, LPCSTR lpName) {
 }
 
 BOOL WINAPI ReleaseSemaphore(HANDLE hSemaphore, LONG lReleaseCount, LPLONG lpPreviousCount) {
-  ObjectRef ref = Resolve(hSemaphore, ObjectKind::kSemaphore);
+  ObjectRef ref = Resolve(hSemaphore, ObjectKind::kSemaphore, "ReleaseSemaphore");
   if (!ref) return FALSE;
   return FromError(
       ReleaseSemaphoreObject(static_cast<Semaphore&>(*ref.get()), lReleaseCount, lpPreviousCount));
@@ -225,26 +238,29 @@ DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds) {
 
 DWORD WINAPI WaitForSingleObjectEx(HANDLE hHandle, DWORD dwMilliseconds, BOOL bAlertable) {
   ObjectRef ref = ResolveHandle(hHandle);
-  if (!ref) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+  if (!ref) return FailInvalidHandle("WaitForSingleObject", hHandle);
   KernelObject* object = ref.get();
   return WaitForObjects(&object, &hHandle, 1, false, dwMilliseconds, bAlertable != FALSE);
 }
 
 DWORD WINAPI WaitForMultipleObjects(DWORD nCount, const HANDLE* lpHandles, BOOL bWaitAll,
                                     DWORD dwMilliseconds) {
-  return WaitForHandles(nCount, lpHandles, bWaitAll, dwMilliseconds, FALSE);
+  return WaitForHandles("WaitForMultipleObjects", nCount, lpHandles, bWaitAll, dwMilliseconds,
+                        FALSE);
 }
 
 DWORD WINAPI WaitForMultipleObjectsEx(DWORD nCount, const HANDLE* lpHandles, BOOL bWaitAll,
                                       DWORD dwMilliseconds, BOOL bAlertable) {
-  return WaitForHandles(nCount, lpHandles, bWaitAll, dwMilliseconds, bAlertable);
+  return WaitForHandles("WaitForMultipleObjectsEx", nCount, lpHandles, bWaitAll, dwMilliseconds,
+                        bAlertable);
 }
 
 DWORD WINAPI SignalObjectAndWait(HANDLE hObjectToSignal, HANDLE hObjectToWaitOn,
                                  DWORD dwMilliseconds, BOOL bAlertable) {
   ObjectRef wait_ref = ResolveHandle(hObjectToWaitOn);
   ObjectRef signal_ref = ResolveHandle(hObjectToSignal);
-  if (!wait_ref || !signal_ref) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+  if (!signal_ref) return FailInvalidHandle("SignalObjectAndWait (the object to signal)", hObjectToSignal);
+  if (!wait_ref) return FailInvalidHandle("SignalObjectAndWait (the object to wait on)", hObjectToWaitOn);
   DWORD error = SignalObject(*signal_ref.get());
   if (error != ERROR_SUCCESS) return Fail(error, WAIT_FAILED);
   KernelObject* object = wait_ref.get();
@@ -263,7 +279,7 @@ DWORD WINAPI SleepEx(DWORD dwMilliseconds, BOOL bAlertable) {
 }
 
 DWORD WINAPI QueueUserAPC(PAPCFUNC pfnAPC, HANDLE hThread, ULONG_PTR dwData) {
-  ObjectRef ref = Resolve(hThread, ObjectKind::kThread);
+  ObjectRef ref = Resolve(hThread, ObjectKind::kThread, "QueueUserAPC");
   if (!ref) return 0;
   if (pfnAPC == nullptr) return Fail<DWORD>(ERROR_INVALID_PARAMETER, 0);
   DWORD error = QueueApc(static_cast<Thread&>(*ref.get()), pfnAPC, dwData);
@@ -272,7 +288,10 @@ DWORD WINAPI QueueUserAPC(PAPCFUNC pfnAPC, HANDLE hThread, ULONG_PTR dwData) {
 }
 
 BOOL WINAPI CloseHandle(HANDLE hObject) {
-  if (!CloseHandleEntry(hObject)) return Fail(ERROR_INVALID_HANDLE, FALSE);
+  if (!CloseHandleEntry(hObject, __builtin_return_address(0))) {
+    ExplainInvalidHandle("CloseHandle", hObject);
+    return Fail(ERROR_INVALID_HANDLE, FALSE);
+  }
   return TRUE;
 }
 
@@ -281,16 +300,24 @@ BOOL WINAPI DuplicateHandle(HANDLE hSourceProcessHandle, HANDLE hSourceHandle,
                             DWORD dwOptions) {
   ObjectRef source_process = ResolveHandleAs(hSourceProcessHandle, ObjectKind::kProcess);
   ObjectRef target_process = ResolveHandleAs(hTargetProcessHandle, ObjectKind::kProcess);
-  if (!source_process || !target_process) return Fail(ERROR_INVALID_HANDLE, FALSE);
+  if (!source_process || !target_process) {
+    const ObjectKind process = ObjectKind::kProcess;
+    ExplainInvalidHandle("DuplicateHandle (a process handle)",
+                         !source_process ? hSourceProcessHandle : hTargetProcessHandle, &process);
+    return Fail(ERROR_INVALID_HANDLE, FALSE);
+  }
   if ((dwOptions & ~(DUPLICATE_CLOSE_SOURCE | DUPLICATE_SAME_ACCESS)) != 0) {
     return Fail(ERROR_INVALID_PARAMETER, FALSE);
   }
   ObjectRef object = ResolveHandle(hSourceHandle);
-  if (!object) return Fail(ERROR_INVALID_HANDLE, FALSE);
+  if (!object) {
+    ExplainInvalidHandle("DuplicateHandle", hSourceHandle);
+    return Fail(ERROR_INVALID_HANDLE, FALSE);
+  }
   const bool close_source = (dwOptions & DUPLICATE_CLOSE_SOURCE) != 0;
   if (lpTargetHandle == nullptr) {
     if (close_source) {
-      CloseHandleEntry(hSourceHandle);
+      CloseHandleEntry(hSourceHandle, __builtin_return_address(0));
       return TRUE;
     }
     return Fail(ERROR_INVALID_PARAMETER, FALSE);
@@ -298,7 +325,7 @@ BOOL WINAPI DuplicateHandle(HANDLE hSourceProcessHandle, HANDLE hSourceHandle,
   // The duplicate is made before the source closes (as Windows orders it), so
   // a named object moved to a new handle never loses its name in between.
   HANDLE duplicate = InsertHandle(object.release());
-  if (close_source) CloseHandleEntry(hSourceHandle);
+  if (close_source) CloseHandleEntry(hSourceHandle, __builtin_return_address(0));
   if (duplicate == nullptr) return Fail(ERROR_NO_SYSTEM_RESOURCES, FALSE);
   *lpTargetHandle = duplicate;
   return TRUE;

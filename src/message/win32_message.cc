@@ -5,6 +5,7 @@
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
+#include "kernel/handle_history.h"
 #include "message/queue.h"
 #include "message/window.h"
 
@@ -154,7 +155,10 @@ DWORD WINAPI MsgWaitForMultipleObjectsEx(DWORD nCount, const HANDLE* pHandles,
   KernelObject* objects[MAXIMUM_WAIT_OBJECTS];
   for (DWORD i = 0; i < nCount; ++i) {
     refs[i] = ResolveHandle(pHandles[i]);
-    if (!refs[i]) return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+    if (!refs[i]) {
+      ExplainInvalidHandle("MsgWaitForMultipleObjectsEx", pHandles[i], nullptr, i, nCount);
+      return Fail(ERROR_INVALID_HANDLE, WAIT_FAILED);
+    }
     objects[i] = refs[i].get();
   }
   if ((dwFlags & MWMO_WAITALL) != 0) {
