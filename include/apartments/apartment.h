@@ -45,11 +45,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "apartments/clock.h"
 #include "apartments/result.h"
 #include "apartments/win32_errors.h"
 #include "apartments/win32_types.h"
@@ -90,7 +92,40 @@ std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn);
 void RemoveShutdownHook(ModernState* state, std::uint64_t id);
 [[noreturn]] void OnWrongApartment(const char* expr, const char* file, int line) noexcept;
 
+// Inside a cancellable Call's callable: its stop token (stop requested when
+// the caller cancels or its deadline passes). Never stop-possible elsewhere.
+std::stop_token CurrentCallStopToken() noexcept;
+
+// Call()/CallAsync() pass the callable a std::stop_token when it takes one.
+template <typename F, bool = std::is_invocable_v<F&, std::stop_token>>
+struct CallResultOf {
+  using type = std::invoke_result_t<F&>;
+};
+template <typename F>
+struct CallResultOf<F, true> {
+  using type = std::invoke_result_t<F&, std::stop_token>;
+};
+template <typename F>
+decltype(auto) InvokeCallable(F& f, std::stop_token token) {
+  if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+    return std::invoke(f, std::move(token));
+  } else {
+    return std::invoke(f);
+  }
+}
+
 }  // namespace internal
+
+// How a Call() may be cancelled. Both members optional; either ends the call
+// (see Apartment::Call).
+struct CallOptions {
+  // Cancelling: stop requested on its source, from any thread, at any time.
+  std::stop_token stop;
+  // A time point of the process's clock (GetClock(), apartments/clock.h;
+  // tests install a FakeClock and advance it: the waiting caller wakes and
+  // re-reads it). Passed: the call ends with RPC_E_TIMEOUT.
+  std::optional<Clock::TimePoint> deadline;
+};
 
 struct ApartmentOptions {
   // The thread's name (SetThreadDescription; shown in error explanations,
@@ -147,24 +182,32 @@ class Apartment {
   // Lifetime: `f` is used by reference; it is never touched after Call
   // returns. Memory ordering: writes before Call are visible to `f`; `f`'s
   // writes are visible after Call returns.
-  template <typename F, typename R = std::invoke_result_t<F&>>
+  //
+  // Cancellation: the overload with CallOptions also ends with
+  //   RPC_E_CALL_CANCELED   `options.stop` was requested
+  //   RPC_E_TIMEOUT         `options.deadline` passed (GetClock())
+  // per case:
+  //   still queued   withdrawn from the apartment's queue (its quota slot
+  //                  freed); `f` never runs; Call returns at once
+  //   not started    the apartment thread took it but finds it cancelled
+  //                  first; `f` never runs
+  //   running        `f` is told: when it takes a std::stop_token (as its
+  //                  only parameter) stop is requested on it, and CoTestCancel
+  //                  returns RPC_E_CALL_CANCELED in it. Call waits for `f` to
+  //                  return (it uses the caller's frame) and returns the
+  //                  error, discarding f's value.
+  //   completed      a call whose completion the caller sees after the
+  //                  request also returns the error (its value discarded);
+  //                  one that completed before it, its value.
+  // Error::message says which case. A Call on the apartment's own thread runs
+  // `f` directly and is not cancellable (its token is never stop-possible).
+  template <typename F, typename R = typename internal::CallResultOf<F>::type>
   Result<R> Call(F&& f) const {
-    if constexpr (std::is_void_v<R>) {
-      HRESULT hr = Invoke([&f]() -> HRESULT {
-        std::invoke(f);
-        return 0;
-      });
-      if (hr < 0) return internal::ErrorFromLastCall(hr);
-      return Result<void>();
-    } else {
-      std::optional<R> value;
-      HRESULT hr = Invoke([&f, &value]() -> HRESULT {
-        value.emplace(std::invoke(f));
-        return 0;
-      });
-      if (hr < 0) return internal::ErrorFromLastCall(hr);
-      return Result<R>(std::move(*value));
-    }
+    return CallWith<R>(f, nullptr);
+  }
+  template <typename F, typename R = typename internal::CallResultOf<F>::type>
+  Result<R> Call(F&& f, const CallOptions& options) const {
+    return CallWith<R>(f, &options);
   }
 
   // Apartment::Post()
@@ -239,7 +282,7 @@ class Apartment {
   bool StopRequestedForTesting() const noexcept;
 
   // Implementation entry points of the templates above; not for direct use.
-  HRESULT Invoke(std::function<HRESULT()> fn) const;
+  HRESULT Invoke(std::function<HRESULT()> fn, const CallOptions* options = nullptr) const;
   // Queue `task`; on an error it was not queued and the caller still owns it.
   HRESULT PostTask(internal::PostedTask* task) const;
   static HRESULT PostTaskTo(std::shared_ptr<internal::ModernState> state,
@@ -251,6 +294,30 @@ class Apartment {
   struct NotOwned {};
   Apartment(std::shared_ptr<internal::ModernState> state, NotOwned);
   Apartment View() const { return Apartment(state_, NotOwned{}); }
+
+  template <typename R, typename F>
+  Result<R> CallWith(F& f, const CallOptions* options) const {
+    if constexpr (std::is_void_v<R>) {
+      HRESULT hr = Invoke(
+          [&f]() -> HRESULT {
+            internal::InvokeCallable(f, internal::CurrentCallStopToken());
+            return 0;
+          },
+          options);
+      if (hr < 0) return internal::ErrorFromLastCall(hr);
+      return Result<void>();
+    } else {
+      std::optional<R> value;
+      HRESULT hr = Invoke(
+          [&f, &value]() -> HRESULT {
+            value.emplace(internal::InvokeCallable(f, internal::CurrentCallStopToken()));
+            return 0;
+          },
+          options);
+      if (hr < 0) return internal::ErrorFromLastCall(hr);
+      return Result<R>(std::move(*value));
+    }
+  }
 
   std::shared_ptr<internal::ModernState> state_;
   std::thread thread_;  // Joinable only for an owning Apartment.
