@@ -67,6 +67,10 @@ struct CallCancel {
   // clock advancing (FakeClock) while the caller waits for a deadline.
   Event* wake;
   std::stop_source callee_stop;
+  // The call's deadline (a GetClock() time point), set before the call is
+  // queued and read-only afterwards: the callee refuses to start a call past
+  // it, as the caller would withdraw it.
+  std::optional<Clock::TimePoint> deadline;
 
  private:
   std::atomic<HRESULT> requested_{0};

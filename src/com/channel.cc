@@ -277,9 +277,10 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
         break;
     }
   }
-  if (call->cancel != nullptr) {
+  if (CallCancel* cancel = call->cancel) {
     // Cancelled (or past its deadline) before we start it: it never runs.
-    if (HRESULT why = call->cancel->requested(); why != 0) {
+    if (cancel->deadline && GetClock().Now() >= *cancel->deadline) cancel->Request(RPC_E_TIMEOUT);
+    if (HRESULT why = cancel->requested(); why != 0) {
       CompleteCall(call, CallOutcome::kCancelled, why);
       return;
     }
@@ -451,6 +452,7 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
     }
     if (control->deadline) {
       deadline = control->deadline;
+      cancel->deadline = control->deadline;
       on_clock.emplace(cancel->wake);
     }
   }
