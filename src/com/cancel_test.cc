@@ -102,8 +102,10 @@ TEST(CancelTest, CancelWhileQueuedWithdrawsCallAndFreesQuotaSlot) {
   EXPECT_EQ(apartment.Post([] {}), S_OK);  // The freed slot.
   release.Set();
   caller.Join();
-  ASSERT_TRUE(apartment.Call([] {}).has_value());  // Drains everything queued before it.
+  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(apartment.thread_id()) == 0; }));
+  ASSERT_TRUE(apartment.Call([] {}).has_value());  // Runs after everything queued before.
   EXPECT_FALSE(ran.load());
+  SetErrorInfo(0, nullptr);  // The refused post's explanation stays out of later tests.
 }
 
 TEST(CancelTest, StopRequestedBeforeCallNeverRuns) {
@@ -266,10 +268,13 @@ TEST(CancelTest, BoundCallWithOptionsIsCancellable) {
   Block(apartment, started, release);
   std::stop_source stop;
   stop.request_stop();
-  Result<int> r = bound->CallWithOptions(CallOptions{stop.get_token(), {}}, &Slow::Wait,
-                                         release.get());
-  ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code, RPC_E_CALL_CANCELED);
+  BoundedThread caller([&] {  // Keeps the error info off the test's main thread.
+    Result<int> r = bound->CallWithOptions(CallOptions{stop.get_token(), {}}, &Slow::Wait,
+                                           release.get());
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, RPC_E_CALL_CANCELED);
+  });
+  caller.Join();
   release.Set();
 }
 
