@@ -43,6 +43,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -269,6 +270,62 @@ class Apartment {
   template <typename F>
   [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f) const {
     return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f));
+  }
+
+  // Apartment::CallFuture()
+  //
+  // The std::future form of CallAsync, for code that is not a coroutine:
+  // queues `f` as Post() does and returns at once; the future becomes ready
+  // with f's value, RPC_E_SERVERFAULT (f threw; what() in the message),
+  // RPC_E_DISCONNECTED (the apartment shut down before f ran: f is destroyed
+  // without running), or, at once, the error of the post itself
+  // (RPC_E_SYS_CALL_FAILED at the quota, RPC_E_DISCONNECTED). Never a
+  // broken promise. Thread safety: any thread. Waiting on the future on the
+  // apartment's own thread deadlocks (it is a plain std::future: it does not
+  // pump); co_await CallAsync there instead. `f` is moved into the queue.
+  template <typename F, typename R = std::invoke_result_t<std::decay_t<F>&>>
+  [[nodiscard]] std::future<Result<R>> CallFuture(F&& f) const {
+    struct Task final : internal::PostedTask {
+      Task(F&& fn, std::shared_ptr<internal::ModernState> s)
+          : fn(std::forward<F>(fn)), state(std::move(s)) {}
+      void Run() override {
+        std::unique_ptr<Task> self(this);  // Deleted after fn returns or throws.
+        try {
+          if constexpr (std::is_void_v<R>) {
+            std::invoke(fn);
+            promise.set_value(Result<void>());
+          } else {
+            promise.set_value(Result<R>(std::invoke(fn)));
+          }
+        } catch (const std::exception& e) {
+          promise.set_value(Result<R>(ServerFault(e.what())));
+        } catch (...) {
+          promise.set_value(Result<R>(ServerFault("an exception that is not a std::exception")));
+        }
+      }
+      void Drop() noexcept override {
+        promise.set_value(Result<R>(internal::DisconnectedError(state.get())));
+        delete this;
+      }
+      static Error ServerFault(const char* what) {
+        return Error{RPC_E_SERVERFAULT,
+                     std::string("The call failed with RPC_E_SERVERFAULT: the callee threw a C++ "
+                                 "exception: ") +
+                         what + ". Whatever it did before throwing stands."};
+      }
+      std::decay_t<F> fn;
+      std::shared_ptr<internal::ModernState> state;
+      std::promise<Result<R>> promise;
+    };
+    auto task = std::make_unique<Task>(std::forward<F>(f), state_);
+    std::future<Result<R>> future = task->promise.get_future();
+    const HRESULT hr = PostTask(task.get());
+    if (hr < 0) {
+      task->promise.set_value(Result<R>(internal::ErrorFromLastCall(hr)));
+      return future;  // The task is destroyed here, never queued.
+    }
+    (void)task.release();  // The queue owns it now.
+    return future;
   }
 
   // Whether the calling thread is this apartment's (its STA thread). Any

@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -374,6 +375,51 @@ TEST(Win32CancelTest, CallsWithoutCancellationAreNotCancellable) {
   ASSERT_TRUE(running.Wait());
   EXPECT_EQ(CoCancelCall(caller_tid.load(), 0), CO_E_CANCEL_DISABLED);
   release.Set();
+}
+
+}  // namespace
+}  // namespace apartments
+
+namespace apartments {
+namespace {
+
+TEST(ModernFutureTest, CallFutureDeliversValueFaultAndDisconnect) {
+  // Tests that CallFuture's future carries the value, RPC_E_SERVERFAULT, and
+  // RPC_E_DISCONNECTED for a callable dropped at shutdown (never a broken promise).
+  auto apartment = std::make_unique<Apartment>(Apartment::Options{.name = "future"});
+  std::future<Result<DWORD>> tid = apartment->CallFuture([] { return GetCurrentThreadId(); });
+  ASSERT_EQ(tid.wait_for(kBound), std::future_status::ready);
+  Result<DWORD> value = tid.get();
+  ASSERT_TRUE(value.has_value());
+  EXPECT_EQ(*value, apartment->thread_id());
+  std::future<Result<int>> fault =
+      apartment->CallFuture([]() -> int { throw std::runtime_error("no luck"); });
+  ASSERT_EQ(fault.wait_for(kBound), std::future_status::ready);
+  Result<int> faulted = fault.get();
+  ASSERT_FALSE(faulted.has_value());
+  EXPECT_EQ(faulted.error().code, RPC_E_SERVERFAULT);
+  EXPECT_TRUE(Contains(faulted.error().message, "no luck"));
+  TestEvent started, release;
+  Block(*apartment, started, release);
+  std::atomic<bool> ran{false};
+  std::future<Result<void>> dropped = apartment->CallFuture([&] { ran = true; });
+  Apartment* raw = apartment.get();
+  BoundedThread destroyer([&] { apartment.reset(); });
+  ASSERT_TRUE(WaitUntil([&] { return raw->StopRequestedForTesting(); }));
+  release.Set();
+  destroyer.Join();
+  ASSERT_EQ(dropped.wait_for(kBound), std::future_status::ready);
+  EXPECT_EQ(dropped.get().code(), RPC_E_DISCONNECTED);
+  EXPECT_FALSE(ran.load());
+}
+
+TEST(ModernCheckerDeathTest, WrongApartmentAborts) {
+  // Tests that APARTMENTS_DCHECK_ON_APARTMENT aborts, naming the expression, when used
+  // off the apartment's thread, and passes on it.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Apartment apartment({.name = "affine"});
+  EXPECT_TRUE(apartment.Call([&] { APARTMENTS_DCHECK_ON_APARTMENT(apartment); }).has_value());
+  EXPECT_DEATH(APARTMENTS_DCHECK_ON_APARTMENT(apartment), "apartment");
 }
 
 }  // namespace
