@@ -271,6 +271,17 @@ class Apartment {
   [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f) const {
     return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f));
   }
+  // Cancellable form: when the apartment reaches the queued `f` after
+  // `options.stop` was requested or `options.deadline` passed, `f` does not
+  // run and the coroutine resumes there with RPC_E_CALL_CANCELED /
+  // RPC_E_TIMEOUT. If `f` takes a std::stop_token it gets `options.stop`
+  // (it decides what a request means while it runs). Limit: a queued
+  // awaitable is not withdrawn, so a cancelled coroutine resumes when the
+  // apartment pumps to it or shuts down (RPC_E_DISCONNECTED), never earlier.
+  template <typename F>
+  [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f, CallOptions options) const {
+    return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f), std::move(options));
+  }
 
   // Apartment::CallFuture()
   //
@@ -425,9 +436,9 @@ inline Apartment::ScheduleAwaiter Apartment::Schedule() const { return ScheduleA
 template <typename F>
 class Apartment::CallAwaiter {
  public:
-  using R = std::invoke_result_t<F&>;
-  CallAwaiter(std::shared_ptr<internal::ModernState> state, F f)
-      : state_(std::move(state)), f_(std::move(f)) {}
+  using R = typename internal::CallResultOf<F>::type;
+  CallAwaiter(std::shared_ptr<internal::ModernState> state, F f, CallOptions options = {})
+      : state_(std::move(state)), f_(std::move(f)), options_(std::move(options)) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> handle) {
     task_.awaiter = this;
@@ -444,12 +455,23 @@ class Apartment::CallAwaiter {
 
  private:
   void RunHere() noexcept {
+    if (options_.stop.stop_requested() ||
+        (options_.deadline && GetClock().Now() >= *options_.deadline)) {
+      const bool timeout = !options_.stop.stop_requested();
+      result_.emplace(Error{
+          timeout ? RPC_E_TIMEOUT : RPC_E_CALL_CANCELED,
+          std::string("The asynchronous call failed with ") +
+              (timeout ? "RPC_E_TIMEOUT: its deadline passed" : "RPC_E_CALL_CANCELED: it was "
+                                                                "cancelled") +
+              " before the apartment reached it; it never ran."});
+      return;
+    }
     try {
       if constexpr (std::is_void_v<R>) {
-        std::invoke(f_);
+        internal::InvokeCallable(f_, options_.stop);
         result_.emplace();
       } else {
-        result_.emplace(std::invoke(f_));
+        result_.emplace(internal::InvokeCallable(f_, options_.stop));
       }
     } catch (const std::exception& e) {
       result_.emplace(ServerFault(e.what()));
@@ -480,6 +502,7 @@ class Apartment::CallAwaiter {
 
   std::shared_ptr<internal::ModernState> state_;
   F f_;
+  CallOptions options_;
   std::optional<Result<R>> result_;
   Task task_;
 };

@@ -18,6 +18,7 @@
 #include "apartments/bound.h"
 #include "apartments/clock.h"
 #include "apartments/message_queue.h"
+#include "apartments/task.h"
 #include "apartments/win32.h"
 #include "message/queue.h"
 #include "message/test_util.h"
@@ -420,6 +421,57 @@ TEST(ModernCheckerDeathTest, WrongApartmentAborts) {
   Apartment apartment({.name = "affine"});
   EXPECT_TRUE(apartment.Call([&] { APARTMENTS_DCHECK_ON_APARTMENT(apartment); }).has_value());
   EXPECT_DEATH(APARTMENTS_DCHECK_ON_APARTMENT(apartment), "apartment");
+}
+
+}  // namespace
+}  // namespace apartments
+
+namespace apartments {
+namespace {
+
+Task<Result<int>> AsyncCancellable(const Apartment& apartment, std::atomic<bool>* ran,
+                                   CallOptions options) {
+  co_return co_await apartment.CallAsync(
+      [ran] {
+        *ran = true;
+        return 1;
+      },
+      std::move(options));
+}
+
+TEST(CancelCoroutineTest, CancelledCallAsyncResumesWithErrorAndNeverRuns) {
+  // Tests that a CallAsync whose token is stopped while it is queued resumes with
+  // RPC_E_CALL_CANCELED (never hangs) and its callable never runs.
+  Apartment apartment({.name = "cancel-coro"});
+  TestEvent started, release;
+  Block(apartment, started, release);
+  std::stop_source stop;
+  std::atomic<bool> ran{false};
+  Task<Result<int>> task = AsyncCancellable(apartment, &ran, CallOptions{stop.get_token(), {}});
+  stop.request_stop();
+  release.Set();
+  ASSERT_TRUE(task.WaitFor(kBound));
+  Result<int> r = task.Get();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, RPC_E_CALL_CANCELED);
+  EXPECT_FALSE(ran.load());
+}
+
+TEST(CancelCoroutineTest, CallAsyncPastDeadlineResumesWithTimeout) {
+  // Tests that a CallAsync reached after its (FakeClock) deadline resumes with RPC_E_TIMEOUT.
+  FakeClock clock;
+  ScopedClockForTesting scoped(&clock);
+  Apartment apartment({.name = "cancel-coro-dl"});
+  TestEvent started, release;
+  Block(apartment, started, release);
+  std::atomic<bool> ran{false};
+  Task<Result<int>> task =
+      AsyncCancellable(apartment, &ran, CallOptions{{}, clock.Now() + std::chrono::seconds(1)});
+  clock.Advance(std::chrono::seconds(2));
+  release.Set();
+  ASSERT_TRUE(task.WaitFor(kBound));
+  EXPECT_EQ(task.Get().code(), RPC_E_TIMEOUT);
+  EXPECT_FALSE(ran.load());
 }
 
 }  // namespace
