@@ -169,8 +169,9 @@ void ExplainCancelled(ApartmentImpl* target, HRESULT why, CancelStage stage, HRE
       char code[16];
       std::snprintf(code, sizeof code, "0x%08" PRIX32, static_cast<std::uint32_t>(callee_hr));
       text += std::string(" while it was running there; the callee was told (CoTestCancel, "
-                          "its stop token), the caller waited for it to return, and its result (") +
-              code + ") was discarded. Whatever it did stands.";
+                          "its stop token), the caller waited for it to return, and its result") +
+              (callee_hr != S_OK ? std::string(" (") + code + ")" : std::string()) +
+              " was discarded. Whatever it did stands.";
       break;
     }
   }
