@@ -20,6 +20,9 @@
 #include "apartments/message_queue.h"
 #include "apartments/task.h"
 #include "apartments/win32.h"
+#include "com/apartment.h"
+#include "com/cancel.h"
+#include "com/com_test_util.h"
 #include "message/queue.h"
 #include "message/test_util.h"
 
@@ -476,3 +479,47 @@ TEST(CancelCoroutineTest, CallAsyncPastDeadlineResumesWithTimeout) {
 
 }  // namespace
 }  // namespace apartments
+
+namespace apartments::internal {
+namespace {
+
+TEST(ChannelCancelTest, StaCallerCancelsRunningMtaCall) {
+  // Tests the channel directly: an STA caller (modal wait) cancels a call running on an
+  // MTA worker, which sees its stop token; the caller gets RPC_E_CALL_CANCELED.
+  CO_MTA_USAGE_COOKIE cookie;
+  ASSERT_EQ(CoIncrementMTAUsage(&cookie), S_OK);
+  ApartmentRef mta;
+  BoundedThread find([&] { mta = CurrentApartment(); });
+  find.Join();
+  ASSERT_NE(mta, nullptr);
+  std::stop_source stop;
+  TestEvent running;
+  std::atomic<bool> saw_stop{false};
+  BoundedThread canceller([&] {
+    if (running.Wait()) stop.request_stop();
+  });
+  testing::RunInSta([&] {
+    CallControl control{stop.get_token(), std::nullopt};
+    HRESULT hr = InvokeInApartment(
+        mta,
+        [&]() -> HRESULT {
+          std::stop_token token = CurrentIncomingStopToken();
+          running.Set();
+          std::mutex mu;
+          std::condition_variable_any cv;
+          std::unique_lock lock(mu);
+          saw_stop = cv.wait_for(lock, token, kBound, [] { return false; }) ||
+                     token.stop_requested();
+          return S_OK;
+        },
+        &control);
+    EXPECT_EQ(hr, RPC_E_CALL_CANCELED);
+    EXPECT_TRUE(Contains(LastErrorDescription(), "the MTA")) << LastErrorDescription();
+  });
+  canceller.Join();
+  EXPECT_TRUE(saw_stop.load());
+  EXPECT_EQ(CoDecrementMTAUsage(cookie), S_OK);
+}
+
+}  // namespace
+}  // namespace apartments::internal

@@ -175,7 +175,7 @@ void ExplainCancelled(ApartmentImpl* target, HRESULT why, CancelStage stage, HRE
       break;
     }
   }
-  if (stage != CancelStage::kRunning) {
+  if (stage != CancelStage::kRunning && target->kind() == ApartmentKind::kSta) {
     text += " " + DescribeBlocking(target->thread_id());
   }
   SetCallErrorInfo(why, text, kSource);
