@@ -669,7 +669,8 @@ HRESULT WINAPI GetHGlobalFromStream(LPSTREAM pstm, HGLOBAL* phglobal);
 //
 // Synchronous cross-apartment calls made by a thread are cancellable when that
 // thread had call cancellation enabled when the call began (enabling or
-// disabling later does not affect a call already pending), as on Windows.
+// disabling later does not affect a call already pending), as on Windows; the
+// thread's last CoUninitialize disables it whatever the count.
 //
 // CoEnableCallCancellation(): counted; S_OK. E_INVALIDARG when `pReserved`
 // is not null. Calling thread only.

@@ -15,6 +15,7 @@
 #include "base/check.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
+#include "com/cancel.h"
 #include "com/com_thread.h"
 #include "message/queue.h"
 #include "message/window.h"
@@ -494,6 +495,9 @@ void WINAPI CoUninitialize(void) {
   if (data == nullptr || data->init_count == 0 || data->mta_worker) return;
   if (--data->init_count > 0) return;
   LeaveApartment(*data);
+  // Windows: a thread uninitialized and initialized again has call
+  // cancellation disabled (CoDisableCallCancellation's documentation).
+  ResetThreadCancellation();
 }
 
 HRESULT WINAPI CoGetApartmentType(APTTYPE* pAptType, APTTYPEQUALIFIER* pAptQualifier) {

@@ -84,6 +84,13 @@ bool CallCancel::WaitEnded(std::chrono::milliseconds timeout, HRESULT* result) {
 
 bool ThreadCancellationEnabled() noexcept { return t_cancel.enabled; }
 
+void ResetThreadCancellation() {
+  if (!t_cancel.has_entry) return;
+  std::lock_guard lock(g_mu);
+  Entries()[t_cancel.tid].enabled = 0;
+  t_cancel.enabled = false;
+}
+
 CancelRegistration::CancelRegistration(std::shared_ptr<CallCancel> cancel) {
   std::lock_guard lock(g_mu);
   ThreadCancelEntry& entry = Entries()[CurrentThreadId()];

@@ -83,6 +83,9 @@ struct CallCancel {
 // Whether calls the current thread starts now are cancellable with
 // CoCancelCall (CoEnableCallCancellation). Cheap: a thread-local read.
 bool ThreadCancellationEnabled() noexcept;
+// Disables call cancellation on the calling thread whatever its enable count
+// (its last CoUninitialize, as Windows does).
+void ResetThreadCancellation();
 
 // Publishes `cancel` as the calling thread's current cancellable outgoing
 // call for CoCancelCall (restoring the previous one, for nested calls, when

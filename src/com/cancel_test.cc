@@ -302,6 +302,18 @@ TEST(Win32CancelTest, EnableDisableAreCountedAndValidated) {
   });
 }
 
+TEST(Win32CancelTest, LastCoUninitializeDisablesCancellation) {
+  // Tests that a thread's last CoUninitialize disables call cancellation, as on Windows.
+  BoundedThread thread([] {
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);
+    EXPECT_EQ(CoCancelCall(0, 0), E_NOINTERFACE);  // Enabled.
+    CoUninitialize();
+    EXPECT_EQ(CoCancelCall(0, 0), CO_E_CANCEL_DISABLED);
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), E_FAIL);
+  });
+}
+
 TEST(Win32CancelTest, CoCancelCallFromAnotherThread) {
   // Tests that CoCancelCall from another thread reaches the callee (CoTestCancel), that
   // a second cancel says RPC_E_CALL_CANCELED, and that the caller gets the callee's
