@@ -114,6 +114,41 @@ TEST(CancelTest, CancelWhileQueuedWithdrawsCallAndFreesQuotaSlot) {
   SetErrorInfo(0, nullptr);  // The refused post's explanation stays out of later tests.
 }
 
+TEST(CancelTest, CancelAfterTargetTookItsBatchLeavesTombstone) {
+  // Tests the withdrawal of a call whose message the target thread has already moved
+  // into its retrieval batch (behind a blocked callable): the caller still returns at
+  // once, the call never runs, and its message is skipped when the thread reaches it.
+  Apartment apartment({.name = "cancel-batch"});
+  TestEvent first_started, first_release, second_started, second_release;
+  Block(apartment, first_started, first_release);
+  ASSERT_EQ(apartment.Post([&] {
+    second_started.Set();
+    (void)second_release.Wait();
+  }), S_OK);
+  std::atomic<bool> ran{false};
+  std::stop_source stop;
+  std::promise<Error> result;
+  BoundedThread caller([&] {
+    Result<void> r = apartment.Call([&] { ran = true; }, CallOptions{stop.get_token(), {}});
+    result.set_value(r.has_value() ? Error{S_OK, ""} : r.error());
+  });
+  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(apartment.thread_id()) == 2; }));
+  // The thread takes both queued messages into its batch and blocks in the first.
+  first_release.Set();
+  ASSERT_TRUE(second_started.Wait());
+  stop.request_stop();
+  std::future<Error> future = result.get_future();
+  ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
+  Error error = future.get();
+  EXPECT_EQ(error.code, RPC_E_CALL_CANCELED);
+  EXPECT_TRUE(Contains(error.message, "never ran")) << error.message;
+  second_release.Set();
+  caller.Join();
+  ASSERT_TRUE(apartment.Call([] {}).has_value());
+  EXPECT_FALSE(ran.load());
+  EXPECT_EQ(QueueDepth(apartment.thread_id()), 0u);
+}
+
 TEST(CancelTest, StopRequestedBeforeCallNeverRuns) {
   // Tests that a call whose token is already stopped returns RPC_E_CALL_CANCELED
   // and never runs.
