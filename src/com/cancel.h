@@ -22,7 +22,9 @@
 #define APARTMENTS_SRC_COM_CANCEL_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
