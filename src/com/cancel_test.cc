@@ -570,5 +570,50 @@ TEST(ChannelCancelTest, StaCallerCancelsRunningMtaCall) {
   EXPECT_EQ(CoDecrementMTAUsage(cookie), S_OK);
 }
 
+TEST(ChannelCancelTest, MessageFilterCancelCallWithdrawsQueuedCall) {
+  // Tests that IMessageFilter::MessagePending answering PENDINGMSG_CANCELCALL cancels
+  // the caller's queued call: it returns RPC_E_CALL_CANCELED and never runs.
+  testing::StaThread b(L"filter-callee");
+  TestEvent blocking, release;
+  BoundedThread blocker([&] {
+    testing::RunInMta([&] {
+      EXPECT_EQ(InvokeInApartment(b.apartment(), [&] {
+                  blocking.Set();
+                  return release.Wait() ? S_OK : E_FAIL;
+                }),
+                S_OK);
+    });
+  });
+  ASSERT_TRUE(blocking.Wait());
+  testing::TestMessageFilter filter;
+  filter.on_pending = [] { return static_cast<DWORD>(PENDINGMSG_CANCELCALL); };
+  std::atomic<bool> ran{false};
+  std::atomic<DWORD> a_tid{0};
+  std::promise<HRESULT> result;
+  BoundedThread a([&] {
+    testing::RunInSta([&] {
+      ASSERT_EQ(CoRegisterMessageFilter(&filter, nullptr), S_OK);
+      a_tid = GetCurrentThreadId();
+      result.set_value(InvokeInApartment(b.apartment(), [&] {
+        ran = true;
+        return S_OK;
+      }));
+      MSG msg;
+      EXPECT_TRUE(PeekMessageW(&msg, nullptr, WM_APP, WM_APP, PM_REMOVE));  // Left queued.
+      ASSERT_EQ(CoRegisterMessageFilter(nullptr, nullptr), S_OK);
+    });
+  });
+  ASSERT_TRUE(WaitUntil([&] { return a_tid.load() != 0 && QueueDepth(b.tid()) == 1; }));
+  ASSERT_TRUE(PostThreadMessageW(a_tid.load(), WM_APP, 0, 0));
+  std::future<HRESULT> future = result.get_future();
+  ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
+  EXPECT_EQ(future.get(), RPC_E_CALL_CANCELED);
+  EXPECT_GT(filter.pending.load(), 0);
+  release.Set();
+  a.Join();
+  blocker.Join();
+  EXPECT_FALSE(ran.load());
+}
+
 }  // namespace
 }  // namespace apartments::internal

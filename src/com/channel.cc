@@ -373,12 +373,16 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
     if ((woke_for_input && !served_call) || return_on_input) {
       const bool other_input = queue.GetOrPeek(peek_posted, false, &msg);
       if (other_input && woke_for_input && pending != nullptr && data.message_filter != nullptr) {
-        // PENDINGMSG_CANCELCALL cannot withdraw a call already posted; it is
-        // treated as PENDINGMSG_WAITNOPROCESS (see win32_apartment.h).
-        data.message_filter->MessagePending(
+        // PENDINGMSG_CANCELCALL cancels the call as CoCancelCall does (calls
+        // from a thread with a message filter are cancellable: com/cancel.h);
+        // otherwise the message stays queued (PENDINGMSG_WAITNOPROCESS).
+        const DWORD answer = data.message_filter->MessagePending(
             reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target_tid)),
             GetTickCount() - pending->posted_tick,
             pending->outer != nullptr ? PENDINGTYPE_NESTED : PENDINGTYPE_TOPLEVEL);
+        if (answer == PENDINGMSG_CANCELCALL && pending->cancel != nullptr) {
+          pending->cancel->Request(RPC_E_CALL_CANCELED);
+        }
       }
       if (other_input && return_on_input) {
         result = WAIT_OBJECT_0 + count;
@@ -435,7 +439,10 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
 HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke,
                           const CallControl* control) {
   const bool win32_cancellable = ThreadCancellationEnabled();
-  if (control == nullptr && !win32_cancellable) {
+  // A message filter may answer PENDINGMSG_CANCELCALL during the wait.
+  const ComThreadData* thread_data = ComThreadDataIfAny();
+  const bool filter_cancellable = thread_data != nullptr && thread_data->message_filter != nullptr;
+  if (control == nullptr && !win32_cancellable && !filter_cancellable) {
     return InvokeImpl(target_ref, invoke, nullptr, std::nullopt, false);
   }
   // A cancellable call (com/cancel.h): its state, published to CoCancelCall
