@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
+#include <thread>
 
 #include "apartments/apartment.h"
 #include "apartments/bound.h"
@@ -19,6 +21,7 @@
 using apartments::Apartment;
 using apartments::ApartmentChecker;
 using apartments::Bound;
+using apartments::CallOptions;
 using apartments::Result;
 using apartments::Task;
 
@@ -88,5 +91,21 @@ int main() {
   Result<int> fault = ui.Call([]() -> int { throw std::runtime_error("no such widget"); });
   if (fault || fault.error().code != RPC_E_SERVERFAULT) return 1;
   std::printf("a throwing call: %s\n", fault.error().message.c_str());
+
+  // 4. Cancelling a long call: the callable takes a std::stop_token, which is
+  // stop-requested when the caller cancels; the caller gets RPC_E_CALL_CANCELED.
+  std::stop_source stop;
+  std::thread canceller;
+  Result<int> slow = ui.Call(
+      [&](std::stop_token token) {
+        canceller = std::thread([&] { stop.request_stop(); });  // "The user pressed Cancel."
+        int steps = 0;
+        while (!token.stop_requested() && steps < 100000000) ++steps;  // A long job that checks.
+        return steps;
+      },
+      CallOptions{stop.get_token(), std::nullopt});
+  canceller.join();
+  if (slow || slow.error().code != RPC_E_CALL_CANCELED) return 1;
+  std::printf("a cancelled call: %s\n", slow.error().message.c_str());
   return 0;
 }

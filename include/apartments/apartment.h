@@ -43,13 +43,16 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "apartments/clock.h"
 #include "apartments/result.h"
 #include "apartments/win32_errors.h"
 #include "apartments/win32_types.h"
@@ -90,7 +93,40 @@ std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn);
 void RemoveShutdownHook(ModernState* state, std::uint64_t id);
 [[noreturn]] void OnWrongApartment(const char* expr, const char* file, int line) noexcept;
 
+// Inside a cancellable Call's callable: its stop token (stop requested when
+// the caller cancels or its deadline passes). Never stop-possible elsewhere.
+std::stop_token CurrentCallStopToken() noexcept;
+
+// Call()/CallAsync() pass the callable a std::stop_token when it takes one.
+template <typename F, bool = std::is_invocable_v<F&, std::stop_token>>
+struct CallResultOf {
+  using type = std::invoke_result_t<F&>;
+};
+template <typename F>
+struct CallResultOf<F, true> {
+  using type = std::invoke_result_t<F&, std::stop_token>;
+};
+template <typename F>
+decltype(auto) InvokeCallable(F& f, std::stop_token token) {
+  if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+    return std::invoke(f, std::move(token));
+  } else {
+    return std::invoke(f);
+  }
+}
+
 }  // namespace internal
+
+// How a Call() may be cancelled. Both members optional; either ends the call
+// (see Apartment::Call).
+struct CallOptions {
+  // Cancelling: stop requested on its source, from any thread, at any time.
+  std::stop_token stop;
+  // A time point of the process's clock (GetClock(), apartments/clock.h;
+  // tests install a FakeClock and advance it: the waiting caller wakes and
+  // re-reads it). Passed: the call ends with RPC_E_TIMEOUT.
+  std::optional<Clock::TimePoint> deadline;
+};
 
 struct ApartmentOptions {
   // The thread's name (SetThreadDescription; shown in error explanations,
@@ -147,24 +183,32 @@ class Apartment {
   // Lifetime: `f` is used by reference; it is never touched after Call
   // returns. Memory ordering: writes before Call are visible to `f`; `f`'s
   // writes are visible after Call returns.
-  template <typename F, typename R = std::invoke_result_t<F&>>
+  //
+  // Cancellation: the overload with CallOptions also ends with
+  //   RPC_E_CALL_CANCELED   `options.stop` was requested
+  //   RPC_E_TIMEOUT         `options.deadline` passed (GetClock())
+  // per case:
+  //   still queued   withdrawn from the apartment's queue (its quota slot
+  //                  freed); `f` never runs; Call returns at once
+  //   not started    the apartment thread took it but finds it cancelled
+  //                  first; `f` never runs
+  //   running        `f` is told: when it takes a std::stop_token (as its
+  //                  only parameter) stop is requested on it, and CoTestCancel
+  //                  returns RPC_E_CALL_CANCELED in it. Call waits for `f` to
+  //                  return (it uses the caller's frame) and returns the
+  //                  error, discarding f's value.
+  //   completed      a call whose completion the caller sees after the
+  //                  request also returns the error (its value discarded);
+  //                  one that completed before it, its value.
+  // Error::message says which case. A Call on the apartment's own thread runs
+  // `f` directly and is not cancellable (its token is never stop-possible).
+  template <typename F, typename R = typename internal::CallResultOf<F>::type>
   Result<R> Call(F&& f) const {
-    if constexpr (std::is_void_v<R>) {
-      HRESULT hr = Invoke([&f]() -> HRESULT {
-        std::invoke(f);
-        return 0;
-      });
-      if (hr < 0) return internal::ErrorFromLastCall(hr);
-      return Result<void>();
-    } else {
-      std::optional<R> value;
-      HRESULT hr = Invoke([&f, &value]() -> HRESULT {
-        value.emplace(std::invoke(f));
-        return 0;
-      });
-      if (hr < 0) return internal::ErrorFromLastCall(hr);
-      return Result<R>(std::move(*value));
-    }
+    return CallWith<R>(f, nullptr);
+  }
+  template <typename F, typename R = typename internal::CallResultOf<F>::type>
+  Result<R> Call(F&& f, const CallOptions& options) const {
+    return CallWith<R>(f, &options);
   }
 
   // Apartment::Post()
@@ -227,6 +271,73 @@ class Apartment {
   [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f) const {
     return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f));
   }
+  // Cancellable form: when the apartment reaches the queued `f` after
+  // `options.stop` was requested or `options.deadline` passed, `f` does not
+  // run and the coroutine resumes there with RPC_E_CALL_CANCELED /
+  // RPC_E_TIMEOUT. If `f` takes a std::stop_token it gets `options.stop`
+  // (it decides what a request means while it runs). Limit: a queued
+  // awaitable is not withdrawn, so a cancelled coroutine resumes when the
+  // apartment pumps to it or shuts down (RPC_E_DISCONNECTED), never earlier.
+  template <typename F>
+  [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f, CallOptions options) const {
+    return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f), std::move(options));
+  }
+
+  // Apartment::CallFuture()
+  //
+  // The std::future form of CallAsync, for code that is not a coroutine:
+  // queues `f` as Post() does and returns at once; the future becomes ready
+  // with f's value, RPC_E_SERVERFAULT (f threw; what() in the message),
+  // RPC_E_DISCONNECTED (the apartment shut down before f ran: f is destroyed
+  // without running), or, at once, the error of the post itself
+  // (RPC_E_SYS_CALL_FAILED at the quota, RPC_E_DISCONNECTED). Never a
+  // broken promise. Thread safety: any thread. Waiting on the future on the
+  // apartment's own thread deadlocks (it is a plain std::future: it does not
+  // pump); co_await CallAsync there instead. `f` is moved into the queue.
+  template <typename F, typename R = std::invoke_result_t<std::decay_t<F>&>>
+  [[nodiscard]] std::future<Result<R>> CallFuture(F&& f) const {
+    struct Task final : internal::PostedTask {
+      Task(F&& fn, std::shared_ptr<internal::ModernState> s)
+          : fn(std::forward<F>(fn)), state(std::move(s)) {}
+      void Run() override {
+        std::unique_ptr<Task> self(this);  // Deleted after fn returns or throws.
+        try {
+          if constexpr (std::is_void_v<R>) {
+            std::invoke(fn);
+            promise.set_value(Result<void>());
+          } else {
+            promise.set_value(Result<R>(std::invoke(fn)));
+          }
+        } catch (const std::exception& e) {
+          promise.set_value(Result<R>(ServerFault(e.what())));
+        } catch (...) {
+          promise.set_value(Result<R>(ServerFault("an exception that is not a std::exception")));
+        }
+      }
+      void Drop() noexcept override {
+        promise.set_value(Result<R>(internal::DisconnectedError(state.get())));
+        delete this;
+      }
+      static Error ServerFault(const char* what) {
+        return Error{RPC_E_SERVERFAULT,
+                     std::string("The call failed with RPC_E_SERVERFAULT: the callee threw a C++ "
+                                 "exception: ") +
+                         what + ". Whatever it did before throwing stands."};
+      }
+      std::decay_t<F> fn;
+      std::shared_ptr<internal::ModernState> state;
+      std::promise<Result<R>> promise;
+    };
+    auto task = std::make_unique<Task>(std::forward<F>(f), state_);
+    std::future<Result<R>> future = task->promise.get_future();
+    const HRESULT hr = PostTask(task.get());
+    if (hr < 0) {
+      task->promise.set_value(Result<R>(internal::ErrorFromLastCall(hr)));
+      return future;  // The task is destroyed here, never queued.
+    }
+    (void)task.release();  // The queue owns it now.
+    return future;
+  }
 
   // Whether the calling thread is this apartment's (its STA thread). Any
   // thread; never blocks; one thread-local read and a compare.
@@ -239,7 +350,7 @@ class Apartment {
   bool StopRequestedForTesting() const noexcept;
 
   // Implementation entry points of the templates above; not for direct use.
-  HRESULT Invoke(std::function<HRESULT()> fn) const;
+  HRESULT Invoke(std::function<HRESULT()> fn, const CallOptions* options = nullptr) const;
   // Queue `task`; on an error it was not queued and the caller still owns it.
   HRESULT PostTask(internal::PostedTask* task) const;
   static HRESULT PostTaskTo(std::shared_ptr<internal::ModernState> state,
@@ -251,6 +362,30 @@ class Apartment {
   struct NotOwned {};
   Apartment(std::shared_ptr<internal::ModernState> state, NotOwned);
   Apartment View() const { return Apartment(state_, NotOwned{}); }
+
+  template <typename R, typename F>
+  Result<R> CallWith(F& f, const CallOptions* options) const {
+    if constexpr (std::is_void_v<R>) {
+      HRESULT hr = Invoke(
+          [&f]() -> HRESULT {
+            internal::InvokeCallable(f, internal::CurrentCallStopToken());
+            return 0;
+          },
+          options);
+      if (hr < 0) return internal::ErrorFromLastCall(hr);
+      return Result<void>();
+    } else {
+      std::optional<R> value;
+      HRESULT hr = Invoke(
+          [&f, &value]() -> HRESULT {
+            value.emplace(internal::InvokeCallable(f, internal::CurrentCallStopToken()));
+            return 0;
+          },
+          options);
+      if (hr < 0) return internal::ErrorFromLastCall(hr);
+      return Result<R>(std::move(*value));
+    }
+  }
 
   std::shared_ptr<internal::ModernState> state_;
   std::thread thread_;  // Joinable only for an owning Apartment.
@@ -301,9 +436,9 @@ inline Apartment::ScheduleAwaiter Apartment::Schedule() const { return ScheduleA
 template <typename F>
 class Apartment::CallAwaiter {
  public:
-  using R = std::invoke_result_t<F&>;
-  CallAwaiter(std::shared_ptr<internal::ModernState> state, F f)
-      : state_(std::move(state)), f_(std::move(f)) {}
+  using R = typename internal::CallResultOf<F>::type;
+  CallAwaiter(std::shared_ptr<internal::ModernState> state, F f, CallOptions options = {})
+      : state_(std::move(state)), f_(std::move(f)), options_(std::move(options)) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> handle) {
     task_.awaiter = this;
@@ -320,12 +455,23 @@ class Apartment::CallAwaiter {
 
  private:
   void RunHere() noexcept {
+    if (options_.stop.stop_requested() ||
+        (options_.deadline && GetClock().Now() >= *options_.deadline)) {
+      const bool timeout = !options_.stop.stop_requested();
+      result_.emplace(Error{
+          timeout ? RPC_E_TIMEOUT : RPC_E_CALL_CANCELED,
+          std::string("The asynchronous call failed with ") +
+              (timeout ? "RPC_E_TIMEOUT: its deadline passed" : "RPC_E_CALL_CANCELED: it was "
+                                                                "cancelled") +
+              " before the apartment reached it; it never ran."});
+      return;
+    }
     try {
       if constexpr (std::is_void_v<R>) {
-        std::invoke(f_);
+        internal::InvokeCallable(f_, options_.stop);
         result_.emplace();
       } else {
-        result_.emplace(std::invoke(f_));
+        result_.emplace(internal::InvokeCallable(f_, options_.stop));
       }
     } catch (const std::exception& e) {
       result_.emplace(ServerFault(e.what()));
@@ -356,6 +502,7 @@ class Apartment::CallAwaiter {
 
   std::shared_ptr<internal::ModernState> state_;
   F f_;
+  CallOptions options_;
   std::optional<Result<R>> result_;
   Task task_;
 };

@@ -86,6 +86,15 @@ class Bound {
         [&] { return std::invoke(method, *object, std::forward<Args>(args)...); });
   }
 
+  // As above, cancellable (Apartment::Call with CallOptions: errors
+  // RPC_E_CALL_CANCELED and RPC_E_TIMEOUT, per case as documented there).
+  template <typename M, typename... Args>
+  auto CallWithOptions(const CallOptions& options, M method, Args&&... args) const {
+    T* object = object_;
+    return apartment_.Call(
+        [&] { return std::invoke(method, *object, std::forward<Args>(args)...); }, options);
+  }
+
   const Apartment& apartment() const { return apartment_; }
 
  private:

@@ -33,6 +33,17 @@ const Clock& GetClock() noexcept;
 // that read it start; readers see either the old or the new clock.
 void SetClockForTesting(const Clock* clock) noexcept;
 
+namespace internal {
+// Deadline waiters (a cross-apartment call with a deadline) register here to
+// be woken when a test advances its clock, so they never poll a fake clock.
+// `fn(context)` runs on the advancing thread, under an internal lock: it must
+// be short and must not register or unregister. Any thread.
+void AddClockListener(void (*fn)(void*), void* context);
+void RemoveClockListener(void (*fn)(void*), void* context);
+// Runs the listeners (FakeClock::Advance calls it after moving the time).
+void NotifyClockAdvanced() noexcept;
+}  // namespace internal
+
 // A manually advanced clock. Starts at an arbitrary fixed point, far (1000
 // hours) from a default-constructed TimePoint, which callers use as "never".
 // Thread safety: Now() and Advance() from any thread.
@@ -43,7 +54,12 @@ class FakeClock final : public Clock {
   TimePoint Now() const noexcept override {
     return TimePoint(Duration(now_.load(std::memory_order_acquire)));
   }
-  void Advance(Duration by) noexcept { now_.fetch_add(by.count(), std::memory_order_acq_rel); }
+  // Moves the time forward and wakes deadline waiters (internal::
+  // NotifyClockAdvanced), which re-read Now() and see the new time.
+  void Advance(Duration by) noexcept {
+    now_.fetch_add(by.count(), std::memory_order_acq_rel);
+    internal::NotifyClockAdvanced();
+  }
 
  private:
   std::atomic<Duration::rep> now_;

@@ -28,8 +28,10 @@
 // are accepted and ignored; there is no neutral or application STA; async
 // calls (CALLTYPE_ASYNC) are never made by this runtime, so a message filter
 // never sees that call type; IMessageFilter::MessagePending's
-// PENDINGMSG_CANCELCALL cannot withdraw a call already posted and is treated
-// as PENDINGMSG_WAITNOPROCESS (the call goes on); the main STA is the first
+// PENDINGMSG_CANCELCALL cancels the pending call as CoCancelCall does (still
+// queued: withdrawn, never runs, RPC_E_CALL_CANCELED at once; running: the
+// callee sees CoTestCancel and the caller gets its result when it returns,
+// see win32_com.h); the main STA is the first
 // STA created while no main STA is alive (so after the main STA ends, the next
 // new STA becomes the main STA).
 //

@@ -665,6 +665,52 @@ HRESULT WINAPI CreateStreamOnHGlobal(HGLOBAL hGlobal, BOOL fDeleteOnRelease, LPS
 // E_INVALIDARG for a null argument or a stream of any other kind.
 HRESULT WINAPI GetHGlobalFromStream(LPSTREAM pstm, HGLOBAL* phglobal);
 
+// --- Call cancellation (src/com/cancel.cc) ----------------------------------
+//
+// Synchronous cross-apartment calls made by a thread are cancellable when that
+// thread had call cancellation enabled when the call began (enabling or
+// disabling later does not affect a call already pending), as on Windows; the
+// thread's last CoUninitialize disables it whatever the count.
+//
+// CoEnableCallCancellation(): counted; S_OK. E_INVALIDARG when `pReserved`
+// is not null. Calling thread only.
+HRESULT WINAPI CoEnableCallCancellation(LPVOID pReserved);
+// CoDisableCallCancellation(): undoes one CoEnableCallCancellation. S_OK when
+// that disabled cancellation; CO_E_CANCEL_DISABLED when more enables remain
+// (still enabled, as Windows documents); E_FAIL when nothing was enabled (an
+// unbalanced call; Windows does not say); E_INVALIDARG when `pReserved` is
+// not null. Calling thread only.
+HRESULT WINAPI CoDisableCallCancellation(LPVOID pReserved);
+// CoCancelCall()
+//
+// Requests cancellation of the cancellable cross-apartment call that thread
+// `dwThreadId` (0: the calling thread) is waiting for (its innermost one).
+// Any thread. Returns:
+//   S_OK                  the request was made; when `ulTimeout` > 0, the call
+//                         also ended cancelled within ulTimeout seconds, or had
+//                         not ended by then
+//   RPC_E_CALL_COMPLETE   the call ended with its own result within the
+//                         ulTimeout seconds this function waited
+//   RPC_E_CALL_CANCELED   the call was already cancelled
+//   CO_E_CANCEL_DISABLED  cancellation is not enabled on that thread (or no
+//                         such thread)
+//   E_NOINTERFACE         that thread is making no cancellable call (no cancel
+//                         object, as Windows says)
+// Blocks up to `ulTimeout` seconds (0: returns at once), without pumping.
+// What the cancelled caller sees: a call still queued in the target is
+// withdrawn (it never runs, its quota slot is freed) and the caller returns
+// RPC_E_CALL_CANCELED at once; a call already running sees the request
+// through CoTestCancel, and the caller returns RPC_E_CALL_CANCELED when it
+// returns. Deviation: on Windows the client may give up on a running call
+// after ulTimeout; here the caller always waits for a running callee (its
+// arguments live in the caller's frame), so ulTimeout bounds only how long
+// CoCancelCall itself waits. The caller's error info explains which case.
+HRESULT WINAPI CoCancelCall(DWORD dwThreadId, ULONG ulTimeout);
+// CoTestCancel(): in a callee, whether its caller cancelled the call:
+// RPC_E_CALL_CANCELED, else RPC_S_CALLPENDING (also for calls that are not
+// cancellable); RPC_E_CALL_COMPLETE outside any incoming call. Never blocks.
+HRESULT WINAPI CoTestCancel(void);
+
 }  // extern "C"
 
 #endif  // APARTMENTS_WIN32_COM_H_

@@ -1,5 +1,9 @@
 #include "apartments/clock.h"
 
+#include <mutex>
+#include <utility>
+#include <vector>
+
 namespace apartments {
 namespace {
 
@@ -11,7 +15,40 @@ class SystemClock final : public Clock {
 const SystemClock kSystemClock;
 std::atomic<const Clock*> g_clock{&kSystemClock};
 
+std::mutex g_listeners_mu;
+std::vector<std::pair<void (*)(void*), void*>>& Listeners() {
+  static auto* listeners = new std::vector<std::pair<void (*)(void*), void*>>();
+  return *listeners;
+}
+
 }  // namespace
+
+namespace internal {
+
+void AddClockListener(void (*fn)(void*), void* context) {
+  std::lock_guard lock(g_listeners_mu);
+  Listeners().emplace_back(fn, context);
+}
+
+void RemoveClockListener(void (*fn)(void*), void* context) {
+  std::lock_guard lock(g_listeners_mu);
+  auto& listeners = Listeners();
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    if (listeners[i].first == fn && listeners[i].second == context) {
+      listeners.erase(listeners.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+  }
+}
+
+void NotifyClockAdvanced() noexcept {
+  // Under the lock, so that a listener removed by RemoveClockListener is
+  // never called after it returns (its context may be freed then).
+  std::lock_guard lock(g_listeners_mu);
+  for (auto& [fn, context] : Listeners()) fn(context);
+}
+
+}  // namespace internal
 
 const Clock& GetClock() noexcept { return *g_clock.load(std::memory_order_acquire); }
 

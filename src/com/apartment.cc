@@ -15,6 +15,7 @@
 #include "base/check.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
+#include "com/cancel.h"
 #include "com/com_thread.h"
 #include "message/queue.h"
 #include "message/window.h"
@@ -316,10 +317,26 @@ int ApartmentImpl::owner_cpu() const noexcept {
   return queue_->owner_cpu();
 }
 
-bool ApartmentImpl::TakeDispatched(ChannelCall* call) {
+ApartmentImpl::Take ApartmentImpl::TakeDispatched(ChannelCall* call) {
   std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < tombstones_.size(); ++i) {
+    if (tombstones_[i] != call) continue;
+    tombstones_.erase(tombstones_.begin() + static_cast<std::ptrdiff_t>(i));
+    return Take::kWithdrawn;
+  }
   Unlink(call);
-  return state_ == State::kRunning;
+  return state_ == State::kRunning ? Take::kRun : Take::kDisconnected;
+}
+
+bool ApartmentImpl::Withdraw(ChannelCall* call) {
+  std::lock_guard lock(mu_);
+  if (!call->linked) return false;
+  Unlink(call);
+  if (kind_ == ApartmentKind::kSta &&
+      !queue_->WithdrawPosted(hwnd_, kComCallMessage, reinterpret_cast<LPARAM>(call))) {
+    tombstones_.push_back(call);
+  }
+  return true;
 }
 
 ChannelCall* ApartmentImpl::TakeOldest() {
@@ -353,6 +370,7 @@ void ApartmentImpl::Shutdown() {
     state_ = State::kGone;
     queued = head_;
     head_ = tail_ = nullptr;
+    tombstones_.clear();
     for (ChannelCall* c = queued; c != nullptr; c = c->next) c->linked = false;
   }
   // Nothing pumps between emptying the list and destroying the window, so
@@ -483,6 +501,9 @@ void WINAPI CoUninitialize(void) {
   if (data == nullptr || data->init_count == 0 || data->mta_worker) return;
   if (--data->init_count > 0) return;
   LeaveApartment(*data);
+  // Windows: a thread uninitialized and initialized again has call
+  // cancellation disabled (CoDisableCallCancellation's documentation).
+  ResetThreadCancellation();
 }
 
 HRESULT WINAPI CoGetApartmentType(APTTYPE* pAptType, APTTYPEQUALIFIER* pAptQualifier) {

@@ -81,7 +81,17 @@ ApartmentRef CurrentApartment();
 // `invoke` runs on the target's thread (STA) or an MTA worker; whatever it
 // captured by reference stays valid because the caller waits, except after a
 // channel failure, where the channel guarantees `invoke` will never run.
-HRESULT InvokeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke);
+//
+// Cancellation (com/cancel.h): with `control` (its stop token, its deadline),
+// or when the calling thread enabled call cancellation (CoCancelCall), the
+// call may also end with RPC_E_CALL_CANCELED or RPC_E_TIMEOUT: withdrawn
+// while still queued (never ran), found cancelled by the callee before it
+// started (never ran), or cancelled while running (the caller waited for
+// `invoke` to return and discarded its result). A call into the caller's own
+// apartment runs directly and is not cancellable.
+struct CallControl;
+HRESULT InvokeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke,
+                          const CallControl* control = nullptr);
 
 }  // namespace apartments::internal
 

@@ -49,12 +49,15 @@ namespace apartments::internal {
 
 class MessageQueue;
 class ApartmentImpl;
+struct CallCancel;
 
 // The message an STA's window receives for an incoming call; lParam is the
 // ChannelCall*.
 inline constexpr UINT kComCallMessage = WM_USER + 0x0C0A;
 
-enum class CallOutcome : std::uint8_t { kPending, kDone, kDisconnected, kRejected };
+// kCancelled: the callee found the call cancelled before it started it (it
+// never ran); `result` is RPC_E_CALL_CANCELED or RPC_E_TIMEOUT.
+enum class CallOutcome : std::uint8_t { kPending, kDone, kDisconnected, kRejected, kCancelled };
 
 struct ChannelCall {
   // Set by the caller before Enqueue; read-only afterwards.
@@ -65,6 +68,11 @@ struct ChannelCall {
   Event* reply = nullptr;           // The caller holds a reference throughout.
   ChannelCall* outer = nullptr;     // The caller's enclosing outgoing call.
   ApartmentImpl* target = nullptr;  // Kept alive by the caller's ApartmentRef.
+  // A cancellable call's shared cancellation state (com/cancel.h), or null.
+  // Owned by the caller, which outlives every use by the callee: a call
+  // withdrawn from the queue is never touched by the target again, and a
+  // call the target took is waited for until it completes.
+  CallCancel* cancel = nullptr;
 
   // Written by whoever completes the call, before it signals `reply`.
   CallOutcome outcome = CallOutcome::kPending;
@@ -136,9 +144,24 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   HRESULT Enqueue(ChannelCall* call);
 
   // STA thread: unlinks `call`, named by a dispatched message (so linked, see
-  // the file comment). Returns whether the apartment still runs; when not,
-  // the caller completes the call as disconnected.
-  bool TakeDispatched(ChannelCall* call);
+  // the file comment, unless withdrawn). Returns kRun to serve it;
+  // kDisconnected when the apartment no longer runs (the caller completes the
+  // call as disconnected); kWithdrawn when the message is the tombstone of a
+  // call its caller withdrew (Withdraw): the record may be gone, touch nothing.
+  enum class Take : std::uint8_t { kRun, kDisconnected, kWithdrawn };
+  Take TakeDispatched(ChannelCall* call);
+
+  // The caller of `call` (only it, after a successful Enqueue and before the
+  // call completed) withdraws it: true when it was still queued, so it never
+  // runs, no CompleteCall follows, and the target never touches the record
+  // again; false when the target (or the teardown) already took it, so
+  // exactly one CompleteCall follows. Atomic with TakeDispatched/TakeOldest
+  // and the teardown (all under mu_). For an STA, the posted message is
+  // removed from the thread's queue (freeing its quota slot) if the thread
+  // has not yet moved it into its retrieval batch; otherwise it stays as a
+  // tombstone that TakeDispatched recognizes (its quota slot is freed when
+  // the thread retrieves it, without running anything).
+  bool Withdraw(ChannelCall* call);
   // MTA worker: unlinks and returns the oldest queued call, or null.
   ChannelCall* TakeOldest();
 
@@ -172,6 +195,13 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   std::vector<std::function<void()>> callbacks_;   // Guarded by mu_.
   ChannelCall* head_ = nullptr;                    // Guarded by mu_.
   ChannelCall* tail_ = nullptr;                    // Guarded by mu_.
+  // STA: records withdrawn while their message was already in the thread's
+  // retrieval batch. An address here names no live record: it is matched
+  // against dispatched messages only, then forgotten. A new call at the same
+  // address posts its message after the tombstone's, and messages of one
+  // window and message number are retrieved in FIFO order, so the tombstone
+  // is consumed by the old message first. Guarded by mu_.
+  std::vector<ChannelCall*> tombstones_;
 };
 
 // The calling thread's apartment without taking a reference: its STA, the

@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -17,6 +18,7 @@
 #include "apartments/win32_message.h"
 #include "base/check.h"
 #include "com/apartment_impl.h"
+#include "com/cancel.h"
 #include "com/com_thread.h"
 #include "com/error_info.h"
 #include "kernel/handle_history.h"
@@ -152,6 +154,38 @@ void ExplainServerFault(ApartmentImpl* target, const std::string& what) {
                    kSource);
 }
 
+enum class CancelStage { kQueued, kBeforeStart, kRunning };
+
+// A cancelled or timed-out call (com/cancel.h): which case, in one paragraph.
+void ExplainCancelled(ApartmentImpl* target, HRESULT why, CancelStage stage, HRESULT callee_hr) {
+  const bool timeout = why == RPC_E_TIMEOUT;
+  std::string text = "The call into " + target->Describe() + " failed with " +
+                     (timeout ? "RPC_E_TIMEOUT: its deadline passed" : "RPC_E_CALL_CANCELED: it was "
+                                                                       "cancelled");
+  switch (stage) {
+    case CancelStage::kQueued:
+      text += " while it was still queued there; it was withdrawn from the queue (its slot in "
+              "the posted-message quota freed) and never ran.";
+      break;
+    case CancelStage::kBeforeStart:
+      text += " before the apartment's thread started it; it never ran.";
+      break;
+    case CancelStage::kRunning: {
+      char code[16];
+      std::snprintf(code, sizeof code, "0x%08" PRIX32, static_cast<std::uint32_t>(callee_hr));
+      text += std::string(" while it was running there; the callee was told (CoTestCancel, "
+                          "its stop token), the caller waited for it to return, and its result") +
+              (callee_hr != S_OK ? std::string(" (") + code + ")" : std::string()) +
+              " was discarded. Whatever it did stands.";
+      break;
+    }
+  }
+  if (stage != CancelStage::kRunning && target->kind() == ApartmentKind::kSta) {
+    text += " " + DescribeBlocking(target->thread_id());
+  }
+  SetCallErrorInfo(why, text, kSource);
+}
+
 void ExplainReplyEventInvalid(ApartmentImpl* target, HANDLE handle) {
   // The handle history says who closed it (kernel/handle_history.h); the
   // same text goes to the thread's last error explanation.
@@ -239,9 +273,24 @@ void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result) {
 }
 
 void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
-  if (apartment->kind() == ApartmentKind::kSta && !apartment->TakeDispatched(call)) {
-    CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
-    return;
+  if (apartment->kind() == ApartmentKind::kSta) {
+    switch (apartment->TakeDispatched(call)) {
+      case ApartmentImpl::Take::kWithdrawn:
+        return;  // A withdrawn call's tombstone: the record may be gone.
+      case ApartmentImpl::Take::kDisconnected:
+        CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
+        return;
+      case ApartmentImpl::Take::kRun:
+        break;
+    }
+  }
+  if (CallCancel* cancel = call->cancel) {
+    // Cancelled (or past its deadline) before we start it: it never runs.
+    if (cancel->deadline && GetClock().Now() >= *cancel->deadline) cancel->Request(RPC_E_TIMEOUT);
+    if (HRESULT why = cancel->requested(); why != 0) {
+      CompleteCall(call, CallOutcome::kCancelled, why);
+      return;
+    }
   }
   ComThreadData& data = CurrentComThreadData();
   if (filter != nullptr) {
@@ -264,6 +313,7 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
   ScopedDispatch dispatch(CurrentThreadState().activity, nullptr, kComCallMessage, "COM call");
   const GUID* saved_causality = data.incoming_causality;
   data.incoming_causality = &call->causality;
+  IncomingCallScope incoming(call);
   HRESULT hr;
   try {
     hr = (*call->invoke)();
@@ -330,12 +380,16 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
     if ((woke_for_input && !served_call) || return_on_input) {
       const bool other_input = queue.GetOrPeek(peek_posted, false, &msg);
       if (other_input && woke_for_input && pending != nullptr && data.message_filter != nullptr) {
-        // PENDINGMSG_CANCELCALL cannot withdraw a call already posted; it is
-        // treated as PENDINGMSG_WAITNOPROCESS (see win32_apartment.h).
-        data.message_filter->MessagePending(
+        // PENDINGMSG_CANCELCALL cancels the call as CoCancelCall does (calls
+        // from a thread with a message filter are cancellable: com/cancel.h);
+        // otherwise the message stays queued (PENDINGMSG_WAITNOPROCESS).
+        const DWORD answer = data.message_filter->MessagePending(
             reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target_tid)),
             GetTickCount() - pending->posted_tick,
             pending->outer != nullptr ? PENDINGTYPE_NESTED : PENDINGTYPE_TOPLEVEL);
+        if (answer == PENDINGMSG_CANCELCALL && pending->cancel != nullptr) {
+          pending->cancel->Request(RPC_E_CALL_CANCELED);
+        }
       }
       if (other_input && return_on_input) {
         result = WAIT_OBJECT_0 + count;
@@ -372,7 +426,61 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
   return result;
 }
 
-HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke) {
+namespace {
+
+struct RequestCancelOnStop {
+  CallCancel* cancel;
+  void operator()() const noexcept { cancel->Request(RPC_E_CALL_CANCELED); }
+};
+
+// `discard_on_cancel`: a call that completes after cancellation was requested
+// returns the cancellation error (the modern API: the value may be partial)
+// rather than the callee's HRESULT (Win32: the callee decides, e.g. by
+// returning RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
+HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
+                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
+                   bool discard_on_cancel);
+
+}  // namespace
+
+HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke,
+                          const CallControl* control) {
+  const bool win32_cancellable = ThreadCancellationEnabled();
+  // A message filter may answer PENDINGMSG_CANCELCALL during the wait.
+  const ComThreadData* thread_data = ComThreadDataIfAny();
+  const bool filter_cancellable = thread_data != nullptr && thread_data->message_filter != nullptr;
+  if (control == nullptr && !win32_cancellable && !filter_cancellable) {
+    return InvokeImpl(target_ref, invoke, nullptr, std::nullopt, false);
+  }
+  // A cancellable call (com/cancel.h): its state, published to CoCancelCall
+  // when the thread enabled cancellation, requested by the caller's stop
+  // token, and woken when a test clock advances towards its deadline.
+  auto cancel = std::make_shared<CallCancel>();
+  std::optional<CancelRegistration> registration;
+  if (win32_cancellable) registration.emplace(cancel);
+  std::optional<std::stop_callback<RequestCancelOnStop>> on_stop;
+  std::optional<ClockWakeRegistration> on_clock;
+  std::optional<Clock::TimePoint> deadline;
+  if (control != nullptr) {
+    if (control->stop.stop_possible()) {
+      on_stop.emplace(control->stop, RequestCancelOnStop{cancel.get()});
+    }
+    if (control->deadline) {
+      deadline = control->deadline;
+      cancel->deadline = control->deadline;
+      on_clock.emplace(cancel->wake);
+    }
+  }
+  const HRESULT hr = InvokeImpl(target_ref, invoke, cancel.get(), deadline, control != nullptr);
+  cancel->MarkEnded(hr);
+  return hr;
+}
+
+namespace {
+
+HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
+                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
+                   bool discard_on_cancel) {
   if (!target_ref) return E_INVALIDARG;
   auto* target = static_cast<ApartmentImpl*>(target_ref.get());
   ComThreadData& data = CurrentComThreadData();
@@ -425,9 +533,13 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
   call.posted_tick = GetTickCount();
   call.reply = static_cast<Event*>(reply_ref.get());
   call.target = target;
+  call.cancel = cancel;
   OutgoingScope scope(data, &call, reply_handle);
-  KernelObject* objects[1] = {reply_ref.get()};
-  HANDLE handles[1] = {reply_handle};
+  // A cancellable call also waits on its wake event (com/cancel.h) until the
+  // cancellation is handled.
+  KernelObject* objects[2] = {reply_ref.get(), cancel != nullptr ? cancel->wake : nullptr};
+  HANDLE handles[2] = {reply_handle, nullptr};
+  DWORD count = cancel != nullptr ? 2 : 1;
   const bool sta_target = target->kind() == ApartmentKind::kSta;
   for (;;) {
     HRESULT hr = target->Enqueue(&call);
@@ -446,22 +558,72 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
     // ends at once when input arrives (the queue's own event is among the
     // objects), so incoming calls and sent messages are served as promptly.
     const int spin_peer_cpu = sta_target ? target->owner_cpu() : -1;
-    if (sta != nullptr) {
-      ModalWait(data, sta, objects, handles, 1, INFINITE, 0, false, &call, target_tid,
-                spin_peer_cpu);
-    } else {
-      WaitForObjects(objects, handles, 1, false, INFINITE, false,
-                     WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
-                                 &call.executing_tid});
+    for (;;) {
+      DWORD timeout_ms = INFINITE;
+      if (count == 2) {
+        if (deadline) {
+          const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+              *deadline - GetClock().Now());
+          if (left.count() <= 0) {
+            cancel->Request(RPC_E_TIMEOUT);
+          } else {
+            // Re-checked on every wakeup: a test's clock wakes us as it
+            // advances; the real clock, by this timeout.
+            timeout_ms = static_cast<DWORD>(
+                std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
+          }
+        }
+        if (const HRESULT why = cancel->requested(); why != 0) {
+          if (target->Withdraw(&call)) {
+            ExplainCancelled(target, why, CancelStage::kQueued, S_OK);
+            return why;
+          }
+          // Taken by the target: the callee sees the request; wait for it.
+          count = 1;
+          timeout_ms = INFINITE;
+        }
+      }
+      DWORD r;
+      if (sta != nullptr) {
+        r = ModalWait(data, sta, objects, handles, count, timeout_ms, 0, false, &call, target_tid,
+                      spin_peer_cpu);
+      } else {
+        r = WaitForObjects(objects, handles, count, false, timeout_ms, false,
+                           WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
+                                       &call.executing_tid});
+      }
+      if (r == WAIT_OBJECT_0) break;
     }
     switch (call.outcome) {
       case CallOutcome::kDone:
+        if (cancel != nullptr) {
+          if (const HRESULT why = cancel->requested(); why != 0 && discard_on_cancel) {
+            ExplainCancelled(target, why, CancelStage::kRunning, call.result);
+            return why;
+          }
+          if (call.result == RPC_E_CALL_CANCELED && !call.threw) {
+            SetCallErrorInfo(RPC_E_CALL_CANCELED,
+                             "The call into " + target->Describe() +
+                                 " was cancelled while it was running there: the callee saw the "
+                                 "request (CoTestCancel) and returned RPC_E_CALL_CANCELED.",
+                             kSource);
+          }
+        }
         if (call.threw) ExplainServerFault(target, call.fault);
+        return call.result;
+      case CallOutcome::kCancelled:
+        ExplainCancelled(target, call.result, CancelStage::kBeforeStart, S_OK);
         return call.result;
       case CallOutcome::kDisconnected:
         ExplainDisconnected(target, true);
         return RPC_E_DISCONNECTED;
       case CallOutcome::kRejected:
+        if (cancel != nullptr) {
+          if (const HRESULT why = cancel->requested(); why != 0) {
+            ExplainCancelled(target, why, CancelStage::kBeforeStart, S_OK);
+            return why;
+          }
+        }
         break;
       case CallOutcome::kPending:
         APARTMENTS_CHECK_VALUES(false, "call woken while pending", call.caller_tid, target_tid);
@@ -498,6 +660,7 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
   }
 }
 
+}  // namespace
 }  // namespace apartments::internal
 
 using namespace apartments::internal;

@@ -35,6 +35,7 @@
 #include "apartments/win32.h"
 #include "base/check.h"
 #include "com/apartment.h"
+#include "com/cancel.h"
 #include "com/error_info.h"
 
 namespace apartments {
@@ -303,7 +304,7 @@ Result<Apartment> Apartment::Current() {
   return Apartment(std::move(state), NotOwned{});
 }
 
-HRESULT Apartment::Invoke(std::function<HRESULT()> fn) const {
+HRESULT Apartment::Invoke(std::function<HRESULT()> fn, const CallOptions* options) const {
   // Our own references for the whole call: the Apartment object may be
   // destroyed by another thread while this call waits (it then returns
   // RPC_E_DISCONNECTED), so nothing of *this is used after this line.
@@ -317,8 +318,14 @@ HRESULT Apartment::Invoke(std::function<HRESULT()> fn) const {
                                "apartments modern API");
     return RPC_E_DISCONNECTED;
   }
-  return internal::InvokeInApartment(target, std::move(fn));
+  if (options == nullptr) return internal::InvokeInApartment(target, std::move(fn));
+  internal::CallControl control{options->stop, options->deadline};
+  return internal::InvokeInApartment(target, std::move(fn), &control);
 }
+
+namespace internal {
+std::stop_token CurrentCallStopToken() noexcept { return CurrentIncomingStopToken(); }
+}  // namespace internal
 
 HRESULT Apartment::PostTask(internal::PostedTask* task) const {
   return PostTaskTo(state_, task);

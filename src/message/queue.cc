@@ -292,6 +292,22 @@ DWORD MessageQueue::QueueSent(std::uint64_t incarnation, SentMessage* sent) noex
   return ERROR_SUCCESS;
 }
 
+bool MessageQueue::WithdrawPosted(HWND hwnd, UINT message, LPARAM lparam) noexcept {
+  std::lock_guard lock(lock_);
+  // Newest first: a caller withdraws a message it posted recently.
+  for (std::size_t i = incoming_.size(); i-- > 0;) {
+    const PostedMessage& m = incoming_[i];
+    if (m.hwnd != hwnd || m.message != message || m.lparam != lparam) continue;
+    incoming_.erase(incoming_.begin() + static_cast<std::ptrdiff_t>(i));
+    // Never retrieved, so posted_total_ - retrieved_total_ >= 1 before this:
+    // the depth (and the quota) drops by one and never goes negative. The
+    // stats' `posted` counts it no more either.
+    --posted_total_;
+    return true;
+  }
+  return false;
+}
+
 bool MessageQueue::WithdrawSent(SentMessage* sent) noexcept {
   std::lock_guard lock(lock_);
   SentMessage* prev = nullptr;

@@ -147,6 +147,13 @@ class MessageQueue {
   // ERROR_NOT_ENOUGH_QUOTA.
   DWORD Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT message, WPARAM wparam,
              LPARAM lparam) noexcept;
+  // Withdraws the posted message (hwnd, message, lparam) that the owner has
+  // not yet retrieved, if it is still in the shared incoming buffer: it is
+  // removed and its quota slot freed. False when the owner already moved it
+  // into its private batch (it counts as retrieved from then on) or it is not
+  // queued. Atomic with the owner's retrieval: both happen under lock_.
+  // Thread safety: any thread.
+  bool WithdrawPosted(HWND hwnd, UINT message, LPARAM lparam) noexcept;
   // Queues a sent message. ERROR_SUCCESS or ERROR_INVALID_WINDOW_HANDLE (the
   // queue's thread has gone).
   DWORD QueueSent(std::uint64_t incarnation, SentMessage* sent) noexcept;
