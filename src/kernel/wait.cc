@@ -371,8 +371,15 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
       !AnyEventSignaled(objects, count)) {
     SpinUntil([&] { return AnyEventSignaled(objects, count); });
   }
-  // Fast path: one event, signaled, nobody queued on it. No lock, no syscall.
-  if (count == 1 && objects[0]->kind() == ObjectKind::kEvent) {
+  // Fast path: the first object an event, signaled, nobody queued on it. No
+  // lock, no syscall. Also for wait-any over several objects (the COM modal
+  // loop waits on its reply event first, then its queue's event): index 0 is
+  // the lowest index, so taking it when it is signaled is what the full wait
+  // would return whatever the other objects' states (wait-any reports the
+  // lowest signaled index). Consuming an auto-reset event by CAS from
+  // "signaled, no waiters" is the same step SetEvent's no-waiter path pairs
+  // with; a registered waiter (kHasWaiters) sends us to the locked path.
+  if ((count == 1 || (count > 1 && !wait_all)) && objects[0]->kind() == ObjectKind::kEvent) {
     auto* event = static_cast<Event*>(objects[0]);
     std::uint32_t s = event->state.load(std::memory_order_acquire);
     if (event->manual_reset) {
