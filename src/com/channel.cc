@@ -341,8 +341,11 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
                 int spin_peer_cpu) {
   MessageQueue& queue = CurrentQueue();
   const bool finite = timeout_ms != INFINITE;
-  const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + std::chrono::milliseconds(finite ? timeout_ms : 0);
+  // No clock read for an infinite wait (every COM call's): nothing reads the
+  // deadline then (an infinite wait never returns WAIT_TIMEOUT).
+  const auto deadline = finite ? std::chrono::steady_clock::now() +
+                                     std::chrono::milliseconds(timeout_ms)
+                               : std::chrono::steady_clock::time_point{};
   const bool return_on_input = (mwmo_flags & MWMO_INPUTAVAILABLE) != 0;
   mwmo_flags &= ~MWMO_INPUTAVAILABLE;
   MessageQueue::Filter com_filter;

@@ -484,8 +484,10 @@ void MessageQueue::Reply(SentMessage* sent, LRESULT result) {
 DWORD MessageQueue::AwaitReply(SentMessage* sent, MessageQueue* target, DWORD target_tid,
                                DWORD timeout_ms, bool block) {
   const bool finite = timeout_ms != INFINITE;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(finite ? timeout_ms : 0);
+  // Read only when finite: no clock read for an infinite wait.
+  const auto deadline = finite ? std::chrono::steady_clock::now() +
+                                     std::chrono::milliseconds(timeout_ms)
+                               : std::chrono::steady_clock::time_point{};
   for (;;) {
     std::uint32_t state = sent->state.load(std::memory_order_acquire);
     if (state == SentMessage::kReplied) return ERROR_SUCCESS;
@@ -593,8 +595,10 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
   const bool alertable = (flags & MWMO_ALERTABLE) != 0;
   const bool input_available = (flags & MWMO_INPUTAVAILABLE) != 0;
   const bool finite = timeout_ms != INFINITE;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(finite ? timeout_ms : 0);
+  // Read only when finite: no clock read for an infinite wait.
+  const auto deadline = finite ? std::chrono::steady_clock::now() +
+                                     std::chrono::milliseconds(timeout_ms)
+                               : std::chrono::steady_clock::time_point{};
   bool served = false;
   for (;;) {
     if (!wait_all && has_sent_.load(std::memory_order_acquire)) {
