@@ -56,7 +56,9 @@ class StepThread {
   }
   ~StepThread() {
     SetEvent(release_.get());
-    if (thread_ != nullptr) EXPECT_TRUE(JoinThread(thread_));
+    if (thread_ != nullptr) {
+      EXPECT_TRUE(JoinThread(thread_));
+    }
   }
   // Runs the body on the thread and waits (bounded) for it to finish.
   [[nodiscard]] bool Run() {

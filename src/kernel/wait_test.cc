@@ -81,6 +81,27 @@ TEST_F(WaitTest, WaitAnyReturnsLowestSignaledIndex) {
   EXPECT_EQ(WaitForMultipleObjects(3, handles, FALSE, 0), WAIT_TIMEOUT);
 }
 
+// Tests the wait-any fast path for a signaled first event: it returns index
+// 0 and consumes only that event (auto-reset), whatever follows it, and a
+// manual-reset first event stays signaled.
+TEST_F(WaitTest, WaitAnyTakesSignaledFirstEventOnly) {
+  ScopedHandle e0(CreateEventW(nullptr, FALSE, TRUE, nullptr));
+  ScopedHandle e1(CreateEventW(nullptr, FALSE, TRUE, nullptr));
+  ScopedHandle m2(CreateEventW(nullptr, TRUE, TRUE, nullptr));
+  HANDLE handles[] = {e0.get(), e1.get()};
+  EXPECT_EQ(WaitForMultipleObjects(2, handles, FALSE, INFINITE), WAIT_OBJECT_0);
+  EXPECT_EQ(WaitForSingleObject(e0.get(), 0), WAIT_TIMEOUT);   // Consumed.
+  EXPECT_EQ(WaitForMultipleObjects(2, handles, FALSE, INFINITE), WAIT_OBJECT_0 + 1);
+  EXPECT_EQ(WaitForMultipleObjects(2, handles, FALSE, 0), WAIT_TIMEOUT);
+  HANDLE manual_first[] = {m2.get(), e0.get()};
+  EXPECT_EQ(WaitForMultipleObjects(2, manual_first, FALSE, INFINITE), WAIT_OBJECT_0);
+  EXPECT_EQ(WaitForSingleObject(m2.get(), 0), WAIT_OBJECT_0);  // Still signaled.
+  // Wait-all never takes the shortcut: with e0 unsignaled nothing is taken.
+  HANDLE all[] = {m2.get(), e0.get()};
+  EXPECT_EQ(WaitForMultipleObjects(2, all, TRUE, 0), WAIT_TIMEOUT);
+  EXPECT_EQ(WaitForSingleObject(m2.get(), 0), WAIT_OBJECT_0);
+}
+
 // Tests that a blocked wait-any woken by its highest object reports that index.
 TEST_F(WaitTest, BlockedWaitAnyReportsIndexOfSignaledObject) {
   ScopedHandle e0(CreateEventW(nullptr, FALSE, FALSE, nullptr));
