@@ -201,17 +201,22 @@ TEST(DeadlockTest, RandomizedWaitsNeverReportFalseDeadlock) {
   for (HANDLE& m : mutexes) m = CreateMutexW(nullptr, FALSE, nullptr);
   std::atomic<int> running{kThreads};
   std::atomic<std::uint64_t> snapshots{0};
+  // The workers start once the observer is taking snapshots, so the two
+  // overlap however the threads are scheduled.
+  HANDLE observing = CreateEventW(nullptr, TRUE, FALSE, nullptr);
   BoundedThread observer([&] {
-    while (running.load() > 0) {
+    do {
       ProcessSnapshot snapshot = TakeSnapshot();
       (void)ToJson(snapshot);
       (void)FormatSnapshot(snapshot);
       snapshots.fetch_add(1);
-    }
+      SetEvent(observing);
+    } while (running.load() > 0);
   });
   std::vector<std::unique_ptr<BoundedThread>> workers;
   for (int t = 0; t < kThreads; ++t) {
     workers.push_back(std::make_unique<BoundedThread>([&, t] {
+      if (WaitForSingleObject(observing, kBoundMs) != WAIT_OBJECT_0) std::abort();
       std::mt19937 rng(1234 + t);
       for (int i = 0; i < kIterations; ++i) {
         int first = static_cast<int>(rng() % kMutexes);
@@ -231,6 +236,7 @@ TEST(DeadlockTest, RandomizedWaitsNeverReportFalseDeadlock) {
   EXPECT_GT(snapshots.load(), 0u);
   EXPECT_EQ(recorder.count(), 0u);
   for (HANDLE m : mutexes) CloseHandle(m);
+  CloseHandle(observing);
 }
 
 }  // namespace
