@@ -7,8 +7,10 @@
 // what the runtime records about a blocked thread, an STA stuck in
 // WaitForSingleObject whose queue fills so a COM call fails with
 // RPC_E_SYS_CALL_FAILED (and says why), a call into an apartment that has
-// shut down (RPC_E_DISCONNECTED, and since when), and a deadlock between two
-// threads and two mutexes, reported by the detector the moment it closes.
+// shut down (RPC_E_DISCONNECTED, and since when), a deadlock between two STAs
+// and a mutex (a COM call one way, the mutex the other), reported by the
+// detector the moment it closes with both threads' stacks, and a hang caught
+// by the watchdog.
 #include <cstdio>
 #include <string>
 
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "apartments/com_object.h"
 #include "apartments/diagnostics.h"
 #include "apartments/error_info.h"
 #include "apartments/errors.h"
@@ -297,33 +300,77 @@ void StuckStaFillsItsQueue() {
   CloseHandle(sta.config_loaded);
 }
 
-// Two threads each holding one mutex and waiting for the other's: the
-// deadlock detector reports the cycle the moment it closes. The waits are
-// alertable only so that the demo can end them with an APC afterwards.
-struct CrossContext {
-  const wchar_t* name;
-  HANDLE own;
-  HANDLE other;
-  HANDLE holding;  // Set once `own` is held.
-  HANDLE both_holding;
+// Scene 7's cast: a "render" STA serving a sink whose Write takes the
+// document lock, and a "document" STA that calls that sink, through a proxy,
+// while it holds the lock. The sink's wait is alertable only so that the demo
+// can end it with an APC afterwards.
+struct StaDeadlockScene {
+  HANDLE document_lock = nullptr;   // The named mutex both want.
+  HANDLE sink_ready = nullptr;      // The render STA has marshaled its sink.
+  IStream* sink_stream = nullptr;   // The sink, marshaled for the document STA.
+  DWORD render_tid = 0;
+  DWORD render_wait = WAIT_FAILED;  // What the sink's wait returned (render STA).
+  HRESULT write_hr = E_FAIL;        // What the call through the proxy returned.
 };
 
-DWORD WINAPI CrossThread(LPVOID param) {
-  auto* c = static_cast<CrossContext*>(param);
-  SetThreadDescription(GetCurrentThread(), c->name);
-  WaitForSingleObject(c->own, 10000);
-  SetEvent(c->holding);
-  WaitForSingleObject(c->both_holding, 10000);
-  DWORD r = WaitForSingleObjectEx(c->other, INFINITE, TRUE);
-  if (r == WAIT_OBJECT_0) ReleaseMutex(c->other);
-  ReleaseMutex(c->own);
-  return r;
+class RenderSink final : public apartments::ComObject<RenderSink, ISequentialStream> {
+ public:
+  explicit RenderSink(StaDeadlockScene* scene) : scene_(scene) {}
+
+  STDMETHODIMP Read(void*, ULONG, ULONG*) override { return E_NOTIMPL; }
+
+  // The bug: a method, called from another apartment, that takes a lock its
+  // caller may hold.
+  STDMETHODIMP Write(const void*, ULONG cb, ULONG* written) override {
+    DWORD r = WaitForSingleObjectEx(scene_->document_lock, INFINITE, TRUE);
+    scene_->render_wait = r;
+    if (r != WAIT_OBJECT_0) return E_ABORT;
+    if (written != nullptr) *written = cb;
+    ReleaseMutex(scene_->document_lock);
+    return S_OK;
+  }
+
+ private:
+  StaDeadlockScene* scene_;
+};
+
+DWORD WINAPI RenderStaMain(LPVOID context) {
+  auto* scene = static_cast<StaDeadlockScene*>(context);
+  SetThreadDescription(GetCurrentThread(), L"render-sta");
+  CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+  RenderSink* sink = apartments::MakeComObject<RenderSink>(scene);
+  CoMarshalInterThreadInterfaceInStream(IID_ISequentialStream, sink, &scene->sink_stream);
+  SetEvent(scene->sink_ready);
+  MSG msg;
+  while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
+  sink->Release();
+  CoUninitialize();
+  return 0;
+}
+
+DWORD WINAPI DocumentStaMain(LPVOID context) {
+  auto* scene = static_cast<StaDeadlockScene*>(context);
+  SetThreadDescription(GetCurrentThread(), L"document-sta");
+  CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+  ISequentialStream* sink = nullptr;
+  HRESULT hr = CoGetInterfaceAndReleaseStream(scene->sink_stream, IID_ISequentialStream,
+                                              reinterpret_cast<void**>(&sink));
+  if (SUCCEEDED(hr) && WaitForSingleObject(scene->document_lock, 10000) == WAIT_OBJECT_0) {
+    // The bug's other half: calling out of the apartment while holding it.
+    ULONG written = 0;
+    hr = sink->Write("page", 4, &written);
+    ReleaseMutex(scene->document_lock);
+  }
+  scene->write_hr = hr;
+  if (sink != nullptr) sink->Release();
+  CoUninitialize();
+  return 0;
 }
 
 void CALLBACK WakeApc(ULONG_PTR) {}
 
 void DeadlockDetected() {
-  std::printf("7. Two threads deadlock on two mutexes\n");
+  std::printf("7. Two STAs and a mutex deadlock\n");
   std::mutex mu;
   std::string text;
   HANDLE reported = CreateEventW(nullptr, TRUE, FALSE, nullptr);
@@ -335,31 +382,39 @@ void DeadlockDetected() {
     SetEvent(reported);
   });
   apartments::SetDeadlockMode(apartments::DeadlockMode::kReport);
-  HANDLE accounts = CreateMutexW(nullptr, FALSE, L"demo: accounts");
-  HANDLE ledger = CreateMutexW(nullptr, FALSE, L"demo: ledger");
-  HANDLE both = CreateEventW(nullptr, TRUE, FALSE, nullptr);
-  CrossContext a{L"transfer-in", accounts, ledger, CreateEventW(nullptr, TRUE, FALSE, nullptr),
-                 both};
-  CrossContext b{L"transfer-out", ledger, accounts, CreateEventW(nullptr, TRUE, FALSE, nullptr),
-                 both};
-  HANDLE ta = CreateThread(nullptr, 0, &CrossThread, &a, 0, nullptr);
-  HANDLE tb = CreateThread(nullptr, 0, &CrossThread, &b, 0, nullptr);
-  HANDLE holding[2] = {a.holding, b.holding};
-  WaitForMultipleObjects(2, holding, TRUE, 10000);
-  SetEvent(both);
+  StaDeadlockScene scene;
+  scene.document_lock = CreateMutexW(nullptr, FALSE, L"demo: document lock");
+  scene.sink_ready = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  HANDLE render = CreateThread(nullptr, 0, &RenderStaMain, &scene, 0, &scene.render_tid);
+  WaitForSingleObject(scene.sink_ready, 10000);
+  HANDLE document = CreateThread(nullptr, 0, &DocumentStaMain, &scene, 0, nullptr);
   const bool detected = WaitForSingleObject(reported, 10000) == WAIT_OBJECT_0;
   {
     std::lock_guard lock(mu);
     std::printf("   %s", detected ? text.c_str() : "(no report)\n");
+    Expect(detected, "the deadlock should be reported");
+    Expect(text.find("'document-sta'") != std::string::npos &&
+               text.find("'render-sta'") != std::string::npos &&
+               text.find("COM call") != std::string::npos &&
+               text.find("mutex 'demo: document lock'") != std::string::npos,
+           "the report should name both STAs, the COM call and the mutex");
   }
-  Expect(detected, "the deadlock should be reported");
   apartments::SetDeadlockMode(apartments::DeadlockMode::kIgnore);
   apartments::SetDeadlockCallback(nullptr);
-  QueueUserAPC(&WakeApc, ta, 0);
-  QueueUserAPC(&WakeApc, tb, 0);
-  WaitForSingleObject(ta, 10000);
-  WaitForSingleObject(tb, 10000);
-  for (HANDLE h : {ta, tb, accounts, ledger, both, a.holding, b.holding, reported}) CloseHandle(h);
+  // Break the cycle: an APC ends the sink's alertable wait, so Write returns,
+  // the document STA's call completes and it releases the lock.
+  QueueUserAPC(&WakeApc, render, 0);
+  const bool document_done = WaitForSingleObject(document, 10000) == WAIT_OBJECT_0;
+  PostThreadMessageW(scene.render_tid, WM_QUIT, 0, 0);
+  const bool render_done = WaitForSingleObject(render, 10000) == WAIT_OBJECT_0;
+  std::printf("   broken by an APC to 'render-sta': its wait = %s, Write through the proxy = %s\n",
+              WaitName(scene.render_wait), apartments::FormatHResult(scene.write_hr).c_str());
+  Expect(document_done && render_done && scene.render_wait == WAIT_IO_COMPLETION &&
+             scene.write_hr == E_ABORT,
+         "the APC should end the wait, the call and both threads");
+  for (HANDLE h : {document, render, scene.document_lock, scene.sink_ready, reported}) {
+    CloseHandle(h);
+  }
 }
 
 // A UI thread that stops pumping for a while (it waits for a render that
