@@ -31,35 +31,12 @@ namespace apartments {
 namespace {
 
 using internal::testing::BoundedThread;
+using internal::testing::ScopedPostLimit;
+using internal::testing::Eventually;
+using internal::testing::QueueDepth;
 using internal::testing::TestEvent;
 
 constexpr auto kBound = std::chrono::seconds(10);
-
-template <typename P>
-bool WaitUntil(P pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kBound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-std::uint64_t QueueDepth(DWORD tid) {
-  internal::MessageQueueStats stats;
-  return internal::ReadMessageQueueStats(tid, &stats) ? stats.depth : 0;
-}
-
-class ScopedPostLimit {
- public:
-  explicit ScopedPostLimit(DWORD limit) : saved_(GetPostMessageLimit()) {
-    EXPECT_EQ(SetPostMessageLimit(limit), S_OK);
-  }
-  ~ScopedPostLimit() { EXPECT_EQ(SetPostMessageLimit(saved_), S_OK); }
-
- private:
-  DWORD saved_;
-};
 
 bool Contains(const std::string& text, const char* part) {
   return text.find(part) != std::string::npos;
@@ -95,7 +72,7 @@ TEST(CancelTest, CancelWhileQueuedWithdrawsCallAndFreesQuotaSlot) {
         CallOptions{stop.get_token(), std::nullopt});
     result.set_value(r.has_value() ? Error{S_OK, ""} : r.error());
   });
-  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(apartment.thread_id()) == kLimit; }));
+  ASSERT_TRUE(Eventually([&] { return QueueDepth(apartment.thread_id()) == kLimit; }));
   EXPECT_EQ(apartment.Post([] {}), RPC_E_SYS_CALL_FAILED);  // Full: the call holds a slot.
   stop.request_stop();
   std::future<Error> future = result.get_future();
@@ -108,7 +85,7 @@ TEST(CancelTest, CancelWhileQueuedWithdrawsCallAndFreesQuotaSlot) {
   EXPECT_EQ(apartment.Post([] {}), S_OK);  // The freed slot.
   release.Set();
   caller.Join();
-  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(apartment.thread_id()) == 0; }));
+  ASSERT_TRUE(Eventually([&] { return QueueDepth(apartment.thread_id()) == 0; }));
   ASSERT_TRUE(apartment.Call([] {}).has_value());  // Runs after everything queued before.
   EXPECT_FALSE(ran.load());
   SetErrorInfo(0, nullptr);  // The refused post's explanation stays out of later tests.
@@ -132,7 +109,7 @@ TEST(CancelTest, CancelAfterTargetTookItsBatchLeavesTombstone) {
     Result<void> r = apartment.Call([&] { ran = true; }, CallOptions{stop.get_token(), {}});
     result.set_value(r.has_value() ? Error{S_OK, ""} : r.error());
   });
-  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(apartment.thread_id()) == 2; }));
+  ASSERT_TRUE(Eventually([&] { return QueueDepth(apartment.thread_id()) == 2; }));
   // The thread takes both queued messages into its batch and blocks in the first.
   first_release.Set();
   ASSERT_TRUE(second_started.Wait());
@@ -260,7 +237,7 @@ TEST(CancelTest, DeadlineWithFakeClockTimesOutQueuedCall) {
     Result<void> r = apartment.Call([&] { ran = true; }, CallOptions{{}, deadline});
     result.set_value(r.has_value() ? Error{S_OK, ""} : r.error());
   });
-  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(apartment.thread_id()) == 1; }));
+  ASSERT_TRUE(Eventually([&] { return QueueDepth(apartment.thread_id()) == 1; }));
   std::future<Error> future = result.get_future();
   clock.Advance(std::chrono::milliseconds(500));
   EXPECT_EQ(QueueDepth(apartment.thread_id()), 1u);  // Still queued: not yet due.
@@ -458,7 +435,7 @@ TEST(ModernFutureTest, CallFutureDeliversValueFaultAndDisconnect) {
   std::future<Result<void>> dropped = apartment->CallFuture([&] { ran = true; });
   Apartment* raw = apartment.get();
   BoundedThread destroyer([&] { apartment.reset(); });
-  ASSERT_TRUE(WaitUntil([&] { return raw->StopRequestedForTesting(); }));
+  ASSERT_TRUE(Eventually([&] { return raw->StopRequestedForTesting(); }));
   release.Set();
   destroyer.Join();
   ASSERT_EQ(dropped.wait_for(kBound), std::future_status::ready);
@@ -603,7 +580,7 @@ TEST(ChannelCancelTest, MessageFilterCancelCallWithdrawsQueuedCall) {
       ASSERT_EQ(CoRegisterMessageFilter(nullptr, nullptr), S_OK);
     });
   });
-  ASSERT_TRUE(WaitUntil([&] { return a_tid.load() != 0 && QueueDepth(b.tid()) == 1; }));
+  ASSERT_TRUE(Eventually([&] { return a_tid.load() != 0 && QueueDepth(b.tid()) == 1; }));
   ASSERT_TRUE(PostThreadMessageW(a_tid.load(), WM_APP, 0, 0));
   std::future<HRESULT> future = result.get_future();
   ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);

@@ -24,6 +24,7 @@ namespace {
 using testing::BoundedThread;
 using testing::Eventually;
 using testing::RunInMta;
+using testing::ScopedPostLimit;
 using testing::RunInSta;
 using testing::StaThread;
 using testing::TestEvent;
@@ -32,18 +33,6 @@ using testing::TestMessageFilter;
 bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
-
-// Restores the posted-message limit at the end of a test.
-class ScopedPostLimit {
- public:
-  explicit ScopedPostLimit(DWORD limit) : saved_(GetPostMessageLimit()) {
-    EXPECT_EQ(SetPostMessageLimit(limit), S_OK);
-  }
-  ~ScopedPostLimit() { EXPECT_EQ(SetPostMessageLimit(saved_), S_OK); }
-
- private:
-  DWORD saved_;
-};
 
 // Tests that an STA calls into another STA, the call runs on the target's
 // thread, and its result comes back.

@@ -21,25 +21,11 @@ namespace apartments {
 namespace {
 
 using internal::testing::BoundedThread;
+using internal::testing::Eventually;
+using internal::testing::QueueDepth;
 using internal::testing::TestEvent;
 
 constexpr auto kBound = std::chrono::seconds(10);
-
-// Waits (bounded) until `pred` holds; false on timeout.
-template <typename P>
-bool WaitUntil(P pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kBound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-DWORD QueueDepth(DWORD tid) {
-  internal::MessageQueueStats stats;
-  return internal::ReadMessageQueueStats(tid, &stats) ? static_cast<DWORD>(stats.depth) : 0;
-}
 
 // Destroys `apartment` on a bounded thread while its loop is blocked in a
 // callable that has started and waits for `release`; releases it only once
@@ -49,7 +35,7 @@ DWORD QueueDepth(DWORD tid) {
 void DestroyWhileBlocked(std::unique_ptr<Apartment>& apartment, TestEvent& release) {
   Apartment* raw = apartment.get();
   BoundedThread destroyer([&] { apartment.reset(); });
-  ASSERT_TRUE(WaitUntil([&] { return raw->StopRequestedForTesting(); }));
+  ASSERT_TRUE(Eventually([&] { return raw->StopRequestedForTesting(); }));
   release.Set();
   destroyer.Join();
 }
@@ -130,7 +116,7 @@ TEST(ModernApartmentTest, PostAtQuotaFailsAndDestroysCallableOnCaller) {
     EXPECT_FALSE(ran->load());
     release.Set();
     // The queue drains: the probes that were queued run.
-    ASSERT_TRUE(WaitUntil([&] { return ran->load(); }));
+    ASSERT_TRUE(Eventually([&] { return ran->load(); }));
   }
   ASSERT_EQ(SetPostMessageLimit(old_limit), S_OK);
 }
@@ -151,7 +137,7 @@ TEST(ModernApartmentTest, ShutdownFailsQueuedCallsWithDisconnected) {
   std::promise<Result<int>> call_result;
   Apartment* raw = apartment.get();
   BoundedThread caller([&] { call_result.set_value(raw->Call([] { return 1; })); });
-  ASSERT_TRUE(WaitUntil([&] { return QueueDepth(tid) >= 2; }));
+  ASSERT_TRUE(Eventually([&] { return QueueDepth(tid) >= 2; }));
   DestroyWhileBlocked(apartment, release);
   caller.Join();
   Result<int> r = call_result.get_future().get();

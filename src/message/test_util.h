@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <thread>
 
+#include "apartments/message_queue.h"
 #include "apartments/win32.h"
 #include "kernel/kernel.h"
 #include "message/queue.h"
@@ -123,6 +125,26 @@ class ScopedClass {
 
 inline HWND CreateMessageWindow(const wchar_t* class_name, void* param = nullptr) {
   return CreateWindowExW(0, class_name, L"", 0, 0, 0, 0, 0, HWND_MESSAGE, nullptr, nullptr, param);
+}
+
+// Restores the posted-message limit at the end of a test.
+class ScopedPostLimit {
+ public:
+  explicit ScopedPostLimit(DWORD limit) : saved_(GetPostMessageLimit()) {
+    EXPECT_EQ(SetPostMessageLimit(limit), S_OK);
+  }
+  ~ScopedPostLimit() { EXPECT_EQ(SetPostMessageLimit(saved_), S_OK); }
+  ScopedPostLimit(const ScopedPostLimit&) = delete;
+  ScopedPostLimit& operator=(const ScopedPostLimit&) = delete;
+
+ private:
+  DWORD saved_;
+};
+
+// Posted messages waiting in thread `tid`'s queue (0 when it has none).
+inline std::uint64_t QueueDepth(DWORD tid) {
+  MessageQueueStats stats;
+  return ReadMessageQueueStats(tid, &stats) ? stats.depth : 0;
 }
 
 }  // namespace apartments::internal::testing
