@@ -1,5 +1,8 @@
 #include "apartments/clock.h"
 
+#include "base/duration_text.h"
+
+#include <cstdio>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -46,6 +49,20 @@ void NotifyClockAdvanced() noexcept {
   // never called after it returns (its context may be freed then).
   std::lock_guard lock(g_listeners_mu);
   for (auto& [fn, context] : Listeners()) fn(context);
+}
+
+std::string FormatDuration(Clock::Duration d) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  auto ms = duration_cast<milliseconds>(d).count();
+  if (ms < 0) ms = 0;
+  char buffer[32];
+  if (ms < 1000) {
+    std::snprintf(buffer, sizeof buffer, "%lld ms", static_cast<long long>(ms));
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.1f s", static_cast<double>(ms) / 1000.0);
+  }
+  return buffer;
 }
 
 }  // namespace internal

@@ -441,20 +441,6 @@ std::string ThreadNameOf(DWORD tid) {
   return name;
 }
 
-std::string FormatDuration(Clock::Duration d) {
-  using std::chrono::duration_cast;
-  using std::chrono::milliseconds;
-  auto ms = duration_cast<milliseconds>(d).count();
-  if (ms < 0) ms = 0;
-  char buffer[32];
-  if (ms < 1000) {
-    std::snprintf(buffer, sizeof buffer, "%lld ms", static_cast<long long>(ms));
-  } else {
-    std::snprintf(buffer, sizeof buffer, "%.1f s", static_cast<double>(ms) / 1000.0);
-  }
-  return buffer;
-}
-
 void ApartmentThreadExit(ComThreadData& data) {
   if (data.apartment && !data.mta_worker) LeaveApartment(data);
   if (IMessageFilter* filter = std::exchange(data.message_filter, nullptr)) filter->Release();

@@ -41,6 +41,7 @@
 #include "apartments/clock.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_message.h"
+#include "base/duration_text.h"
 #include "com/apartment.h"
 #include "com/com_thread.h"
 #include "kernel/kernel.h"
@@ -227,9 +228,6 @@ void PublishApartmentTag(const Apartment* apartment) noexcept;
 
 // The name of thread `tid` (SetThreadDescription) as UTF-8, or "".
 std::string ThreadNameOf(DWORD tid);
-
-// "2.0 s" / "250 ms" for a duration.
-std::string FormatDuration(Clock::Duration d);
 
 // The modal loop of an STA thread (see CoWaitForMultipleHandles): waits on
 // `count` objects like MsgWaitForMultipleObjectsEx (flags MWMO_*), serving

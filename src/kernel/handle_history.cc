@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "apartments/last_error.h"
+#include "base/duration_text.h"
 #include "base/thread_state.h"
 
 namespace apartments::internal {
@@ -221,7 +222,7 @@ std::string HandleValueText(HANDLE handle) {
 }
 
 std::string Ago(Clock::TimePoint when) {
-  return FormatElapsed(GetClock().Now() - when) + " ago";
+  return FormatDuration(GetClock().Now() - when) + " ago";
 }
 
 // "an event", "a mutex": the article for ObjectKindName.
@@ -326,18 +327,6 @@ std::string DescribeThread(DWORD tid) {
   std::string out = "thread " + std::to_string(tid);
   if (!name.empty()) out += " '" + name + "'";
   return out;
-}
-
-std::string FormatElapsed(Clock::Duration d) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  if (ms < 0) ms = 0;
-  char buffer[32];
-  if (ms < 1000) {
-    std::snprintf(buffer, sizeof buffer, "%lld ms", static_cast<long long>(ms));
-  } else {
-    std::snprintf(buffer, sizeof buffer, "%.1f s", static_cast<double>(ms) / 1000.0);
-  }
-  return buffer;
 }
 
 std::string DescribeHandleProblem(HANDLE handle, const ObjectKind* expected) {

@@ -116,8 +116,6 @@ std::string ExplainInvalidHandle(const char* function, HANDLE handle,
 
 // "thread 12 'worker'" (the name while the thread lives), for reports.
 std::string DescribeThread(DWORD tid);
-// "250 ms" / "1.2 s".
-std::string FormatElapsed(Clock::Duration d);
 
 }  // namespace apartments::internal
 
