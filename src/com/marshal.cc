@@ -65,7 +65,10 @@ struct StubManager {
   // Guarded by State::mu.
   IUnknown* identity = nullptr;  // one reference until released on its thread
   std::unordered_map<IID, void*> interfaces;  // one reference each
-  bool connected = true;
+  // Written under State::mu; also read without it by a proxy's fast check
+  // (ProxyManager::CheckUsable), where a stale "connected" is the same race
+  // as a disconnect just after the check: the call finds out in the stub.
+  std::atomic<bool> connected{true};
   DisconnectReason reason = DisconnectReason::kNone;
   Clock::TimePoint disconnect_time{};
   long strong = 0;          // NORMAL/TABLESTRONG data, proxy managers, locks
@@ -512,6 +515,15 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   // Whether the proxy may be used from the calling thread; sets error info
   // when not.
   HRESULT CheckUsable() {
+    // Fast path, no lock (every call through the proxy): each flag only ever
+    // goes from usable to unusable, so a stale read is the same race as a
+    // disconnect just after the check, which the call itself reports.
+    if (__builtin_expect(!client_gone_.load(std::memory_order_acquire) &&
+                             !client_->IsShutDown() && client_->IsCurrent() &&
+                             stub_->connected.load(std::memory_order_acquire),
+                         1)) {
+      return S_OK;
+    }
     std::unique_lock lock(S().mu);
     if (client_gone_ || client_->IsShutDown()) {
       std::string text = "This proxy of " + DescribeStub(*stub_) + " belonged to " +
@@ -603,7 +615,8 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   const std::shared_ptr<StubManager> stub_;
   // Guarded by S().mu.
   bool holds_stub_ref_ = true;
-  bool client_gone_ = false;
+  // Written under S().mu; read without it by CheckUsable's fast path.
+  std::atomic<bool> client_gone_{false};
   Clock::TimePoint client_gone_time_{};
   std::unordered_map<IID, InterfaceProxyBase*> proxies_;
 };

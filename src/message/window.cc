@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cwctype>
 #include <deque>
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
+#include "base/activity.h"
 #include "base/thread_state.h"
 #include "message/queue.h"
 
@@ -28,15 +30,20 @@ struct WindowClass {
   int windows = 0;
 };
 
+// A slot's identity and the fields the call path reads are atomics, read
+// without the lock as a seqlock keyed by `live_hwnd` (ReadSlot): the HWND the
+// slot currently is, 0 while free. Everything else is guarded by
+// g_window_mu, as are all writes.
 struct WindowSlot {
+  std::atomic<std::uintptr_t> live_hwnd{0};
+  std::atomic<DWORD> owner_tid{0};
+  std::atomic<MessageQueue*> queue{nullptr};
+  std::atomic<std::uint64_t> incarnation{0};
+  std::atomic<WNDPROC> proc{nullptr};
+  // Guarded by g_window_mu.
   std::uint16_t generation = 1;
-  bool alive = false;
   bool destroying = false;
-  DWORD owner_tid = 0;
-  MessageQueue* queue = nullptr;
-  std::uint64_t incarnation = 0;
   WindowClass* window_class = nullptr;
-  WNDPROC proc = nullptr;
   LONG_PTR userdata = 0;
   LONG_PTR id = 0;
   HINSTANCE hinstance = nullptr;
@@ -47,12 +54,16 @@ constexpr std::uint32_t kMaxWindows = 0xFFFF;
 // invalid for a long time (a slot's generation wraps after 65,535 reuses).
 constexpr std::size_t kReuseAfterFree = 1024;
 
+// Slots live in chunks that are allocated on demand and never freed or moved,
+// so a reader without the lock may index them: chunk pointers are published
+// (release) before g_slot_count covers them.
+constexpr std::uint32_t kChunkBits = 8;
+constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
+std::atomic<WindowSlot*> g_chunks[(kMaxWindows >> kChunkBits) + 1];
+std::atomic<std::uint32_t> g_slot_count{1};  // Index 0 is never used.
+
 std::mutex g_window_mu;
 // Everything below is guarded by g_window_mu.
-std::vector<WindowSlot>& Slots() {
-  static auto* slots = new std::vector<WindowSlot>(1);  // Index 0 is never used.
-  return *slots;
-}
 std::deque<std::uint32_t>& FreeSlots() {
   static auto* free_slots = new std::deque<std::uint32_t>();
   return *free_slots;
@@ -67,27 +78,57 @@ HWND MakeHwnd(std::uint32_t index, std::uint16_t generation) {
   return reinterpret_cast<HWND>(static_cast<std::uintptr_t>((std::uint32_t{generation} << 16) | index));
 }
 
-// The live slot named by `hwnd`, or null. Lock held.
-WindowSlot* FindSlotLocked(HWND hwnd) {
+// The slot `hwnd` would name (live or not), or null when it names none.
+// Any thread.
+WindowSlot* SlotOf(HWND hwnd) noexcept {
   auto value = reinterpret_cast<std::uintptr_t>(hwnd);
   if (value > 0xFFFFFFFFu) return nullptr;
   auto index = static_cast<std::uint32_t>(value & 0xFFFF);
-  auto generation = static_cast<std::uint16_t>(value >> 16);
-  auto& slots = Slots();
-  if (index == 0 || generation == 0 || index >= slots.size()) return nullptr;
-  WindowSlot& slot = slots[index];
-  if (!slot.alive || slot.generation != generation) return nullptr;
-  return &slot;
+  if (index == 0 || (value >> 16) == 0) return nullptr;
+  if (index >= g_slot_count.load(std::memory_order_acquire)) return nullptr;
+  return &g_chunks[index >> kChunkBits].load(std::memory_order_relaxed)[index & (kChunkSize - 1)];
+}
+
+// The live slot named by `hwnd`, or null. Lock held.
+WindowSlot* FindSlotLocked(HWND hwnd) {
+  WindowSlot* slot = SlotOf(hwnd);
+  if (slot == nullptr ||
+      slot->live_hwnd.load(std::memory_order_relaxed) != reinterpret_cast<std::uintptr_t>(hwnd)) {
+    return nullptr;
+  }
+  return slot;
+}
+
+// Reads the call path's fields of the live window `hwnd` without the lock;
+// false when `hwnd` is not a live window. A seqlock keyed by the HWND itself:
+// a slot is written only while it is not live (before CreateWindowExW
+// publishes it, after DestroyWindow unpublishes it) except `proc`, a single
+// word. So fields read between two loads of `live_hwnd` that both show
+// `hwnd` belong to that window: a free (or a reuse, which has another
+// generation, so another HWND) in between changes the second load.
+bool ReadSlot(HWND hwnd, WindowInfo* info, WNDPROC* proc) noexcept {
+  const WindowSlot* slot = SlotOf(hwnd);
+  if (slot == nullptr) return false;
+  const auto key = reinterpret_cast<std::uintptr_t>(hwnd);
+  if (slot->live_hwnd.load(std::memory_order_acquire) != key) return false;
+  info->owner_tid = slot->owner_tid.load(kSeqlockField);
+  info->queue = slot->queue.load(kSeqlockField);
+  info->incarnation = slot->incarnation.load(kSeqlockField);
+  if (proc != nullptr) *proc = slot->proc.load(kSeqlockField);
+  SeqlockFence(std::memory_order_acquire);
+  return slot->live_hwnd.load(kSeqlockField) == key;
 }
 
 void FreeSlotLocked(std::uint32_t index) {
-  WindowSlot& slot = Slots()[index];
-  slot.alive = false;
+  WindowSlot& slot = *SlotOf(reinterpret_cast<HWND>(std::uintptr_t{1} << 16 | index));
+  // Unpublish first, then clear (see ReadSlot).
+  slot.live_hwnd.store(0, kSeqlockField);
+  SeqlockFence(std::memory_order_release);
   slot.destroying = false;
   if (slot.window_class != nullptr) --slot.window_class->windows;
   slot.window_class = nullptr;
-  slot.queue = nullptr;
-  slot.proc = nullptr;
+  slot.queue.store(nullptr, kSeqlockField);
+  slot.proc.store(nullptr, kSeqlockField);
   slot.userdata = 0;
   slot.generation = static_cast<std::uint16_t>(slot.generation + 1);
   if (slot.generation == 0) slot.generation = 1;
@@ -160,31 +201,20 @@ ATOM Register(UINT style, WNDPROC proc, int cls_extra, int wnd_extra, HINSTANCE 
 
 }  // namespace
 
-bool LookupWindow(HWND hwnd, WindowInfo* info) {
-  std::lock_guard lock(g_window_mu);
-  WindowSlot* slot = FindSlotLocked(hwnd);
-  if (slot == nullptr) return false;
-  info->owner_tid = slot->owner_tid;
-  info->queue = slot->queue;
-  info->incarnation = slot->incarnation;
-  return true;
-}
+bool LookupWindow(HWND hwnd, WindowInfo* info) { return ReadSlot(hwnd, info, nullptr); }
 
 bool IsLiveWindow(HWND hwnd) {
-  std::lock_guard lock(g_window_mu);
-  return FindSlotLocked(hwnd) != nullptr;
+  const WindowSlot* slot = SlotOf(hwnd);
+  return slot != nullptr &&
+         slot->live_hwnd.load(std::memory_order_acquire) == reinterpret_cast<std::uintptr_t>(hwnd);
 }
 
 DWORD CallOwnWindowProc(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam,
                         LRESULT* result) {
+  WindowInfo info;
   WNDPROC proc;
-  {
-    std::lock_guard lock(g_window_mu);
-    WindowSlot* slot = FindSlotLocked(hwnd);
-    if (slot == nullptr) return ERROR_INVALID_WINDOW_HANDLE;
-    if (slot->owner_tid != CurrentThreadId()) return ERROR_MESSAGE_SYNC_ONLY;
-    proc = slot->proc;
-  }
+  if (!ReadSlot(hwnd, &info, &proc)) return ERROR_INVALID_WINDOW_HANDLE;
+  if (info.owner_tid != CurrentThreadId()) return ERROR_MESSAGE_SYNC_ONLY;
   ScopedDispatch dispatch(CurrentThreadState().activity, hwnd, message, nullptr);
   *result = proc(hwnd, message, wparam, lparam);
   return ERROR_SUCCESS;
@@ -192,9 +222,13 @@ DWORD CallOwnWindowProc(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam,
 
 void DestroyWindowsOfThread(DWORD tid) {
   std::lock_guard lock(g_window_mu);
-  auto& slots = Slots();
-  for (std::uint32_t i = 1; i < slots.size(); ++i) {
-    if (slots[i].alive && slots[i].owner_tid == tid) FreeSlotLocked(i);
+  const std::uint32_t count = g_slot_count.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 1; i < count; ++i) {
+    WindowSlot& slot = g_chunks[i >> kChunkBits].load(std::memory_order_relaxed)[i & (kChunkSize - 1)];
+    if (slot.live_hwnd.load(std::memory_order_relaxed) != 0 &&
+        slot.owner_tid.load(std::memory_order_relaxed) == tid) {
+      FreeSlotLocked(i);
+    }
   }
 }
 
@@ -244,31 +278,38 @@ HWND WINAPI CreateWindowExW(DWORD dwExStyle, LPCWSTR lpClassName, LPCWSTR lpWind
     std::lock_guard lock(g_window_mu);
     WindowClass* window_class = FindClassLocked(lpClassName, nullptr);
     if (window_class == nullptr) return Fail<HWND>(ERROR_CANNOT_FIND_WND_CLASS, nullptr);
-    auto& slots = Slots();
     auto& free_slots = FreeSlots();
+    const std::uint32_t count = g_slot_count.load(std::memory_order_relaxed);
     std::uint32_t index;
-    if (free_slots.size() > kReuseAfterFree || (slots.size() > kMaxWindows && !free_slots.empty())) {
+    if (free_slots.size() > kReuseAfterFree || (count > kMaxWindows && !free_slots.empty())) {
       index = free_slots.front();
       free_slots.pop_front();
-    } else if (slots.size() <= kMaxWindows) {
-      index = static_cast<std::uint32_t>(slots.size());
-      slots.emplace_back();
+    } else if (count <= kMaxWindows) {
+      index = count;
+      std::atomic<WindowSlot*>& chunk = g_chunks[index >> kChunkBits];
+      if (chunk.load(std::memory_order_relaxed) == nullptr) {
+        chunk.store(new WindowSlot[kChunkSize], std::memory_order_relaxed);  // Never freed.
+      }
+      // Release: a reader that sees the new count also sees the chunk.
+      g_slot_count.store(count + 1, std::memory_order_release);
     } else {
       return Fail<HWND>(ERROR_NOT_ENOUGH_MEMORY, nullptr);
     }
-    WindowSlot& slot = slots[index];
-    slot.alive = true;
+    WindowSlot& slot = *SlotOf(MakeHwnd(index, 1));
     slot.destroying = false;
-    slot.owner_tid = queue.tid();
-    slot.queue = &queue;
-    slot.incarnation = queue.incarnation();
+    slot.owner_tid.store(queue.tid(), kSeqlockField);
+    slot.queue.store(&queue, kSeqlockField);
+    slot.incarnation.store(queue.incarnation(), kSeqlockField);
     slot.window_class = window_class;
-    slot.proc = window_class->proc;
+    slot.proc.store(window_class->proc, kSeqlockField);
     slot.userdata = 0;
     slot.id = reinterpret_cast<LONG_PTR>(hMenu);
     slot.hinstance = hInstance;
     ++window_class->windows;
     hwnd = MakeHwnd(index, slot.generation);
+    // Publish (see ReadSlot): the fields above are visible to a reader that
+    // sees the slot live.
+    slot.live_hwnd.store(reinterpret_cast<std::uintptr_t>(hwnd), std::memory_order_release);
   }
   CREATESTRUCTW create{lpParam, hInstance, hMenu,   hWndParent,   nHeight,    nWidth,
                        Y,       X,         static_cast<LONG>(dwStyle), lpWindowName, lpClassName,
@@ -295,7 +336,9 @@ BOOL WINAPI DestroyWindow(HWND hWnd) {
     std::lock_guard lock(g_window_mu);
     WindowSlot* slot = FindSlotLocked(hWnd);
     if (slot == nullptr) return Fail(ERROR_INVALID_WINDOW_HANDLE, FALSE);
-    if (slot->owner_tid != CurrentThreadId()) return Fail(ERROR_ACCESS_DENIED, FALSE);
+    if (slot->owner_tid.load(std::memory_order_relaxed) != CurrentThreadId()) {
+      return Fail(ERROR_ACCESS_DENIED, FALSE);
+    }
     if (slot->destroying) return TRUE;  // Called again from WM_DESTROY: already on its way.
     slot->destroying = true;
   }
@@ -340,8 +383,8 @@ LONG_PTR WINAPI SetWindowLongPtrW(HWND hWnd, int nIndex, LONG_PTR dwNewLong) {
       return previous;
     case GWLP_WNDPROC:
       if (dwNewLong == 0) return Fail<LONG_PTR>(ERROR_INVALID_PARAMETER, 0);
-      previous = reinterpret_cast<LONG_PTR>(slot->proc);
-      slot->proc = reinterpret_cast<WNDPROC>(dwNewLong);
+      previous = reinterpret_cast<LONG_PTR>(slot->proc.load(std::memory_order_relaxed));
+      slot->proc.store(reinterpret_cast<WNDPROC>(dwNewLong), kSeqlockField);
       return previous;
     case GWLP_ID:
       previous = slot->id;
@@ -362,7 +405,7 @@ LONG_PTR WINAPI GetWindowLongPtrW(HWND hWnd, int nIndex) {
   if (slot == nullptr) return Fail<LONG_PTR>(ERROR_INVALID_WINDOW_HANDLE, 0);
   switch (nIndex) {
     case GWLP_USERDATA: return slot->userdata;
-    case GWLP_WNDPROC: return reinterpret_cast<LONG_PTR>(slot->proc);
+    case GWLP_WNDPROC: return reinterpret_cast<LONG_PTR>(slot->proc.load(std::memory_order_relaxed));
     case GWLP_ID: return slot->id;
     case GWLP_HINSTANCE: return reinterpret_cast<LONG_PTR>(slot->hinstance);
     case GWLP_HWNDPARENT: return 0;

@@ -3,8 +3,9 @@
 // An HWND is (generation << 16) | index into the table, index 1..65535 and
 // generation 1..65535, so a destroyed, stale or forged HWND is detected.
 // Freed slots are reused in FIFO order once enough are free, so a stale HWND
-// stays invalid for as long as possible. Everything in the table is guarded
-// by one mutex, never held while a window procedure runs.
+// stays invalid for as long as possible. Changes to the table take one
+// mutex, never held while a window procedure runs; the lookups of the call
+// path (LookupWindow, IsLiveWindow, CallOwnWindowProc) take no lock.
 //
 // Lifecycle of a window slot:
 //   kFree --(CreateWindowExW)--> kAlive --(DestroyWindow: WM_DESTROY,
@@ -27,9 +28,9 @@ struct WindowInfo {
   std::uint64_t incarnation = 0;
 };
 
-// Resolves `hwnd`; false when it is not a live window. Any thread.
+// Resolves `hwnd`; false when it is not a live window. Any thread; lock-free.
 bool LookupWindow(HWND hwnd, WindowInfo* info);
-// Whether `hwnd` is a live window. Any thread; lock-free is not promised.
+// Whether `hwnd` is a live window. Any thread; lock-free.
 bool IsLiveWindow(HWND hwnd);
 // Calls the window procedure of `hwnd`, which must belong to the calling
 // thread. Returns ERROR_SUCCESS with *result set, ERROR_INVALID_WINDOW_HANDLE,
