@@ -7,6 +7,10 @@
 #include "base/check.h"
 
 namespace apartments::internal {
+
+__thread ThreadState* t_current_state = nullptr;
+__thread DWORD t_current_tid = 0;
+
 namespace {
 
 std::atomic<ThreadExitHook> g_exit_hooks[static_cast<int>(Layer::kCount)];
@@ -18,9 +22,6 @@ std::atomic<ThreadState*> g_registry_head{nullptr};
 std::mutex g_registry_mu;
 ThreadState* g_free_list = nullptr;  // Guarded by g_registry_mu.
 
-// Hot-path TLS: trivially destructible, so reading it costs no init check.
-thread_local ThreadState* t_state = nullptr;
-thread_local DWORD t_tid = 0;
 thread_local bool t_exited = false;
 
 void ExitCurrentThreadState() noexcept;
@@ -46,7 +47,7 @@ ThreadState* AllocateState() {
 }
 
 void ExitCurrentThreadState() noexcept {
-  ThreadState* s = t_state;
+  ThreadState* s = t_current_state;
   if (s == nullptr) return;
   for (int layer = static_cast<int>(Layer::kCount) - 1; layer >= 0; --layer) {
     if (ThreadExitHook hook = g_exit_hooks[layer].load(std::memory_order_acquire)) hook(*s);
@@ -61,18 +62,20 @@ void ExitCurrentThreadState() noexcept {
   s->activity.apartment_hwnd.store(nullptr, std::memory_order_relaxed);
   s->live.store(false, std::memory_order_release);
   s->generation.fetch_add(1, std::memory_order_acq_rel);
-  t_state = nullptr;
+  t_current_state = nullptr;
   t_exited = true;
   std::lock_guard lock(g_registry_mu);
   s->free_next = g_free_list;
   g_free_list = s;
 }
 
+}  // namespace
+
 ThreadState& CreateCurrentThreadState() {
   ThreadState* s = AllocateState();
   s->tid.store(CurrentThreadId(), std::memory_order_relaxed);
   s->live.store(true, std::memory_order_release);
-  t_state = s;
+  t_current_state = s;
   if (!t_exited) {
     // A library call made by a thread-local destructor after our hooks ran
     // gets a fresh state that is not recycled; it stays in the registry.
@@ -82,19 +85,9 @@ ThreadState& CreateCurrentThreadState() {
   return *s;
 }
 
-}  // namespace
-
-ThreadState& CurrentThreadState() noexcept {
-  ThreadState* s = t_state;
-  if (__builtin_expect(s != nullptr, 1)) return *s;
-  return CreateCurrentThreadState();
-}
-
-DWORD CurrentThreadId() noexcept {
-  DWORD tid = t_tid;
-  if (__builtin_expect(tid != 0, 1)) return tid;
-  tid = static_cast<DWORD>(::syscall(SYS_gettid));
-  t_tid = tid;
+DWORD InitCurrentThreadId() noexcept {
+  const auto tid = static_cast<DWORD>(::syscall(SYS_gettid));
+  t_current_tid = tid;
   return tid;
 }
 

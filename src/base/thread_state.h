@@ -71,13 +71,30 @@ struct ThreadState {
   std::wstring description_;  // Guarded by description_mu_.
 };
 
+// The hot-path thread-locals behind the two functions below, inline because
+// every call path asks for them several times. `__thread` (constant-
+// initialized, trivially destructible) so an access is one %fs-relative
+// load: no TLS wrapper call, no init check.
+extern __thread ThreadState* t_current_state;
+extern __thread DWORD t_current_tid;
+ThreadState& CreateCurrentThreadState();
+DWORD InitCurrentThreadId() noexcept;
+
 // The calling thread's state, created on first use.
 // Thread safety: the calling thread only (it is the caller's own state).
-ThreadState& CurrentThreadState() noexcept;
+inline ThreadState& CurrentThreadState() noexcept {
+  ThreadState* s = t_current_state;
+  if (__builtin_expect(s != nullptr, 1)) return *s;
+  return CreateCurrentThreadState();
+}
 
 // The calling thread's Linux thread id, cached per thread (no system call
 // after the first).
-DWORD CurrentThreadId() noexcept;
+inline DWORD CurrentThreadId() noexcept {
+  const DWORD tid = t_current_tid;
+  if (__builtin_expect(tid != 0, 1)) return tid;
+  return InitCurrentThreadId();
+}
 
 // A layer's hook, run on the exiting thread for each ThreadState that thread
 // used. Register at static-initialization time (from the layer's .cc file);

@@ -485,31 +485,43 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   HRESULT Call(REFIID iid, const ServerCall& call) noexcept override {
     HRESULT hr = CheckUsable();
     if (FAILED(hr)) return hr;
-    bool disconnected = false;
-    hr = InvokeInApartment(stub_->apartment, [&]() -> HRESULT {
-      void* itf = nullptr;
-      {
-        std::lock_guard lock(S().mu);
-        if (stub_->connected) {
-          auto it = stub_->interfaces.find(iid);
-          if (it != stub_->interfaces.end()) itf = it->second;
-        }
-        if (itf != nullptr) static_cast<IUnknown*>(itf)->AddRef();
-      }
-      if (itf == nullptr) {
-        disconnected = true;
-        return RPC_E_DISCONNECTED;
-      }
-      // The reference keeps the interface alive through a CoDisconnectObject
-      // made by the call itself.
-      struct Releaser {
-        void* itf;
-        ~Releaser() { static_cast<IUnknown*>(itf)->Release(); }
-      } releaser{itf};
-      return call(itf);
+    // The callable captures one pointer, so std::function stores it inline:
+    // no allocation per call.
+    struct Frame {
+      ProxyManager* self;
+      const IID& iid;
+      const ServerCall& call;
+      bool disconnected;
+    } frame{this, iid, call, false};
+    hr = InvokeInApartment(stub_->apartment, [&frame]() -> HRESULT {
+      return frame.self->CallOnStub(frame.iid, frame.call, &frame.disconnected);
     });
-    if (disconnected) return FailDisconnected();
+    if (frame.disconnected) return FailDisconnected();
     return hr;
+  }
+
+  // The server half of Call, on the stub's apartment.
+  HRESULT CallOnStub(REFIID iid, const ServerCall& call, bool* disconnected) {
+    void* itf = nullptr;
+    {
+      std::lock_guard lock(S().mu);
+      if (stub_->connected) {
+        auto it = stub_->interfaces.find(iid);
+        if (it != stub_->interfaces.end()) itf = it->second;
+      }
+      if (itf != nullptr) static_cast<IUnknown*>(itf)->AddRef();
+    }
+    if (itf == nullptr) {
+      *disconnected = true;
+      return RPC_E_DISCONNECTED;
+    }
+    // The reference keeps the interface alive through a CoDisconnectObject
+    // made by the call itself.
+    struct Releaser {
+      void* itf;
+      ~Releaser() { static_cast<IUnknown*>(itf)->Release(); }
+    } releaser{itf};
+    return call(itf);
   }
 
   // Whether the proxy may be used from the calling thread; sets error info
