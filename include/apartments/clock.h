@@ -42,6 +42,11 @@ void AddClockListener(void (*fn)(void*), void* context);
 void RemoveClockListener(void (*fn)(void*), void* context);
 // Runs the listeners (FakeClock::Advance calls it after moving the time).
 void NotifyClockAdvanced() noexcept;
+// GetClock().Now(), but with the system clock only as fine as its last tick
+// (1-4 ms) and about ten times cheaper: for stamps the call path takes on
+// every message ("last pumped"), where milliseconds are plenty. An installed
+// test clock is read exactly. Any thread; never blocks.
+Clock::TimePoint CoarseNow() noexcept;
 }  // namespace internal
 
 // A manually advanced clock. Starts at an arbitrary fixed point, far (1000

@@ -44,6 +44,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string_view>
 #include <type_traits>
@@ -178,8 +179,8 @@ struct std::hash<GUID> {
   // (interface lookups on every cross-apartment call hash an IID).
   std::size_t operator()(const GUID& g) const noexcept {
     const std::uint64_t head = std::uint64_t{g.Data1} << 32 | std::uint64_t{g.Data2} << 16 | g.Data3;
-    std::uint64_t tail = 0;
-    for (int i = 0; i < 8; ++i) tail = tail << 8 | g.Data4[i];  // One load, once optimized.
+    std::uint64_t tail;
+    std::memcpy(&tail, g.Data4, sizeof tail);
     const std::uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
     return static_cast<std::size_t>(h ^ (h >> 31));
   }

@@ -2,6 +2,8 @@
 
 #include "base/duration_text.h"
 
+#include <time.h>
+
 #include <cstdio>
 #include <mutex>
 #include <utility>
@@ -49,6 +51,16 @@ void NotifyClockAdvanced() noexcept {
   // never called after it returns (its context may be freed then).
   std::lock_guard lock(g_listeners_mu);
   for (auto& [fn, context] : Listeners()) fn(context);
+}
+
+Clock::TimePoint CoarseNow() noexcept {
+  const Clock* clock = g_clock.load(std::memory_order_acquire);
+  if (__builtin_expect(clock != &kSystemClock, 0)) return clock->Now();
+  // The same clock as steady_clock (CLOCK_MONOTONIC), as of the last tick:
+  // read from the vDSO's data page, no TSC read.
+  timespec now;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return Clock::TimePoint(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
 }
 
 std::string FormatDuration(Clock::Duration d) {

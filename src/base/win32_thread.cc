@@ -22,7 +22,7 @@ HANDLE WINAPI GetCurrentThread(void) { return reinterpret_cast<HANDLE>(static_ca
 
 ULONGLONG WINAPI GetTickCount64(void) {
   timespec now;
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
   return static_cast<ULONGLONG>(now.tv_sec) * 1000 + static_cast<ULONGLONG>(now.tv_nsec) / 1000000;
 }
 DWORD WINAPI GetTickCount(void) { return static_cast<DWORD>(GetTickCount64()); }

@@ -433,7 +433,7 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
       Unregister(wait);
       return WAIT_TIMEOUT;
     }
-    wait.since = GetClock().Now();
+    wait.since = CoarseNow();  // Milliseconds are plenty for "blocked since".
     wait.id = ++g_next_wait_id;
     data.current_wait = &wait;
     state.park.store(kParkWaiting, std::memory_order_relaxed);

@@ -4,13 +4,13 @@
 #include "message/queue.h"
 
 #include <sched.h>
-#include <time.h>
 
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 
 #include "apartments/message_queue.h"
+#include "apartments/win32_kernel.h"
 #include "base/check.h"
 #include "base/spin.h"
 #include "message/window.h"
@@ -46,14 +46,6 @@ inline DWORD PostLimit() noexcept {
   return __builtin_expect(limit != 0, 1) ? limit : InitPostLimitSlow();
 }
 
-// GetTickCount() from the coarse clock: a few ns instead of a vDSO clock read.
-inline DWORD CoarseTickCount() noexcept {
-  timespec now;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-  return static_cast<DWORD>(static_cast<std::uint64_t>(now.tv_sec) * 1000 +
-                            static_cast<std::uint64_t>(now.tv_nsec) / 1000000);
-}
-
 // Spins (see base/spin.h) while `word` holds `value`; true once it changed.
 template <typename T>
 bool SpinWhileEqual(const std::atomic<T>& word, T value) noexcept {
@@ -62,6 +54,11 @@ bool SpinWhileEqual(const std::atomic<T>& word, T value) noexcept {
 
 inline Clock::Duration::rep NowRep() noexcept {
   return GetClock().Now().time_since_epoch().count();
+}
+
+// The pump stamps: coarse (see CoarseNow), as they are taken on every refill.
+inline Clock::Duration::rep StampRep() noexcept {
+  return CoarseNow().time_since_epoch().count();
 }
 
 // --- The registry ---------------------------------------------------------
@@ -224,7 +221,7 @@ std::uint64_t MessageQueue::Deactivate() {
 DWORD MessageQueue::Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT message,
                          WPARAM wparam, LPARAM lparam) noexcept {
   const DWORD limit = PostLimit();
-  const DWORD time = CoarseTickCount();
+  const DWORD time = GetTickCount();
   bool wake = false;
   lock_.lock();
   if (!alive_ || tid_.load(std::memory_order_relaxed) != tid ||
@@ -353,7 +350,7 @@ void MessageQueue::MarkRetrieved(std::uint64_t n) noexcept {
 void MessageQueue::StampPumped() noexcept {
   if (--pump_stamp_countdown_ == 0) {
     pump_stamp_countdown_ = kPumpStampEvery;
-    last_pumped_.store(NowRep(), std::memory_order_relaxed);
+    last_pumped_.store(StampRep(), std::memory_order_relaxed);
   }
 }
 
@@ -415,7 +412,7 @@ void MessageQueue::RefillLocked(bool unfiltered) {
   // QS_ALLPOSTMESSAGE only without one.
   changed_bits_ &= ~QS_POSTMESSAGE;
   if (unfiltered) changed_bits_ &= ~QS_ALLPOSTMESSAGE;
-  last_pumped_.store(NowRep(), std::memory_order_relaxed);
+  last_pumped_.store(StampRep(), std::memory_order_relaxed);
 }
 
 std::uint32_t MessageQueue::WakeBitsLocked() const noexcept {
@@ -551,7 +548,7 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
       msg->message = WM_QUIT;
       msg->wParam = static_cast<WPARAM>(quit_code_);
       msg->lParam = 0;
-      msg->time = CoarseTickCount();
+      msg->time = GetTickCount();
       msg->pt = POINT{0, 0};
       if (filter.remove) quit_ = false;
       return true;
