@@ -244,7 +244,7 @@ DWORD MessageQueue::Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT m
     }
     if (depth + 1 > high_water_) high_water_ = depth + 1;
   }
-  incoming_.push_back(PostedMessage{hwnd, message, time, wparam, lparam, false});
+  incoming_.push_back(PostedMessage{hwnd, message, time, wparam, lparam});
   ++posted_total_;
   input_seq_.store(input_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   poster_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
@@ -341,30 +341,22 @@ void MessageQueue::DeliverReply(SentMessage* sent, LRESULT result, bool failed) 
   if (wake) SignalEvent(*event_);
 }
 
-void MessageQueue::MarkRetrieved(std::uint64_t n) noexcept {
-  // Single writer (the owner): a plain store, no read-modify-write.
-  retrieved_total_.store(retrieved_total_.load(std::memory_order_relaxed) + n,
-                         std::memory_order_release);
-}
-
-void MessageQueue::StampPumped() noexcept {
-  if (--pump_stamp_countdown_ == 0) {
-    pump_stamp_countdown_ = kPumpStampEvery;
-    last_pumped_.store(StampRep(), std::memory_order_relaxed);
-  }
+void MessageQueue::StampPumpedSlow() noexcept {
+  pump_stamp_countdown_ = kPumpStampEvery;
+  last_pumped_.store(StampRep(), std::memory_order_relaxed);
 }
 
 bool MessageQueue::TakeFromLocal(const Filter& filter, MSG* msg) {
   const std::size_t n = local_.size();
   for (std::size_t i = local_pos_; i < n; ++i) {
     PostedMessage& m = local_[i];
-    if (m.removed) {
+    if (m.hwnd == kHoleHwnd) {
       if (i == local_pos_) ++local_pos_;
       continue;
     }
     if (m.hwnd != nullptr && !IsLiveWindow(m.hwnd)) {
       // Posted to a window destroyed since: dropped, and counted.
-      m.removed = true;
+      m.hwnd = kHoleHwnd;
       if (i == local_pos_) ++local_pos_;
       MarkRetrieved(1);
       dropped_destroyed_.fetch_add(1, std::memory_order_relaxed);
@@ -379,7 +371,7 @@ bool MessageQueue::TakeFromLocal(const Filter& filter, MSG* msg) {
     msg->time = m.time;
     msg->pt = POINT{0, 0};
     if (filter.remove) {
-      m.removed = true;
+      m.hwnd = kHoleHwnd;
       if (i == local_pos_) ++local_pos_;
       MarkRetrieved(1);
     }

@@ -89,14 +89,18 @@ inline constexpr std::uint32_t kQsReply = 0x80000000u;
 inline constexpr std::uint32_t kQsPosted = QS_POSTMESSAGE | QS_ALLPOSTMESSAGE;
 inline constexpr std::uint32_t kQsValidMask = QS_ALLINPUT | QS_ALLPOSTMESSAGE;
 
+// 32 bytes: two to a cache line.
 struct PostedMessage {
-  HWND hwnd;
+  HWND hwnd;  // kHoleHwnd: a hole left by a filtered retrieval (owner's buffer only).
   UINT message;
   DWORD time;
   WPARAM wparam;
   LPARAM lparam;
-  bool removed;  // A hole left by a filtered retrieval (owner's buffer only).
 };
+static_assert(sizeof(PostedMessage) == 32);
+// Never a window (an HWND's generation is at least 1, so its value at least
+// 0x10001) and never null (a thread message).
+inline const HWND kHoleHwnd = reinterpret_cast<HWND>(std::uintptr_t{1});
 
 class MessageQueue;
 
@@ -177,6 +181,28 @@ class MessageQueue {
   // Serves pending sent messages, then looks for a posted message (or quit).
   // With `wait`, blocks (idle) until one arrives. Returns true with *msg set.
   bool GetOrPeek(const Filter& filter, bool wait, MSG* msg);
+  // The unfiltered GetMessageW/PeekMessageW(PM_REMOVE) fast path: takes the
+  // next posted thread message of the private batch when no sent message
+  // waits. False (nothing changed) sends the caller to GetOrPeek, which
+  // handles everything else (windows, holes, refills, sends, quit, waits).
+  bool TakeNextThreadMessage(MSG* msg) noexcept {
+    if (local_pos_ >= local_.size() || has_sent_.load(std::memory_order_relaxed)) return false;
+    PostedMessage& m = local_[local_pos_];
+    if (m.hwnd != nullptr) return false;
+    msg->hwnd = nullptr;
+    msg->message = m.message;
+    msg->wParam = m.wparam;
+    msg->lParam = m.lparam;
+    msg->time = m.time;
+    msg->pt = POINT{0, 0};
+    if (++local_pos_ == local_.size()) {
+      local_.clear();
+      local_pos_ = 0;
+    }
+    MarkRetrieved(1);
+    StampPumped();
+    return true;
+  }
   // Serves every sent message pending now. Returns how many ran.
   int ServeSentMessages();
   // MsgWaitForMultipleObjectsEx over already-resolved objects (`count` user
@@ -234,8 +260,15 @@ class MessageQueue {
   // Moves incoming_ to local_ and updates the examined state. Lock held.
   void RefillLocked(bool unfiltered);
   std::uint32_t WakeBitsLocked() const noexcept;
-  void MarkRetrieved(std::uint64_t n) noexcept;
-  void StampPumped() noexcept;
+  void MarkRetrieved(std::uint64_t n) noexcept {
+    // Single writer (the owner): a plain store, no read-modify-write.
+    retrieved_total_.store(retrieved_total_.load(std::memory_order_relaxed) + n,
+                           std::memory_order_release);
+  }
+  void StampPumped() noexcept {
+    if (__builtin_expect(--pump_stamp_countdown_ == 0, 0)) StampPumpedSlow();
+  }
+  void StampPumpedSlow() noexcept;
   void RunSent(SentMessage* sent);
   // Sleeps on event_ (plus `objects`) until woken; wake_mask_ set by caller.
   DWORD Block(KernelObject** objects, const HANDLE* handles, DWORD count, bool wait_all,

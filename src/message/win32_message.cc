@@ -66,6 +66,12 @@ bool Send(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam, UINT flags, DWO
 
 BOOL GetOrPeek(LPMSG msg, HWND hwnd, UINT min, UINT max, UINT flags, bool wait) {
   MessageQueue& queue = CurrentQueue();
+  if (hwnd == nullptr && min == 0 && max == 0 && (flags & ~PM_NOYIELD) == PM_REMOVE &&
+      queue.TakeNextThreadMessage(msg)) {
+    // The common loop's case, without building a filter (queue.h).
+    CurrentThreadState().activity.PublishFilter(nullptr, 0, 0);
+    return TRUE;
+  }
   if (!ValidFilterWindow(hwnd)) return Fail<BOOL>(ERROR_INVALID_WINDOW_HANDLE, wait ? -1 : FALSE);
   CurrentThreadState().activity.PublishFilter(hwnd, min, max);  // For the hang watchdog.
   MessageQueue::Filter filter;
