@@ -263,13 +263,11 @@ void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result) {
   call->outcome = outcome;
   call->result = result;
   // The caller may return (and its record and its reference to the event go)
-  // as soon as the event is signaled, so hold our own reference across the
-  // signal and touch nothing of the record after it. SignalEvent releases:
-  // the fields above are visible to the caller whose wait it satisfies.
-  Event* reply = call->reply;
-  reply->AddRef();
-  SignalEvent(*reply);
-  reply->Release();
+  // as soon as the event is signaled, so touch nothing of the record after
+  // the signal; SignalEvent itself never touches an event after the step that
+  // can release its waiter (kernel.h). SignalEvent releases: the fields above
+  // are visible to the caller whose wait it satisfies.
+  SignalEvent(*call->reply);
 }
 
 void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {

@@ -286,6 +286,10 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
 
 // Signals an object on behalf of SetEvent/ReleaseMutex/ReleaseSemaphore.
 // Returns the Win32 error (ERROR_SUCCESS on success).
+// Lifetime: the caller need not hold a reference beyond the one its waiter
+// holds: SignalEvent does not touch `event` after the step that can let a
+// waiter return (it holds its own reference across a wakeup), so a waiter
+// that drops the last reference as soon as it sees the signal is safe.
 DWORD SignalEvent(Event& event) noexcept;
 DWORD ResetEventObject(Event& event) noexcept;
 DWORD PulseEventObject(Event& event) noexcept;

@@ -472,16 +472,25 @@ DWORD SignalEvent(Event& event) noexcept {
   std::uint32_t s = event.state.load(std::memory_order_relaxed);
   while ((s & Event::kHasWaiters) == 0) {
     // A release RMW even when already signaled, so that a later consumer's
-    // acquire sees this thread's writes too.
+    // acquire sees this thread's writes too. The successful CAS is this
+    // path's last access to `event`: a waiter it releases (a spinning COM
+    // caller) may drop the last reference at once.
     if (event.state.compare_exchange_weak(s, s | Event::kSignaled, std::memory_order_release,
                                           std::memory_order_relaxed)) {
       return ERROR_SUCCESS;
     }
   }
-  WakeList wake;
-  std::lock_guard lock(g_kernel_mu);
-  event.state.fetch_or(Event::kSignaled, std::memory_order_release);
-  WakeWaiters(&event, wake);
+  // Our own reference across the wakeup: a waiter woken here may return and
+  // drop the last other reference while we still walk the waiter list. Taken
+  // before the event is signaled, so while its waiters still hold theirs.
+  event.AddRef();
+  {
+    WakeList wake;
+    std::lock_guard lock(g_kernel_mu);
+    event.state.fetch_or(Event::kSignaled, std::memory_order_release);
+    WakeWaiters(&event, wake);
+  }
+  event.Release();
   return ERROR_SUCCESS;
 }
 

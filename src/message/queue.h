@@ -279,13 +279,16 @@ class MessageQueue {
   std::atomic<std::uint64_t> incarnation_{0};
   Event* const event_;  // Never freed (the queue is type-stable too).
 
-  alignas(64) QueueLock lock_;
   // Written under lock_ by every post and send, read without it by the owner
   // spinning before it sleeps: new input bumps the sequence; the CPU tells
   // the owner whether its producer runs elsewhere (spinning pays) or on its
-  // own CPU (spinning would only delay the producer).
-  std::atomic<std::uint32_t> input_seq_{0};
+  // own CPU (spinning would only delay the producer). A cache line of their
+  // own: the spinner's polls must not pull the lock's line away from a
+  // producer in the middle of its post.
+  alignas(64) std::atomic<std::uint32_t> input_seq_{0};
   std::atomic<int> poster_cpu_{-1};
+
+  alignas(64) QueueLock lock_;
   // Guarded by lock_.
   bool alive_ = false;
   std::vector<PostedMessage> incoming_;
