@@ -5,13 +5,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "apartments/win32_kernel.h"
-#include "com/cancel.h"
-#include "kernel/kernel.h"
 
 namespace apartments::internal {
+
+// The longest single sleep: a far deadline is re-checked this often.
+constexpr Clock::Duration kMaxSleep = std::chrono::hours(1);
 
 class DeadlineThread {
  public:
@@ -23,17 +25,11 @@ class DeadlineThread {
   }
 
   void Arm(DeadlineTimer* timer, Clock::TimePoint deadline) {
-    bool earliest;
-    {
-      std::lock_guard lock(mu_);
-      timer->armed_ = true;
-      timer->where_ = armed_.emplace(deadline, timer);
-      earliest = timer->where_ == armed_.begin();
-    }
-    // A new earliest deadline: the thread's timeout is too long now. The
-    // event is auto-reset and the thread re-reads the map after every wake,
-    // so a signal is never lost, at worst spurious.
-    if (earliest) SignalEvent(*wake_);
+    std::lock_guard lock(mu_);
+    timer->armed_ = true;
+    timer->where_ = armed_.emplace(deadline, timer);
+    // A new earliest deadline: the thread's timeout is too long now.
+    if (timer->where_ == armed_.begin()) Wake();
   }
 
   void Disarm(DeadlineTimer* timer) noexcept {
@@ -50,29 +46,47 @@ class DeadlineThread {
   }
 
  private:
-  DeadlineThread() : wake_(new Event(std::wstring(), false, false)), clock_wake_(wake_) {
+  DeadlineThread() {
+    // Before the thread starts, and never removed: `this` is never freed.
+    AddClockListener(&OnClockAdvanced, this);
     std::thread thread([this] { Main(); });
     std::lock_guard lock(mu_);
     thread_id_ = thread.get_id();
     thread.detach();
   }
 
+  // FakeClock::Advance, on the advancing thread, under the listeners' lock
+  // (so the order is listeners' lock -> mu_; nothing here takes them the
+  // other way round).
+  static void OnClockAdvanced(void* self) {
+    auto* thread = static_cast<DeadlineThread*>(self);
+    std::lock_guard lock(thread->mu_);
+    thread->Wake();
+  }
+
+  void Wake() {  // mu_ held.
+    woken_ = true;
+    wake_.notify_one();
+  }
+
   void Main() {
     SetThreadDescription(GetCurrentThread(), L"apartments deadlines");
-    KernelObject* objects[1] = {wake_};
-    HANDLE handles[1] = {nullptr};
     std::unique_lock lock(mu_);
     for (;;) {
-      DWORD timeout_ms = INFINITE;
+      std::optional<std::chrono::steady_clock::time_point> until;
+      // GetClock() is read only here, under mu_, while a timer is armed. A
+      // test's FakeClock outlives the timers armed against it (their owners
+      // wait on them), so this thread never reads a clock the test has
+      // uninstalled and destroyed (why it sleeps on a condition variable,
+      // not in a kernel wait, which stamps every wait with GetClock()).
       while (!armed_.empty()) {
         const auto first = armed_.begin();
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(first->first -
-                                                                       GetClock().Now());
-        if (left.count() > 0) {
+        const Clock::Duration left = first->first - GetClock().Now();
+        if (left > Clock::Duration::zero()) {
           // Re-checked on every wake: a test's clock wakes us as it
-          // advances; the real clock, by this timeout.
-          timeout_ms = static_cast<DWORD>(
-              std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
+          // advances; the real clock, by this timeout (bounded, so that a
+          // far deadline cannot overflow it).
+          until = std::chrono::steady_clock::now() + std::min<Clock::Duration>(left, kMaxSleep);
           break;
         }
         DeadlineTimer* timer = first->second;
@@ -91,20 +105,24 @@ class DeadlineThread {
         firing_ = nullptr;
         fired_.notify_all();
       }
-      lock.unlock();
-      (void)WaitForObjects(objects, handles, 1, false, timeout_ms, false);
-      lock.lock();
+      // woken_ is set under mu_ by every Arm of an earliest deadline and every
+      // clock advance, so none is lost between the check above and the wait.
+      if (until) {
+        wake_.wait_until(lock, *until, [this] { return woken_; });
+      } else {
+        wake_.wait(lock, [this] { return woken_; });
+      }
+      woken_ = false;
     }
   }
 
-  Event* const wake_;  // Auto-reset; never freed.
-  const ClockWakeRegistration clock_wake_;
-
   std::mutex mu_;
+  std::condition_variable wake_;   // woken_ set.
   std::condition_variable fired_;  // firing_ changed.
   // Guarded by mu_.
   std::multimap<Clock::TimePoint, DeadlineTimer*> armed_;
   DeadlineTimer* firing_ = nullptr;
+  bool woken_ = false;
   std::thread::id thread_id_;
 };
 

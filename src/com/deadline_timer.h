@@ -5,11 +5,12 @@
 // there to notice (a synchronous Call's caller watches its own deadline in
 // its wait, channel.cc).
 //
-// Waiting is the synchronous caller's, reused: the thread sleeps in a kernel
-// wait on an auto-reset event with the real time left to the earliest
-// deadline as timeout, and a ClockWakeRegistration (com/cancel.h) signals the
-// event whenever a test advances its FakeClock, so the thread re-reads the
-// clock and never polls a fake one. The thread starts with the first Arm()
+// Waiting is the synchronous caller's, reused: the thread sleeps with the
+// real time left to the earliest deadline as timeout, and a clock listener
+// (internal::AddClockListener, as the synchronous caller's
+// ClockWakeRegistration) wakes it whenever a test advances its FakeClock, so
+// it re-reads the clock and never polls a fake one. It reads GetClock() only
+// while a timer is armed (see Main). The thread starts with the first Arm()
 // and lives until the process exits (as the MTA workers do).
 //
 // State of a DeadlineTimer:
