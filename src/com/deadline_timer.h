@@ -5,13 +5,15 @@
 // there to notice (a synchronous Call's caller watches its own deadline in
 // its wait, channel.cc).
 //
-// Waiting is the synchronous caller's, reused: the thread sleeps with the
-// real time left to the earliest deadline as timeout, and a clock listener
-// (internal::AddClockListener, as the synchronous caller's
-// ClockWakeRegistration) wakes it whenever a test advances its FakeClock, so
-// it re-reads the clock and never polls a fake one. It reads GetClock() only
-// while a timer is armed (see Main). The thread starts with the first Arm()
-// and lives until the process exits (as the MTA workers do).
+// It waits as the synchronous caller does: with the real time left to the
+// earliest deadline as timeout, and woken by a clock listener
+// (internal::AddClockListener, behind the caller's ClockWakeRegistration)
+// whenever a test advances its FakeClock, so it re-reads the clock and never
+// polls a fake one. Unlike the caller it sleeps on a condition variable, not
+// in a kernel wait (which stamps every wait with GetClock()): this thread
+// outlives every test, so it reads GetClock() only while a timer is armed,
+// whose owner keeps a test's clock alive. The thread starts with the first
+// Arm() and lives until the process exits (as the MTA workers do).
 //
 // State of a DeadlineTimer:
 //   disarmed --Arm()--> armed --the clock reaches the deadline--> firing
