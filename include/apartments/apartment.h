@@ -83,6 +83,44 @@ class PostedTask {
   ~PostedTask() = default;  // Never deleted through this type.
 };
 
+// A PostedTask that may be withdrawn while it is still queued: the task of a
+// cancellable co_await CallAsync (CallOptions). It has a fourth possible end,
+// Withdrawn(), called on the thread that withdrew it (the one that requested
+// the stop, or the deadline thread), after which the apartment never touches
+// it (its message is removed from the queue, or skipped as a tombstone).
+// Which end a queued task meets is one decision, taken under the
+// apartment's ModernState lock (src/com/modern_apartment.cc):
+//   kIdle --posted--> kQueued --the apartment thread dispatches it, or its
+//         shutdown drains it--> kTaken (then Run() or Drop())
+//   kQueued --stop requested / deadline passed--> kWithdrawn (Withdrawn())
+//   kIdle --stop requested / deadline passed before the post--> kCancelled
+//         (the post then does not queue it and fails with the error)
+class WithdrawableTask : public PostedTask {
+ public:
+  // Ends the task: it never ran and never will; `error` is
+  // RPC_E_CALL_CANCELED or RPC_E_TIMEOUT with its explanation.
+  virtual void Withdrawn(Error error) noexcept = 0;
+
+ protected:
+  ~WithdrawableTask() = default;
+
+ private:
+  friend class ModernState;
+  enum class Stage : std::uint8_t { kIdle, kQueued, kTaken, kWithdrawn, kCancelled };
+  Stage stage_ = Stage::kIdle;  // Guarded by the ModernState lock.
+  HRESULT cancelled_ = 0;       // kCancelled's error; guarded likewise.
+};
+
+// Withdraws a queued WithdrawableTask when its stop token is requested or its
+// deadline passes (a std::stop_callback and a deadline timer); defined in
+// src/com/modern_apartment.cc. Destroying it deregisters both, waiting for a
+// callback running on another thread to return.
+class AsyncCancelWatch;
+struct AsyncCancelWatchDeleter {
+  void operator()(AsyncCancelWatch* watch) const noexcept;
+};
+using AsyncCancelWatchPtr = std::unique_ptr<AsyncCancelWatch, AsyncCancelWatchDeleter>;
+
 // Builds the Error for a failed call from the calling thread's error info.
 Error ErrorFromLastCall(HRESULT hr);
 // The text of the disconnect error given to a task dropped at shutdown.
@@ -127,6 +165,14 @@ struct CallOptions {
   // re-reads it). Passed: the call ends with RPC_E_TIMEOUT.
   std::optional<Clock::TimePoint> deadline;
 };
+
+namespace internal {
+// Whether `options` can end a call: a token whose stop can be requested, or
+// a deadline. Other calls take the plain path and pay nothing.
+inline bool IsCancellable(const CallOptions& options) noexcept {
+  return options.stop.stop_possible() || options.deadline.has_value();
+}
+}  // namespace internal
 
 struct ApartmentOptions {
   // The thread's name (SetThreadDescription; shown in error explanations,
@@ -271,13 +317,45 @@ class Apartment {
   [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f) const {
     return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f));
   }
-  // Cancellable form: when the apartment reaches the queued `f` after
-  // `options.stop` was requested or `options.deadline` passed, `f` does not
-  // run and the coroutine resumes there with RPC_E_CALL_CANCELED /
-  // RPC_E_TIMEOUT. If `f` takes a std::stop_token it gets `options.stop`
-  // (it decides what a request means while it runs). Limit: a queued
-  // awaitable is not withdrawn, so a cancelled coroutine resumes when the
-  // apartment pumps to it or shuts down (RPC_E_DISCONNECTED), never earlier.
+  // Cancellable form: `options.stop` requested (from any thread) or
+  // `options.deadline` passed (GetClock(); a FakeClock's Advance counts)
+  // ends the call with RPC_E_CALL_CANCELED / RPC_E_TIMEOUT, per case:
+  //   before the post  (already stopped, deadline already passed) `f` is not
+  //                    queued; the coroutine resumes at once on the awaiting
+  //                    thread (await_suspend returns false)
+  //   still queued     withdrawn from the apartment's queue: `f` never runs,
+  //                    its quota slot is freed (at once, or, if the apartment
+  //                    thread already took the message into its retrieval
+  //                    batch, when it reaches and skips it), and the
+  //                    coroutine resumes at once, on the thread that
+  //                    withdrew it: for a stop, the thread calling
+  //                    request_stop(), inside that call (as any
+  //                    std::stop_callback: request_stop() returns when the
+  //                    coroutine next suspends or ends, so it must not wait
+  //                    for anything that needs that request_stop() to
+  //                    return); for a deadline, the library's deadline
+  //                    thread (one per process, in no apartment: do not
+  //                    block there, co_await a Schedule() to move)
+  //   taken, not started  the apartment thread finds the request before it
+  //                    starts `f`: `f` never runs; resumes there
+  //   running          not withdrawn: if `f` takes a std::stop_token it gets
+  //                    `options.stop` (and decides what a request means);
+  //                    the coroutine resumes on the apartment thread after
+  //                    `f` returns, with f's value or fault (unlike Call,
+  //                    which discards it and returns the error: here the
+  //                    request simply came too late)
+  //   shutdown         a queued task the shutdown drains first resumes with
+  //                    RPC_E_DISCONNECTED on the apartment thread (as
+  //                    Schedule())
+  // Exactly one of withdrawal, the apartment taking the task, and its
+  // shutdown draining it wins (decided under one lock); the coroutine resumes
+  // exactly once, and nothing touches the awaiter afterwards. Error::message
+  // says which case. Cost: one small allocation (the stop callback and the
+  // deadline registration) per co_await whose options can cancel; none when
+  // `options.stop` is not stop-possible and there is no deadline.
+  // Memory ordering: what the thread calling request_stop() (or a test's
+  // FakeClock::Advance()) wrote before it is visible to a coroutine resumed by
+  // the withdrawal it caused.
   template <typename F>
   [[nodiscard]] CallAwaiter<std::decay_t<F>> CallAsync(F&& f, CallOptions options) const {
     return CallAwaiter<std::decay_t<F>>(state_, std::forward<F>(f), std::move(options));
@@ -294,6 +372,7 @@ class Apartment {
   // broken promise. Thread safety: any thread. Waiting on the future on the
   // apartment's own thread deadlocks (it is a plain std::future: it does not
   // pump); co_await CallAsync there instead. `f` is moved into the queue.
+  // No cancellable form: cancelling needs CallAsync(f, options).
   template <typename F, typename R = std::invoke_result_t<std::decay_t<F>&>>
   [[nodiscard]] std::future<Result<R>> CallFuture(F&& f) const {
     struct Task final : internal::PostedTask {
@@ -355,6 +434,15 @@ class Apartment {
   HRESULT PostTask(internal::PostedTask* task) const;
   static HRESULT PostTaskTo(std::shared_ptr<internal::ModernState> state,
                             internal::PostedTask* task);
+  // Queue a cancellable `task` and arm `*watch` to withdraw it (CallAsync
+  // with options). On an error it was not queued (RPC_E_CALL_CANCELED /
+  // RPC_E_TIMEOUT when already cancelled, or as PostTaskTo) and `*watch` is
+  // empty. On success touches nothing of `task`, `options` or `watch` after
+  // queuing it (they live in the awaiter, which may be gone by then).
+  static HRESULT PostWithdrawableTo(std::shared_ptr<internal::ModernState> state,
+                                    internal::WithdrawableTask* task,
+                                    const CallOptions& options,
+                                    internal::AsyncCancelWatchPtr* watch);
 
  private:
   template <typename T>
@@ -443,8 +531,12 @@ class Apartment::CallAwaiter {
   bool await_suspend(std::coroutine_handle<> handle) {
     task_.awaiter = this;
     task_.handle = handle;
-    // As ScheduleAwaiter: nothing of `this` after a successful post.
-    HRESULT hr = PostTaskTo(state_, &task_);
+    // As ScheduleAwaiter: nothing of `this` after a successful post. With
+    // options the post arms watch_ first; from then on the task may also be
+    // withdrawn, and the coroutine resumed, on another thread.
+    const HRESULT hr = internal::IsCancellable(options_)
+                           ? PostWithdrawableTo(state_, &task_, options_, &watch_)
+                           : PostTaskTo(state_, &task_);
     if (hr < 0) {
       result_.emplace(internal::ErrorFromLastCall(hr));
       return false;
@@ -455,6 +547,8 @@ class Apartment::CallAwaiter {
 
  private:
   void RunHere() noexcept {
+    // Taken by the apartment after the request but before this check: it
+    // was too late to withdraw, but not to skip.
     if (options_.stop.stop_requested() ||
         (options_.deadline && GetClock().Now() >= *options_.deadline)) {
       const bool timeout = !options_.stop.stop_requested();
@@ -463,7 +557,7 @@ class Apartment::CallAwaiter {
           std::string("The asynchronous call failed with ") +
               (timeout ? "RPC_E_TIMEOUT: its deadline passed" : "RPC_E_CALL_CANCELED: it was "
                                                                 "cancelled") +
-              " before the apartment reached it; it never ran."});
+              " before the apartment's thread started it; it never ran."});
       return;
     }
     try {
@@ -486,14 +580,19 @@ class Apartment::CallAwaiter {
                      what + ". Whatever it did before throwing stands."};
   }
 
-  // Lives in the awaiter, so in the coroutine frame: no allocation.
-  struct Task final : internal::PostedTask {
+  // Lives in the awaiter, so in the coroutine frame: no allocation (with
+  // options, watch_ is one).
+  struct Task final : internal::WithdrawableTask {
     void Run() override {
       awaiter->RunHere();
       handle.resume();
     }
     void Drop() noexcept override {
       awaiter->result_.emplace(internal::DisconnectedError(awaiter->state_.get()));
+      handle.resume();
+    }
+    void Withdrawn(Error error) noexcept override {
+      awaiter->result_.emplace(std::move(error));
       handle.resume();
     }
     CallAwaiter* awaiter = nullptr;
@@ -505,6 +604,8 @@ class Apartment::CallAwaiter {
   CallOptions options_;
   std::optional<Result<R>> result_;
   Task task_;
+  // Declared last, so destroyed first: its callbacks use task_ and state_.
+  internal::AsyncCancelWatchPtr watch_;
 };
 
 // ApartmentChecker

@@ -319,11 +319,7 @@ int ApartmentImpl::owner_cpu() const noexcept {
 
 ApartmentImpl::Take ApartmentImpl::TakeDispatched(ChannelCall* call) {
   std::lock_guard lock(mu_);
-  for (std::size_t i = 0; i < tombstones_.size(); ++i) {
-    if (tombstones_[i] != call) continue;
-    tombstones_.erase(tombstones_.begin() + static_cast<std::ptrdiff_t>(i));
-    return Take::kWithdrawn;
-  }
+  if (withdrawn_.IsTombstone(reinterpret_cast<LPARAM>(call))) return Take::kWithdrawn;
   Unlink(call);
   return state_ == State::kRunning ? Take::kRun : Take::kDisconnected;
 }
@@ -332,9 +328,8 @@ bool ApartmentImpl::Withdraw(ChannelCall* call) {
   std::lock_guard lock(mu_);
   if (!call->linked) return false;
   Unlink(call);
-  if (kind_ == ApartmentKind::kSta &&
-      !queue_->WithdrawPosted(hwnd_, kComCallMessage, reinterpret_cast<LPARAM>(call))) {
-    tombstones_.push_back(call);
+  if (kind_ == ApartmentKind::kSta) {
+    (void)withdrawn_.Withdraw(*queue_, hwnd_, kComCallMessage, reinterpret_cast<LPARAM>(call));
   }
   return true;
 }
@@ -370,7 +365,7 @@ void ApartmentImpl::Shutdown() {
     state_ = State::kGone;
     queued = head_;
     head_ = tail_ = nullptr;
-    tombstones_.clear();
+    withdrawn_.Clear();
     for (ChannelCall* c = queued; c != nullptr; c = c->next) c->linked = false;
   }
   // Nothing pumps between emptying the list and destroying the window, so

@@ -45,6 +45,7 @@
 #include "com/apartment.h"
 #include "com/com_thread.h"
 #include "kernel/kernel.h"
+#include "message/withdrawn_posts.h"
 
 namespace apartments::internal {
 
@@ -196,13 +197,11 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   std::vector<std::function<void()>> callbacks_;   // Guarded by mu_.
   ChannelCall* head_ = nullptr;                    // Guarded by mu_.
   ChannelCall* tail_ = nullptr;                    // Guarded by mu_.
-  // STA: records withdrawn while their message was already in the thread's
-  // retrieval batch. An address here names no live record: it is matched
-  // against dispatched messages only, then forgotten. A new call at the same
-  // address posts its message after the tombstone's, and messages of one
-  // window and message number are retrieved in FIFO order, so the tombstone
-  // is consumed by the old message first. Guarded by mu_.
-  std::vector<ChannelCall*> tombstones_;
+  // STA: calls withdrawn while their message was already in the thread's
+  // retrieval batch (message/withdrawn_posts.h). An address there names no
+  // live record: it is matched against dispatched messages only, then
+  // forgotten. Guarded by mu_.
+  WithdrawnPosts withdrawn_;
 };
 
 // The calling thread's apartment without taking a reference: its STA, the

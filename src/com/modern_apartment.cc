@@ -18,12 +18,36 @@
 // shutdown callback has set accepting_ = false (under mu_) no message can be
 // added behind its drain: every queued task is found by the drain, none is
 // dropped unread by DestroyWindow.
+//
+// Withdrawal (a cancellable co_await CallAsync: WithdrawableTask, apartment.h).
+// Its message carries the ModernState as wParam (0 for every other task), so
+// the apartment thread knows, without touching the task, that it must first
+// claim it. Three parties may end a queued withdrawable task, and its stage
+// (guarded by mu_) lets exactly one of them:
+//   the apartment thread, dispatching or draining its message: Claim():
+//     kQueued -> kTaken, then Run() or Drop();
+//   a withdrawer (the std::stop_callback, on the thread requesting the stop;
+//     the deadline thread, com/deadline_timer.h): Withdraw(): kQueued ->
+//     kWithdrawn, the message removed from the queue or left as a tombstone
+//     (message/withdrawn_posts.h), then Withdrawn() outside the lock;
+//   the losers see another stage and touch nothing more.
+// A withdrawn task's memory may be freed at once (the coroutine resumes and
+// ends its awaiter), so the apartment thread checks a retrieved message
+// against the tombstones before it reads the task, under the same lock.
+// A withdrawer's callbacks run only while the awaiter's AsyncCancelWatch
+// exists, and destroying the watch waits for one running elsewhere, so a
+// withdrawer that lost still reads a live task. The watch is armed before the
+// post, so a request that comes first finds kIdle: it marks the task
+// kCancelled, and the post (under mu_) then fails with its error instead of
+// queuing a task nobody would withdraw.
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,7 +60,10 @@
 #include "base/check.h"
 #include "com/apartment.h"
 #include "com/cancel.h"
+#include "com/deadline_timer.h"
 #include "com/error_info.h"
+#include "message/queue.h"
+#include "message/withdrawn_posts.h"
 
 namespace apartments {
 namespace internal {
@@ -45,20 +72,12 @@ namespace {
 constexpr UINT kTaskMessage = WM_USER + 0x0D0E;
 constexpr wchar_t kPostWindowClass[] = L"ApartmentsPostWindow";
 
-LRESULT CALLBACK PostWindowProc(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lparam) {
-  if (msg != kTaskMessage) return DefWindowProcW(hwnd, msg, wparam, lparam);
-  // Run() ends the task (see PostedTask): nothing of it after this call.
-  auto* task = reinterpret_cast<PostedTask*>(lparam);
-  try {
-    task->Run();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored): %s\n",
-                 e.what());
-  } catch (...) {
-    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored)\n");
-  }
-  return 0;
-}
+LPARAM TaskKey(PostedTask* task) { return reinterpret_cast<LPARAM>(task); }
+
+// What an early cancellation's error says happened.
+enum class AsyncCancelStage : std::uint8_t { kBeforeQueued, kQueued };
+
+LRESULT CALLBACK PostWindowProc(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lparam);
 
 void RegisterPostWindowClass() {
   static std::once_flag once;
@@ -83,6 +102,7 @@ class ModernState {
     hwnd_ = CreateWindowExW(0, kPostWindowClass, L"", 0, 0, 0, 0, 0, HWND_MESSAGE, nullptr,
                             nullptr, nullptr);
     APARTMENTS_CHECK(hwnd_ != nullptr);
+    queue_ = &CurrentQueue();  // Created by the window, if not before.
     {
       std::lock_guard lock(mu_);
       accepting_ = true;
@@ -91,14 +111,22 @@ class ModernState {
     APARTMENTS_CHECK(apartment_->AddShutdownCallback([self] { self->OnShutdown(); }));
   }
 
-  // On an error `task` was not queued; the caller still owns it.
-  HRESULT Post(PostedTask* task) {
+  // On an error `task` was not queued; the caller still owns it. A
+  // `withdrawable` task (the same object as `task`) is queued kQueued, or
+  // not at all when a withdrawer got to it first (kCancelled: its error).
+  HRESULT Post(PostedTask* task, WithdrawableTask* withdrawable = nullptr) {
     std::lock_guard lock(mu_);
     if (!accepting_) {
       SetLastDisconnected();
       return RPC_E_DISCONNECTED;
     }
-    if (!PostMessageW(hwnd_, kTaskMessage, 0, reinterpret_cast<LPARAM>(task))) {
+    if (withdrawable != nullptr && withdrawable->stage_ == WithdrawableTask::Stage::kCancelled) {
+      const HRESULT why = withdrawable->cancelled_;
+      SetErrorText(why, AsyncCancelText(why, AsyncCancelStage::kBeforeQueued));
+      return why;
+    }
+    const WPARAM claim = withdrawable != nullptr ? reinterpret_cast<WPARAM>(this) : 0;
+    if (!PostMessageW(hwnd_, kTaskMessage, claim, TaskKey(task))) {
       const DWORD error = GetLastError();
       if (error == ERROR_NOT_ENOUGH_QUOTA) {
         SetErrorText(RPC_E_SYS_CALL_FAILED,
@@ -114,8 +142,60 @@ class ModernState {
                                            " failed: " + FormatWin32Error(error));
       return RPC_E_DISCONNECTED;
     }
+    // Under mu_ still: the apartment thread claims it under mu_ too, so it
+    // finds kQueued even if it retrieved the message already.
+    if (withdrawable != nullptr) withdrawable->stage_ = WithdrawableTask::Stage::kQueued;
     return S_OK;  // The queue owns it now.
   }
+
+  // Any thread: queues a cancellable `task` (Apartment::PostWithdrawableTo).
+  HRESULT PostWithdrawable(WithdrawableTask* task, const CallOptions& options,
+                           AsyncCancelWatchPtr* watch);
+
+  // A withdrawer (AsyncCancelWatch's callbacks, any thread): ends `task` with
+  // `why` if it is still queued (see the file comment). May resume the
+  // coroutine, which may free the task, its watch and this state: the last
+  // thing its callers do.
+  void Withdraw(WithdrawableTask* task, HRESULT why) noexcept {
+    {
+      std::lock_guard lock(mu_);
+      switch (task->stage_) {
+        case WithdrawableTask::Stage::kIdle:
+          // The watch is armed before the post: let the post fail instead.
+          task->stage_ = WithdrawableTask::Stage::kCancelled;
+          task->cancelled_ = why;
+          return;
+        case WithdrawableTask::Stage::kQueued:
+          break;
+        case WithdrawableTask::Stage::kTaken:      // The apartment runs or drops it.
+        case WithdrawableTask::Stage::kWithdrawn:  // The other callback won.
+        case WithdrawableTask::Stage::kCancelled:
+          return;
+      }
+      task->stage_ = WithdrawableTask::Stage::kWithdrawn;
+      // Quota slot freed now, or when the thread retrieves the tombstone.
+      (void)withdrawn_.Withdraw(*queue_, hwnd_, kTaskMessage, TaskKey(task));
+    }
+    // Ours alone now: the apartment thread will not touch the task.
+    task->Withdrawn(Error{why, AsyncCancelText(why, AsyncCancelStage::kQueued)});
+  }
+
+  // Apartment thread, for a retrieved message of a withdrawable task (wParam
+  // names this state): true when the thread owns the task now (Run or Drop
+  // it); false when it was withdrawn (a tombstone: touch nothing of it).
+  bool Claim(LPARAM key) {
+    std::lock_guard lock(mu_);
+    if (withdrawn_.IsTombstone(key)) return false;
+    auto* task = static_cast<WithdrawableTask*>(reinterpret_cast<PostedTask*>(key));
+    APARTMENTS_CHECK_VALUES(task->stage_ == WithdrawableTask::Stage::kQueued,
+                            "withdrawable task retrieved in stage",
+                            static_cast<int>(task->stage_), static_cast<int>(tid_));
+    task->stage_ = WithdrawableTask::Stage::kTaken;
+    return true;
+  }
+
+  // Apartment thread: whether it owns the task of a retrieved message.
+  bool TakeRetrieved(const MSG& msg) { return msg.wParam == 0 || Claim(msg.lParam); }
 
   // Apartment thread, from the COM apartment's shutdown: stop accepting,
   // drain, drop the tasks and Bound<T> objects, destroy the window.
@@ -131,7 +211,9 @@ class ModernState {
     }
     MSG msg;
     while (PeekMessageW(&msg, hwnd_, kTaskMessage, kTaskMessage, PM_REMOVE)) {
-      dropped.push_back(reinterpret_cast<PostedTask*>(msg.lParam));
+      // A withdrawable task is claimed at once, so that a withdrawal from now
+      // on finds it taken.
+      if (TakeRetrieved(msg)) dropped.push_back(reinterpret_cast<PostedTask*>(msg.lParam));
     }
     // Outside mu_: Drop() may resume a coroutine, which may post again (and
     // get RPC_E_DISCONNECTED).
@@ -144,7 +226,7 @@ class ModernState {
 
   // Discards a message the owning loop retrieved after being told to stop.
   void Discard(const MSG& msg) {
-    if (msg.hwnd == hwnd_ && msg.message == kTaskMessage) {
+    if (msg.hwnd == hwnd_ && msg.message == kTaskMessage && TakeRetrieved(msg)) {
       reinterpret_cast<PostedTask*>(msg.lParam)->Drop();  // Ends the task.
     }
   }
@@ -168,18 +250,123 @@ class ModernState {
     SetErrorText(RPC_E_DISCONNECTED, DisconnectedError(this).message);
   }
   static void SetErrorText(HRESULT hr, const std::string& text);
+  std::string AsyncCancelText(HRESULT why, AsyncCancelStage stage) const;
 
   const ApartmentRef apartment_;
   const DWORD tid_;
-  HWND hwnd_ = nullptr;  // Set once by Attach on the apartment thread.
+  HWND hwnd_ = nullptr;                // Set once by Attach on the apartment thread.
+  MessageQueue* queue_ = nullptr;      // Its thread's queue (type-stable); set likewise.
 
   std::mutex mu_;
-  bool accepting_ = false;  // Guarded by mu_.
+  bool accepting_ = false;   // Guarded by mu_.
+  WithdrawnPosts withdrawn_;  // Tombstones of withdrawn tasks; guarded by mu_.
 
   // Apartment thread only.
   std::map<std::uint64_t, std::function<void()>> hooks_;
   std::uint64_t next_hook_ = 0;
 };
+
+// The cancellation sources of one cancellable co_await CallAsync, armed for
+// as long as its awaiter waits (see the file comment).
+class AsyncCancelWatch {
+ public:
+  AsyncCancelWatch(ModernState* state, WithdrawableTask* task) : state_(state), task_(task) {}
+
+  // Either callback may run at once, on this thread (a stop already
+  // requested) or the deadline thread.
+  void Arm(const CallOptions& options) {
+    if (options.deadline) deadline_.Arm(*options.deadline, &OnDeadline, this);
+    if (options.stop.stop_possible()) stop_.emplace(options.stop, OnStop{this});
+  }
+
+ private:
+  struct OnStop {
+    void operator()() const noexcept { watch->Fire(RPC_E_CALL_CANCELED); }
+    AsyncCancelWatch* watch;
+  };
+  static void OnDeadline(void* watch) { static_cast<AsyncCancelWatch*>(watch)->Fire(RPC_E_TIMEOUT); }
+  // May destroy this watch from inside its own callback (it resumes the
+  // coroutine, which ends the awaiter): std::stop_callback and DeadlineTimer
+  // both allow it. Nothing after it in either callback.
+  void Fire(HRESULT why) noexcept { state_->Withdraw(task_, why); }
+
+  ModernState* const state_;       // Kept alive by the awaiter.
+  WithdrawableTask* const task_;   // A member of the awaiter.
+  DeadlineTimer deadline_;
+  // Declared last, so deregistered first.
+  std::optional<std::stop_callback<OnStop>> stop_;
+};
+
+void AsyncCancelWatchDeleter::operator()(AsyncCancelWatch* watch) const noexcept { delete watch; }
+
+HRESULT ModernState::PostWithdrawable(WithdrawableTask* task, const CallOptions& options,
+                                      AsyncCancelWatchPtr* watch) {
+  // An awaiter awaited again still holds its first watch: end it (waiting for
+  // its callbacks) so that nothing is armed and no other thread reads the
+  // stage while it is reset.
+  watch->reset();
+  task->stage_ = WithdrawableTask::Stage::kIdle;
+  task->cancelled_ = 0;
+  HRESULT why = 0;
+  if (options.stop.stop_requested()) {
+    why = RPC_E_CALL_CANCELED;
+  } else if (options.deadline && GetClock().Now() >= *options.deadline) {
+    why = RPC_E_TIMEOUT;
+  }
+  if (why != 0) {
+    SetErrorText(why, AsyncCancelText(why, AsyncCancelStage::kBeforeQueued));
+    return why;
+  }
+  watch->reset(new AsyncCancelWatch(this, task));
+  (*watch)->Arm(options);
+  const HRESULT hr = Post(task, task);
+  // Queued: the task may have ended already; nothing of it, `options` or
+  // `watch` from here on.
+  if (hr >= 0) return hr;
+  // Not queued: nothing to withdraw. Waits for a callback running on another
+  // thread (it found the task kIdle or kCancelled and changed nothing else).
+  watch->reset();
+  return hr;
+}
+
+std::string ModernState::AsyncCancelText(HRESULT why, AsyncCancelStage stage) const {
+  const bool timeout = why == RPC_E_TIMEOUT;
+  std::string text = "The asynchronous call (co_await CallAsync) into " + apartment_->Describe() +
+                     " failed with " +
+                     (timeout ? "RPC_E_TIMEOUT: its deadline passed"
+                              : "RPC_E_CALL_CANCELED: it was cancelled");
+  switch (stage) {
+    case AsyncCancelStage::kBeforeQueued:
+      return text + " before it was queued there; it never ran.";
+    case AsyncCancelStage::kQueued:
+      return text +
+             " while it was still queued there; it was withdrawn from the queue (its slot in the "
+             "posted-message quota freed) and never ran. The coroutine resumed on " +
+             (timeout ? "the library's deadline thread." : "the thread that requested the stop.");
+  }
+  return text;
+}
+
+namespace {
+LRESULT CALLBACK PostWindowProc(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lparam) {
+  if (msg != kTaskMessage) return DefWindowProcW(hwnd, msg, wparam, lparam);
+  // A withdrawable task's message names its ModernState (alive while its
+  // window is): claim the task before reading it, or skip its tombstone.
+  if (wparam != 0 && !reinterpret_cast<ModernState*>(wparam)->Claim(lparam)) return 0;
+  // Run() ends the task (see PostedTask): nothing of it after this call.
+  auto* task = reinterpret_cast<PostedTask*>(lparam);
+  try {
+    task->Run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored): %s\n",
+                 e.what());
+  } catch (...) {
+    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored)\n");
+  }
+  return 0;
+}
+
+}  // namespace
 
 void ModernState::SetErrorText(HRESULT hr, const std::string& text) {
   SetCallErrorInfo(hr, text, "apartments modern API");
@@ -336,6 +523,15 @@ HRESULT Apartment::PostTaskTo(std::shared_ptr<ModernState> state, internal::Post
   // coroutine that frees the awaiter holding the caller's reference, while
   // Post() still holds the state's lock.
   return state->Post(task);
+}
+
+HRESULT Apartment::PostWithdrawableTo(std::shared_ptr<ModernState> state,
+                                      internal::WithdrawableTask* task,
+                                      const CallOptions& options,
+                                      internal::AsyncCancelWatchPtr* watch) {
+  // A copy, as in PostTaskTo: the awaiter holding the caller's reference may
+  // be gone before this returns.
+  return state->PostWithdrawable(task, options, watch);
 }
 
 bool Apartment::IsCurrent() const noexcept { return GetCurrentThreadId() == state_->tid(); }
