@@ -22,32 +22,22 @@
 #include "apartments/message_queue.h"
 #include "apartments/task.h"
 #include "apartments/win32.h"
+#include "com/cancel_test_util.h"
 #include "message/queue.h"
 #include "message/test_util.h"
 
 namespace apartments {
 namespace {
 
+using internal::testing::Block;
 using internal::testing::BoundedThread;
+using internal::testing::Contains;
 using internal::testing::Eventually;
 using internal::testing::QueueDepth;
 using internal::testing::ScopedPostLimit;
 using internal::testing::TestEvent;
 
 constexpr auto kBound = std::chrono::seconds(10);
-
-bool Contains(const std::string& text, const char* part) {
-  return text.find(part) != std::string::npos;
-}
-
-// Blocks `apartment`'s thread in a posted callable until `release` is set.
-void Block(const Apartment& apartment, TestEvent& started, TestEvent& release) {
-  ASSERT_EQ(apartment.Post([&] {
-    started.Set();
-    (void)release.Wait();
-  }), S_OK);
-  ASSERT_TRUE(started.Wait());
-}
 
 // What one awaiting coroutine saw: where it resumed, and how often (a second
 // resumption of a finished coroutine would be a crash or a count of 2).

@@ -24,32 +24,22 @@
 #include "com/apartment.h"
 #include "com/cancel.h"
 #include "com/com_test_util.h"
+#include "com/cancel_test_util.h"
 #include "message/queue.h"
 #include "message/test_util.h"
 
 namespace apartments {
 namespace {
 
+using internal::testing::Block;
 using internal::testing::BoundedThread;
+using internal::testing::Contains;
 using internal::testing::ScopedPostLimit;
 using internal::testing::Eventually;
 using internal::testing::QueueDepth;
 using internal::testing::TestEvent;
 
 constexpr auto kBound = std::chrono::seconds(10);
-
-bool Contains(const std::string& text, const char* part) {
-  return text.find(part) != std::string::npos;
-}
-
-// Blocks `apartment`'s thread in a posted callable until `release` is set.
-void Block(Apartment& apartment, TestEvent& started, TestEvent& release) {
-  ASSERT_EQ(apartment.Post([&] {
-    started.Set();
-    (void)release.Wait();
-  }), S_OK);
-  ASSERT_TRUE(started.Wait());
-}
 
 TEST(CancelTest, CancelWhileQueuedWithdrawsCallAndFreesQuotaSlot) {
   // Tests that a call cancelled while queued never runs and gives its quota slot back:
