@@ -86,6 +86,9 @@ thread_local PostCache t_post_cache{0, nullptr, 0};
 
 constexpr int kMessageLayer = static_cast<int>(Layer::kMessage);
 constexpr std::uint32_t kPumpStampEvery = 64;
+// How many posted messages one run of the owner must have taken for it to
+// treat its producer as streaming (see GetOrPeek's idle path).
+constexpr std::uint64_t kStreamingBatch = 2;
 
 void MessageThreadExit(ThreadState& state) {
   auto* queue = static_cast<MessageQueue*>(state.layer_data[kMessageLayer]);
@@ -164,6 +167,7 @@ void MessageQueue::Activate(DWORD tid) {
   posted_total_ = 0;
   retrieved_snapshot_ = 0;
   retrieved_total_.store(0, std::memory_order_relaxed);
+  retrieved_at_idle_ = 0;
   high_water_ = 0;
   rejected_quota_ = 0;
   changed_bits_ = 0;
@@ -553,8 +557,11 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
     // idleness, so that senders (and COM callers) deciding whether to spin
     // for our answer read a fresh hint. A relaxed store of a hint: a stale
     // value costs at most one useless (bounded) spin or one skipped spin.
-    owner_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
-    if (PeerOnOtherCpu(poster_cpu_.load(std::memory_order_relaxed))) {
+    const int cpu = sched_getcpu();
+    owner_cpu_.store(cpu, std::memory_order_relaxed);
+    const int poster_cpu = poster_cpu_.load(std::memory_order_relaxed);
+    const std::uint64_t retrieved = retrieved_total_.load(std::memory_order_relaxed);
+    if (PeerOnOtherCpu(poster_cpu)) {
       // Spin before sleeping; input_seq_ only changes under the lock, so
       // re-checking it under the lock below loses no wakeup.
       const std::uint32_t seq = input_seq_.load(std::memory_order_relaxed);
@@ -565,7 +572,20 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
         lock_.unlock();
         continue;
       }
+    } else if (poster_cpu == cpu && retrieved - retrieved_at_idle_ >= kStreamingBatch) {
+      // A producer on our own CPU is streaming posts to us (this run took a
+      // batch, not one message): yield to it rather than sleep, so it goes on
+      // posting without a wake-up system call per batch and we take a long
+      // batch next time. Sleeping here makes the scheduler switch every few
+      // dozen messages. Once per batch: a yield that brings nothing new
+      // leads to the real sleep below. A round trip (one message per wake)
+      // never yields.
+      retrieved_at_idle_ = retrieved;
+      lock_.unlock();
+      sched_yield();
+      continue;
     }
+    retrieved_at_idle_ = retrieved;
     wake_mask_ = kQsPosted | QS_SENDMESSAGE;
     waiting_for_input_.store(true, std::memory_order_relaxed);
     lock_.unlock();

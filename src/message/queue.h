@@ -312,6 +312,9 @@ class MessageQueue {
   std::atomic<bool> waiting_for_input_{false};
   std::atomic<int> owner_cpu_{-1};  // Where the owner last went idle.
   std::uint32_t pump_stamp_countdown_ = 0;
+  // retrieved_total_ when the owner last went idle (or yielded to a producer
+  // on its CPU): how many messages its latest run took.
+  std::uint64_t retrieved_at_idle_ = 0;
   bool quit_ = false;
   int quit_code_ = 0;
   SentMessage* current_received_ = nullptr;
