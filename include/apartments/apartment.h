@@ -311,6 +311,10 @@ class Apartment {
   // The coroutine resumes on the apartment thread (where `f` ran); to go
   // back, co_await the home apartment's Schedule(). `f` is moved into the
   // awaiter (lives in the coroutine frame).
+  // GCC 12 (Debian 12's compiler) destroys twice a temporary with a
+  // non-trivial destructor created inside a co_await expression (a lambda
+  // capturing a std::string, a braced CallOptions{token, {}}): name such
+  // arguments in a variable first (docs/modern-api.md).
   template <typename F>
   class CallAwaiter;
   template <typename F>

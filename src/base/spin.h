@@ -20,7 +20,7 @@
 
 namespace apartments::internal {
 
-// The bound: kSpinChecks checks, kPausesPerCheck pauses apart (512 pauses:
+// The bound: kSpinPauses pauses, a check every kPausesPerCheck (512 pauses:
 // about 2 µs on CPUs with a short pause, about 12 µs where pause is ~25 ns,
 // still well under a cross-CPU wake-up on the VMs we measure). Checks are
 // close together because the answer comes on average half a check interval
@@ -29,8 +29,12 @@ namespace apartments::internal {
 // peer writes once per hand-off, on a line of its own where the peer keeps
 // other state (the queue's input sequence), so polling more often costs the
 // peer no extra misses.
-inline constexpr int kSpinChecks = 256;
+inline constexpr int kSpinPauses = 512;
 inline constexpr int kPausesPerCheck = 2;
+// For a consumer waiting on a producer that streams (one-way posts, not a
+// round trip): checks 16 pauses apart, so that each check finds a batch
+// rather than pulling the producer's line away after every message.
+inline constexpr int kStreamingPausesPerCheck = 16;
 
 // Whether spinning for a peer last seen on `peer_cpu` (-1: unknown) can pay:
 // only when it runs on another CPU. sched_getcpu() reads the rseq area: no
@@ -55,9 +59,9 @@ inline void CpuRelax() noexcept {
 }
 
 template <typename Done>
-inline bool SpinUntil(Done done) noexcept {
-  for (int i = 0; i < kSpinChecks; ++i) {
-    for (int j = 0; j < kPausesPerCheck; ++j) CpuRelax();
+inline bool SpinUntil(Done done, int pauses_per_check = kPausesPerCheck) noexcept {
+  for (int i = 0; i < kSpinPauses; i += pauses_per_check) {
+    for (int j = 0; j < pauses_per_check; ++j) CpuRelax();
     if (done()) return true;
   }
   return false;

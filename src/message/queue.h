@@ -260,6 +260,8 @@ class MessageQueue {
   // Moves incoming_ to local_ and updates the examined state. Lock held.
   void RefillLocked(bool unfiltered);
   std::uint32_t WakeBitsLocked() const noexcept;
+  // Before a refill, lets a streaming producer's messages gather (queue.cc).
+  void LetStreamGather() noexcept;
   void MarkRetrieved(std::uint64_t n) noexcept {
     // Single writer (the owner): a plain store, no read-modify-write.
     retrieved_total_.store(retrieved_total_.load(std::memory_order_relaxed) + n,
@@ -315,6 +317,9 @@ class MessageQueue {
   // retrieved_total_ when the owner last went idle (or yielded to a producer
   // on its CPU): how many messages its latest run took.
   std::uint64_t retrieved_at_idle_ = 0;
+  // input_seq_ and the number of messages taken at the latest refill.
+  std::uint32_t seq_at_refill_ = 0;
+  std::size_t last_refill_size_ = 0;
   bool quit_ = false;
   int quit_code_ = 0;
   SentMessage* current_received_ = nullptr;
