@@ -568,8 +568,10 @@ DWORD MessageQueue::AwaitReply(SentMessage* sent, MessageQueue* target, DWORD ta
 
 bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
   const bool unfiltered = filter.hwnd == nullptr && filter.min == 0 && filter.max == 0;
+  const bool plain = unfiltered && filter.posted && filter.remove;  // TakeNextMessage's case.
   for (;;) {
     if (filter.sent && has_sent_.load(std::memory_order_acquire)) ServeSentMessages();
+    if (plain && TakeNextMessage(msg)) return true;
     if (filter.posted && TakeFromLocal(filter, msg)) return true;
     if (wait) LetStreamGather();
     lock_.lock();

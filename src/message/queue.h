@@ -53,6 +53,7 @@
 #include "base/thread_state.h"
 #include "kernel/futex.h"
 #include "kernel/kernel.h"
+#include "message/window.h"
 
 namespace apartments::internal {
 
@@ -182,14 +183,15 @@ class MessageQueue {
   // With `wait`, blocks (idle) until one arrives. Returns true with *msg set.
   bool GetOrPeek(const Filter& filter, bool wait, MSG* msg);
   // The unfiltered GetMessageW/PeekMessageW(PM_REMOVE) fast path: takes the
-  // next posted thread message of the private batch when no sent message
-  // waits. False (nothing changed) sends the caller to GetOrPeek, which
-  // handles everything else (windows, holes, refills, sends, quit, waits).
-  bool TakeNextThreadMessage(MSG* msg) noexcept {
+  // next posted message of the private batch (a thread message, or one for a
+  // live window) when no sent message waits. False (nothing changed) sends
+  // the caller to GetOrPeek, which handles everything else (holes, messages
+  // of destroyed windows, refills, sends, quit, waits).
+  bool TakeNextMessage(MSG* msg) noexcept {
     if (local_pos_ >= local_.size() || has_sent_.load(std::memory_order_relaxed)) return false;
     PostedMessage& m = local_[local_pos_];
-    if (m.hwnd != nullptr) return false;
-    msg->hwnd = nullptr;
+    if (m.hwnd != nullptr && (m.hwnd == kHoleHwnd || !IsLiveWindow(m.hwnd))) return false;
+    msg->hwnd = m.hwnd;
     msg->message = m.message;
     msg->wParam = m.wparam;
     msg->lParam = m.lparam;

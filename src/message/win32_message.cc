@@ -67,7 +67,7 @@ bool Send(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam, UINT flags, DWO
 BOOL GetOrPeek(LPMSG msg, HWND hwnd, UINT min, UINT max, UINT flags, bool wait) {
   MessageQueue& queue = CurrentQueue();
   if (hwnd == nullptr && min == 0 && max == 0 && (flags & ~PM_NOYIELD) == PM_REMOVE &&
-      queue.TakeNextThreadMessage(msg)) {
+      queue.TakeNextMessage(msg)) {
     // The common loop's case, without building a filter (queue.h).
     CurrentThreadState().activity.PublishFilter(nullptr, 0, 0);
     return TRUE;
