@@ -503,8 +503,19 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   // The server half of Call, on the stub's apartment.
   HRESULT CallOnStub(REFIID iid, const ServerCall& call, bool* disconnected) {
     void* itf = nullptr;
-    {
-      std::lock_guard lock(S().mu);
+    if (stub_->apartment->kind() == ApartmentKind::kSta) {
+      // No lock: an STA stub's `interfaces` changes only on its own thread,
+      // which is this one (EnsureInterface, ReleaseStubReferences, both
+      // served here), so nothing writes it while we read; other threads
+      // only read it. A disconnect from another thread clears `connected`
+      // (atomic) first and leaves the references for this thread to release.
+      if (stub_->connected.load(std::memory_order_acquire)) {
+        auto it = stub_->interfaces.find(iid);
+        if (it != stub_->interfaces.end()) itf = it->second;
+      }
+      if (itf != nullptr) static_cast<IUnknown*>(itf)->AddRef();
+    } else {
+      std::lock_guard lock(S().mu);  // MTA: any MTA thread may release them.
       if (stub_->connected) {
         auto it = stub_->interfaces.find(iid);
         if (it != stub_->interfaces.end()) itf = it->second;
