@@ -2,7 +2,12 @@
 // quota, queue status, thread exit and the diagnostics view.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "apartments/message_queue.h"
@@ -356,6 +361,85 @@ TEST_F(QueueTest, NoLostWakeupsUnderRacingPostsAndSleeps) {
     ASSERT_EQ(msg.wParam, static_cast<WPARAM>(i));
   }
 }
+
+// Pins the calling thread to `cpu` (modulo the CPUs it may use).
+void PinTo(int cpu) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  const int count = CPU_COUNT(&allowed);
+  int seen = 0;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, &allowed)) continue;
+    if (seen++ == cpu % count) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(c, &one);
+      ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+      return;
+    }
+  }
+}
+
+// Streams bursts of posts from a producer pinned to `producer_cpu` to a
+// consumer in a plain GetMessageW loop pinned to `consumer_cpu`; after each
+// burst the producer waits (bounded) until the consumer has its last message.
+void StreamBursts(int producer_cpu, int consumer_cpu) {
+  constexpr int kBursts[] = {1, 2, 3, 64, 1, 1500, 2, 9000, 1, 20000, 5, 300};
+  std::atomic<DWORD> consumer_tid{0};
+  TestEvent ready, burst_done;
+  std::atomic<int> failures{0};
+  BoundedThread consumer([&] {
+    PinTo(consumer_cpu);
+    MSG msg;
+    PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+    consumer_tid.store(GetCurrentThreadId());
+    ready.Set();
+    WPARAM expected = 0;
+    while (GetMessageW(&msg, nullptr, 0, 0) > 0) {
+      if (msg.wParam != expected) failures.fetch_add(1);
+      expected = msg.wParam + 1;
+      if (msg.lParam == 1) burst_done.Set();  // The burst's last message.
+    }
+  });
+  ASSERT_TRUE(ready.Wait());
+  BoundedThread producer([&] {
+    PinTo(producer_cpu);
+    WPARAM sequence = 0;
+    for (int burst : kBursts) {
+      ResetEvent(burst_done.get());
+      for (int i = 0; i < burst; ++i) {
+        const LPARAM last = i == burst - 1 ? 1 : 0;
+        while (!PostThreadMessageW(consumer_tid.load(), WM_USER, sequence, last)) {
+          if (GetLastError() != ERROR_NOT_ENOUGH_QUOTA) {
+            failures.fetch_add(1);
+            return;
+          }
+          std::this_thread::yield();
+        }
+        ++sequence;
+      }
+      // A burst's tail must arrive without more posts behind it.
+      if (!burst_done.Wait()) {
+        failures.fetch_add(1000);
+        break;
+      }
+    }
+    PostThreadMessageW(consumer_tid.load(), WM_QUIT, 0, 0);
+  });
+  producer.Join();
+  consumer.Join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// Tests that bursts streamed from a producer on the consumer's own CPU all
+// arrive, in order, each burst's last message without a later post to push it
+// (the consumer yields to such a producer instead of sleeping).
+TEST_F(QueueTest, StreamedBurstsArriveInOrderFromTheSameCpu) { StreamBursts(0, 0); }
+
+// Tests the same from another CPU (the consumer lets a stream's messages
+// gather before taking them, and must never hold back a burst's tail).
+TEST_F(QueueTest, StreamedBurstsArriveInOrderFromAnotherCpu) { StreamBursts(0, 1); }
 
 }  // namespace
 }  // namespace apartments::internal

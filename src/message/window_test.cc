@@ -1,6 +1,8 @@
 // Tests of window classes and message-only windows, including forged handles.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdio>
 #include <random>
 #include <set>
 #include <vector>
@@ -323,6 +325,57 @@ TEST_F(WindowTest, ForgedHandlesAndThreadIdsFailCleanly) {
   }
   MSG msg;
   EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+}
+
+// Tests that lock-free window lookups racing with creation and destruction
+// (and reuse of the slots by another thread's windows) never see a mix of two
+// windows: a looked-up HWND is either the live window of the thread that
+// created it, or invalid with ERROR_INVALID_WINDOW_HANDLE.
+TEST_F(WindowTest, LookupsRacingDestroyAndReuseNeverMixWindows) {
+  constexpr int kWindows = 3000;  // Beyond the 1,024 frees before slot reuse.
+  std::atomic<std::uintptr_t> latest{0};
+  std::atomic<DWORD> owner{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> mixed{0}, wrong_error{0}, valid{0};
+  auto churn = [&](bool publish) {
+    if (publish) owner.store(GetCurrentThreadId());
+    for (int i = 0; i < kWindows; ++i) {
+      HWND hwnd = CreateMessageWindow(class_.name());
+      if (hwnd == nullptr) continue;
+      if (publish) latest.store(reinterpret_cast<std::uintptr_t>(hwnd));
+      PostMessageW(hwnd, WM_USER, 0, 0);
+      DestroyWindow(hwnd);
+      DrainQueue();
+    }
+  };
+  BoundedThread reader([&] {
+    while (!done.load()) {
+      const auto hwnd = reinterpret_cast<HWND>(latest.load());
+      if (hwnd == nullptr) continue;
+      SetLastError(0);
+      const DWORD tid = GetWindowThreadProcessId(hwnd, nullptr);
+      if (tid == 0) {
+        if (GetLastError() != ERROR_INVALID_WINDOW_HANDLE) wrong_error.fetch_add(1);
+      } else if (tid != owner.load()) {
+        mixed.fetch_add(1);
+      } else {
+        valid.fetch_add(1);
+      }
+      if (!PostMessageW(hwnd, WM_USER + 1, 0, 0) &&
+          GetLastError() != ERROR_INVALID_WINDOW_HANDLE) {
+        wrong_error.fetch_add(1);
+      }
+    }
+  });
+  {
+    BoundedThread publisher([&] { churn(true); });
+    BoundedThread other([&] { churn(false); });
+  }
+  done.store(true);
+  reader.Join();
+  EXPECT_EQ(mixed.load(), 0);
+  EXPECT_EQ(wrong_error.load(), 0);
+  std::printf("window lookups: %d saw the live window\n", valid.load());
 }
 
 }  // namespace
