@@ -314,6 +314,11 @@ TEST(HangDetailTest, ReportsComCallOverrun) {
   release.Set();
   caller.Join();
   EXPECT_EQ(hr, S_OK);
+  // The caller wakes when the call completes, a moment before the server
+  // leaves its dispatch: poll once the server is back in its message loop
+  // (this failed under TSan once the caller's wake-up got faster).
+  ASSERT_TRUE(
+      Eventually([&] { return ReadWaitRecord(server.tid()).kind == BlockKind::kMessageIdle; }));
   watchdog.Poll();
   reports = sink.reports(server.tid());
   ASSERT_EQ(reports.size(), 2u);
