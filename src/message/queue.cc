@@ -99,12 +99,15 @@ constexpr std::uint64_t kStreamingBatch = 2;
 // refill, no faster than a mutex+condvar deque). A slower consumer takes the
 // whole quota each time and neither side waits on the other's cache. So
 // while a stream lasts, the owner lets up to kCoalesceBatch messages gather
-// before it takes them, as long as more keep coming (each check, 16 pauses
+// before it takes them, as long as more keep coming (each check, 64 pauses
 // apart, must see new ones) and for kStreamingCoalescePauses pauses at most
 // (about 50 µs, under one cross-CPU wake-up on the machines we measure): a
 // burst's tail waits one check interval. Never a round trip (one message
 // per refill).
 constexpr std::uint32_t kCoalesceBatch = 1024;
+// Each check reads the line the producer writes on every post, and costs it
+// a cross-CPU transfer on its next post: few checks, far apart.
+constexpr int kGatherPausesPerCheck = 64;
 constexpr int kStreamingCoalescePauses = 2048;
 
 void MessageThreadExit(ThreadState& state) {
@@ -424,8 +427,8 @@ void MessageQueue::LetStreamGather() noexcept {
   // A hint only (input_seq_ counts posts and sends; the refill under the
   // lock decides what is taken). Waits while messages keep coming, so a
   // burst's tail waits one check interval, and never longer than the bound.
-  for (int i = 0; i < kStreamingCoalescePauses; i += kStreamingPausesPerCheck) {
-    for (int j = 0; j < kStreamingPausesPerCheck; ++j) CpuRelax();
+  for (int i = 0; i < kStreamingCoalescePauses; i += kGatherPausesPerCheck) {
+    for (int j = 0; j < kGatherPausesPerCheck; ++j) CpuRelax();
     const std::uint32_t now = pending();
     if (now >= kCoalesceBatch || now == seen) return;
     seen = now;
