@@ -91,24 +91,24 @@ constexpr std::uint32_t kPumpStampEvery = 64;
 // How many posted messages one run of the owner must have taken for it to
 // treat its producer as streaming (see GetOrPeek's idle path).
 constexpr std::uint64_t kStreamingBatch = 2;
-// Coalescing (MessageQueue::LetStreamGather). A consumer faster than its
+// Gathering (MessageQueue::LetStreamGather). A consumer faster than its
 // producer on another CPU takes a few messages at a time, and then both
 // trade the queue's lock and buffer lines across CPUs for every few: the
 // producer slows down, the consumer stays ahead, and throughput settles at
 // one cross-CPU line transfer per message or two (measured: 15 messages per
 // refill, no faster than a mutex+condvar deque). A slower consumer takes the
 // whole quota each time and neither side waits on the other's cache. So
-// while a stream lasts, the owner lets up to kCoalesceBatch messages gather
+// while a stream lasts, the owner lets up to kGatherBatch messages gather
 // before it takes them, as long as more keep coming (each check, 64 pauses
-// apart, must see new ones) and for kStreamingCoalescePauses pauses at most
+// apart, must see new ones) and for kGatherMaxPauses pauses at most
 // (about 50 µs, under one cross-CPU wake-up on the machines we measure): a
 // burst's tail waits one check interval. Never a round trip (one message
 // per refill).
-constexpr std::uint32_t kCoalesceBatch = 1024;
+constexpr std::uint32_t kGatherBatch = 1024;
 // Each check reads the line the producer writes on every post, and costs it
 // a cross-CPU transfer on its next post: few checks, far apart.
 constexpr int kGatherPausesPerCheck = 64;
-constexpr int kStreamingCoalescePauses = 2048;
+constexpr int kGatherMaxPauses = 2048;
 
 void MessageThreadExit(ThreadState& state) {
   auto* queue = static_cast<MessageQueue*>(state.layer_data[kMessageLayer]);
@@ -388,12 +388,7 @@ bool MessageQueue::TakeFromLocal(const Filter& filter, MSG* msg) {
       continue;
     }
     if (!Matches(filter, m)) continue;
-    msg->hwnd = m.hwnd;
-    msg->message = m.message;
-    msg->wParam = m.wparam;
-    msg->lParam = m.lparam;
-    msg->time = m.time;
-    msg->pt = POINT{0, 0};
+    m.CopyTo(msg);
     if (filter.remove) {
       m.hwnd = kHoleHwnd;
       if (i == local_pos_) ++local_pos_;
@@ -422,15 +417,15 @@ void MessageQueue::LetStreamGather() noexcept {
   };
   std::uint32_t seen = pending();
   // Nothing yet: the idle path spins or sleeps. Enough: take it.
-  if (seen == 0 || seen >= kCoalesceBatch) return;
+  if (seen == 0 || seen >= kGatherBatch) return;
   if (!PeerOnOtherCpu(poster_cpu_.load(std::memory_order_relaxed))) return;
   // A hint only (input_seq_ counts posts and sends; the refill under the
   // lock decides what is taken). Waits while messages keep coming, so a
   // burst's tail waits one check interval, and never longer than the bound.
-  for (int i = 0; i < kStreamingCoalescePauses; i += kGatherPausesPerCheck) {
+  for (int i = 0; i < kGatherMaxPauses; i += kGatherPausesPerCheck) {
     for (int j = 0; j < kGatherPausesPerCheck; ++j) CpuRelax();
     const std::uint32_t now = pending();
-    if (now >= kCoalesceBatch || now == seen) return;
+    if (now >= kGatherBatch || now == seen) return;
     seen = now;
   }
 }

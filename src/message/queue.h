@@ -23,12 +23,15 @@
 // fast path never touches the owner's cache line, yet the quota and the
 // high-water mark are exact.
 //
-// TODO(perf): when the consumer keeps pace with one producer, each refill
-// moves a handful of messages and both sides trade the lock per message;
-// with the producer retrying at the quota, throughput falls to about that of
-// a mutex+condvar deque (bench/message_bench.cc), short of the 2x target.
-// Next step: a ring sized to the limit with per-slot sequence numbers, so
-// the consumer never takes the lock and "ring full" is the exact quota check.
+// Streaming. When one producer streams posts, throughput depends on batch
+// size, not on per-message work: on one CPU, an owner that sleeps as soon as
+// its queue is empty is woken (and preempts its producer) every few dozen
+// messages; across CPUs, an owner faster than its producer refills a few
+// messages at a time, and both pull the lock's and the buffers' cache lines
+// back and forth. So an owner whose latest run took a batch yields to a
+// producer on its own CPU instead of sleeping, and lets the messages of a
+// producer on another CPU gather (bounded) before it refills (GetOrPeek,
+// LetStreamGather). A round trip takes one message per run and never waits.
 //
 // Sleeping. The owner sleeps in the kernel wait engine on `event_` (an
 // auto-reset kernel Event, plus the user's handles for
@@ -97,6 +100,15 @@ struct PostedMessage {
   DWORD time;
   WPARAM wparam;
   LPARAM lparam;
+
+  void CopyTo(MSG* msg) const noexcept {
+    msg->hwnd = hwnd;
+    msg->message = message;
+    msg->wParam = wparam;
+    msg->lParam = lparam;
+    msg->time = time;
+    msg->pt = POINT{0, 0};
+  }
 };
 static_assert(sizeof(PostedMessage) == 32);
 // Never a window (an HWND's generation is at least 1, so its value at least
@@ -191,12 +203,7 @@ class MessageQueue {
     if (local_pos_ >= local_.size() || has_sent_.load(std::memory_order_relaxed)) return false;
     PostedMessage& m = local_[local_pos_];
     if (m.hwnd != nullptr && (m.hwnd == kHoleHwnd || !IsLiveWindow(m.hwnd))) return false;
-    msg->hwnd = m.hwnd;
-    msg->message = m.message;
-    msg->wParam = m.wparam;
-    msg->lParam = m.lparam;
-    msg->time = m.time;
-    msg->pt = POINT{0, 0};
+    m.CopyTo(msg);
     if (++local_pos_ == local_.size()) {
       local_.clear();
       local_pos_ = 0;
