@@ -405,8 +405,13 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
           deadline - std::chrono::steady_clock::now());
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
-    DWORD r = queue.MsgWait(objects, handles, count, remaining, QS_POSTMESSAGE | QS_SENDMESSAGE,
-                            mwmo_flags,
+    // QS_ALLPOSTMESSAGE too: the COM-window pass above is a filtered
+    // retrieval, which clears QS_POSTMESSAGE (as on Windows) for a message it
+    // moved in but left queued; without it, a message that arrived during
+    // that pass would never wake this wait (nor reach MessagePending). This
+    // hung a call whose message filter was to cancel it on such a message.
+    DWORD r = queue.MsgWait(objects, handles, count, remaining,
+                            QS_POSTMESSAGE | QS_ALLPOSTMESSAGE | QS_SENDMESSAGE, mwmo_flags,
                             WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, true,
                                         pending != nullptr ? &pending->executing_tid : nullptr});
     if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
