@@ -26,9 +26,9 @@ namespace apartments::internal {
 // close together because the answer comes on average half a check interval
 // after it is ready, twice per round trip (request, reply): 8 pauses apart
 // cost about 200 ns of a ~800 ns cross-CPU call. A check reads one word the
-// peer writes once per hand-off, on a line of its own where the peer keeps
-// other state (the queue's input sequence), so polling more often costs the
-// peer no extra misses.
+// peer writes once per hand-off, kept on a cache line of its own rather than
+// one where the peer keeps other state (the queue's input sequence), so
+// polling more often costs the peer no extra misses.
 inline constexpr int kSpinPauses = 512;
 inline constexpr int kPausesPerCheck = 2;
 // For a consumer waiting on a producer that streams (one-way posts, not a
