@@ -251,22 +251,29 @@ void ReleaseStubReferences(const std::shared_ptr<StubManager>& stub) {
 }
 
 // Releases a disconnected stub's references on its own thread: directly when
-// we are there, otherwise through the channel. When the channel cannot reach
-// it (the apartment is shutting down, its queue is full, or this thread is
-// in no apartment), the apartment's shutdown callback releases them.
-// TODO(perf): a one-way post into the apartment would spare the caller the
-// wait (seam request).
+// we are there, otherwise by a runtime call through the channel, which the
+// target's message filter does not see and nothing cancels (as Windows'
+// IRemUnknown::RemRelease traffic is the runtime's, not the application's).
+// A release is never lost: when that call cannot be made now (the target's
+// queue is at its quota, this thread is in no apartment, for instance a
+// client apartment shutting down, or inside an input-synchronous call), it is
+// posted one-way (PostRuntimeWork) and runs when the target next pumps, or at
+// its shutdown at the latest. ReleaseStubReferences is idempotent, so a call
+// that failed after running (its thread exited inside a user's Release) costs
+// nothing more.
 void ReleaseStubReferencesInItsApartment(const std::shared_ptr<StubManager>& stub) {
   if (stub->apartment->IsCurrent()) {
     ReleaseStubReferences(stub);
     return;
   }
   PreserveErrorInfo preserve;
-  HRESULT hr = InvokeInApartment(stub->apartment, [stub] {
+  HRESULT hr = InvokeRuntimeInApartment(stub->apartment, [stub] {
     ReleaseStubReferences(stub);
     return S_OK;
   });
-  (void)hr;
+  if (SUCCEEDED(hr)) return;
+  // False only once the apartment is gone: its shutdown released the stub.
+  (void)PostRuntimeWork(stub->apartment, [stub] { ReleaseStubReferences(stub); });
 }
 
 // Drops one strong reference; the last one disconnects the stub and releases
@@ -361,12 +368,16 @@ HRESULT EnsureInterface(const std::shared_ptr<StubManager>& stub, REFIID riid) {
   if (FAILED(hr)) return hr;
   if (itf == nullptr) return E_NOINTERFACE;
   bool keep = false;
+  bool connected = false;
   {
     std::lock_guard lock(S().mu);
-    if (stub->connected) keep = stub->interfaces.try_emplace(riid, itf).second;
+    connected = stub->connected;
+    if (connected) keep = stub->interfaces.try_emplace(riid, itf).second;
   }
   if (!keep) static_cast<IUnknown*>(itf)->Release();
-  return S_OK;
+  // Disconnected during the QueryInterface (by it, or by its apartment's
+  // teardown): there is no interface to call any more.
+  return connected ? S_OK : RPC_E_DISCONNECTED;
 }
 
 // --- Proxy factories -------------------------------------------------------------
@@ -409,7 +420,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     return refs_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 
-  ULONG ReleaseProxy() noexcept override {
+  ULONG ReleaseProxy() override {
     // acq_rel: the thread reaching 0 sees every other thread's use first.
     ULONG remaining = refs_.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if (remaining == 0) Destroy();
@@ -427,7 +438,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     return false;
   }
 
-  HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) noexcept override {
+  HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) override {
     if (ppv == nullptr) return E_POINTER;
     *ppv = nullptr;
     if (riid == IID_IUnknown || riid == kIidProxyManager) {
@@ -482,7 +493,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     return S_OK;
   }
 
-  HRESULT Call(REFIID iid, const ServerCall& call) noexcept override {
+  HRESULT Call(REFIID iid, const ServerCall& call) override {
     HRESULT hr = CheckUsable();
     if (FAILED(hr)) return hr;
     // The callable captures one pointer, so std::function stores it inline:
@@ -614,6 +625,12 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   }
 
   void Destroy() {
+    // Deleted however this ends: releasing the stub may wait in the modal
+    // loop, where a served call can end the thread (ExitThread unwinds here).
+    struct DeleteAtEnd {
+      ProxyManager* self;
+      ~DeleteAtEnd() { delete self; }
+    } delete_at_end{this};
     State& s = S();
     bool had;
     {
@@ -629,7 +646,6 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
       PreserveErrorInfo preserve;
       ReleaseStrong(stub_);
     }
-    delete this;
   }
 
   std::atomic<ULONG> refs_{1};
@@ -825,6 +841,24 @@ HRESULT FailPacketGone(std::uint64_t packet_id) {
   return CO_E_OBJNOTCONNECTED;
 }
 
+// The object was disconnected (CoDisconnectObject, its apartment's shutdown)
+// after the packet was found connected but before its proxy was ready: the
+// unmarshal fails as it would have a moment later, with CO_E_OBJNOTCONNECTED
+// (win32_marshal.h), not the RPC_E_DISCONNECTED of a call through a proxy.
+HRESULT FailUnmarshalRacedDisconnect(const StubManager& stub) {
+  std::string text;
+  {
+    std::lock_guard lock(S().mu);
+    text = stub.connected ? "Cannot unmarshal: " + stub.apartment->Describe() +
+                                " shut down while the proxy of " + DescribeStub(stub) +
+                                " was being made."
+                          : "Cannot unmarshal: " + DescribeDisconnectLocked(stub) +
+                                ", while the proxy was being made.";
+  }
+  SetCallErrorInfo(CO_E_OBJNOTCONNECTED, text, kSource);
+  return CO_E_OBJNOTCONNECTED;
+}
+
 // Unmarshals packet `packet_id` in the calling apartment. NORMAL packets are
 // consumed whatever the outcome. `expected` (when non-null) is the record
 // the packet must match.
@@ -901,6 +935,7 @@ HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
     if (FAILED(hr)) return hr;
     hr = pm->QueryInterfaceProxy(riid, ppv);
     pm->ReleaseProxy();
+    if (hr == RPC_E_DISCONNECTED) return FailUnmarshalRacedDisconnect(*packet.stub);
     return hr;
   }
 }
@@ -1182,7 +1217,7 @@ void RegisterProxyFactory(const IID& iid, ProxyFactory factory) noexcept {
   table.factories[iid] = factory;
 }
 
-HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) noexcept {
+HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) {
   *token = 0;
   ApartmentRef current = CurrentApartment();
   if (!current) return CO_E_NOTINITIALIZED;
@@ -1192,11 +1227,11 @@ HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) noex
   return hr;
 }
 
-HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) noexcept {
+HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) {
   return UnmarshalPacket(token, iid, ppv, nullptr);
 }
 
-void ReleaseArgument(std::uint64_t token) noexcept {
+void ReleaseArgument(std::uint64_t token) {
   PreserveErrorInfo preserve;
   (void)ReleasePacket(token, nullptr);
 }
