@@ -94,6 +94,10 @@ struct ChannelCall {
   bool threw = false;
   std::string fault;      // The exception's message (RPC_E_SERVERFAULT).
   Clock::TimePoint exited_at{};  // kThreadExited: when the thread left the call.
+  // kDone with a failure: the error info the callee left on its thread (one
+  // reference, handed to the caller), as Windows' channel carries a server's
+  // error object back to its client; null when it left none.
+  IErrorInfo* error_info = nullptr;
 
   // The thread running the call (MTA worker or STA thread), 0 until it starts.
   std::atomic<DWORD> executing_tid{0};

@@ -364,6 +364,35 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
   const GUID* saved_causality = data.incoming_causality;
   data.incoming_causality = &call->causality;
   IncomingCallScope incoming(call);
+  // The call's error info is its own: the serving thread's (it may be in its
+  // modal loop, waiting for its own call) is put aside and back, so a served
+  // call never leaves stale text on it; what the callee leaves with a failure
+  // goes to its caller.
+  // Touches `call` only in Finish, before it completes (an unwinding
+  // thread's destructor passes no call).
+  class RestoreErrorInfo {
+   public:
+    explicit RestoreErrorInfo(ComThreadData& data)
+        : data_(data), saved_(std::exchange(data.error_info, nullptr)) {}
+    ~RestoreErrorInfo() { Finish(nullptr); }
+    // Hands what the call left to `call` (null: discards it).
+    void Finish(ChannelCall* call) {
+      if (finished_) return;
+      finished_ = true;
+      IErrorInfo* left = std::exchange(data_.error_info, saved_);
+      if (left == nullptr) return;
+      if (call != nullptr) {
+        call->error_info = left;
+      } else {
+        left->Release();
+      }
+    }
+
+   private:
+    ComThreadData& data_;
+    IErrorInfo* saved_;
+    bool finished_ = false;
+  } restore(data);
   HRESULT hr;
   try {
     hr = (*call->invoke)();
@@ -385,6 +414,7 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
     hr = RPC_E_SERVERFAULT;
   }
   data.incoming_causality = saved_causality;
+  restore.Finish(FAILED(hr) && !call->threw ? call : nullptr);
   CompleteCall(call, CallOutcome::kDone, hr);
 }
 
@@ -673,6 +703,11 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
     }
     switch (call.outcome) {
       case CallOutcome::kDone:
+        // The callee's explanation of its failure (a later explanation of the
+        // channel's own replaces it).
+        if (IErrorInfo* transported = std::exchange(call.error_info, nullptr)) {
+          if (IErrorInfo* old = ExchangeThreadErrorInfo(transported)) old->Release();
+        }
         if (cancel != nullptr) {
           if (const HRESULT why = cancel->requested(); why != 0 && discard_on_cancel) {
             ExplainCancelled(target, why, CancelStage::kRunning, call.result);

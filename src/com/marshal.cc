@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "apartments/clock.h"
+#include "apartments/error_info.h"
+#include "apartments/errors.h"
 #include "apartments/proxy.h"
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_marshal.h"
@@ -25,6 +27,7 @@
 #include "com/com_thread.h"
 #include "com/error_info.h"
 #include "com/guid_format.h"
+#include "base/thread_state.h"
 
 namespace apartments::internal {
 namespace {
@@ -1217,18 +1220,55 @@ void RegisterProxyFactory(const IID& iid, ProxyFactory factory) noexcept {
   table.factories[iid] = factory;
 }
 
-HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) {
-  *token = 0;
+namespace {
+
+// Runs `step` (marshaling or unmarshaling an interface argument) and, when it
+// fails, leaves an explanation on the calling thread that names the
+// argument's interface, the apartment and the cause (the step's own
+// explanation when it set one, never one left by earlier work); on success
+// the thread's error info is as before. On the callee's side the channel
+// carries that explanation back to the caller (ServeCall), so a call that
+// fails because its [in] interface cannot be unmarshaled, or its [out]
+// interface marshaled, is explained to the caller.
+template <typename Step>
+HRESULT ExplainedArgumentStep(const char* action, REFIID iid, Step step) {
+  IErrorInfo* saved = ExchangeThreadErrorInfo(nullptr);
+  const HRESULT hr = step();
+  if (SUCCEEDED(hr)) {
+    if (IErrorInfo* set = ExchangeThreadErrorInfo(saved)) set->Release();
+    return hr;
+  }
+  if (saved != nullptr) saved->Release();
+  const std::string cause = LastErrorDescription();
+  OLECHAR iid_text[kGuidStringChars];
+  FormatGuid(iid, iid_text);
   ApartmentRef current = CurrentApartment();
-  if (!current) return CO_E_NOTINITIALIZED;
-  WireRecord record;
-  HRESULT hr = MarshalToPacket(current, object, iid, MSHLFLAGS_NORMAL, &record);
-  if (SUCCEEDED(hr)) *token = record.packet_id;
+  SetCallErrorInfo(hr,
+                   std::string("Could not ") + action + " an interface argument of a proxy call (" +
+                       WideToUtf8(iid_text) + ") in " +
+                       (current ? current->Describe() : DescribeCurrentThread()) + ": " +
+                       (cause.empty() ? FormatHResult(hr) : cause),
+                   kSource);
   return hr;
 }
 
+}  // namespace
+
+HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) {
+  *token = 0;
+  return ExplainedArgumentStep("marshal", iid, [&]() -> HRESULT {
+    ApartmentRef current = CurrentApartment();
+    if (!current) return CO_E_NOTINITIALIZED;
+    WireRecord record;
+    HRESULT hr = MarshalToPacket(current, object, iid, MSHLFLAGS_NORMAL, &record);
+    if (SUCCEEDED(hr)) *token = record.packet_id;
+    return hr;
+  });
+}
+
 HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) {
-  return UnmarshalPacket(token, iid, ppv, nullptr);
+  return ExplainedArgumentStep("unmarshal", iid,
+                               [&] { return UnmarshalPacket(token, iid, ppv, nullptr); });
 }
 
 void ReleaseArgument(std::uint64_t token) {

@@ -13,6 +13,7 @@
 
 #include "apartments/error_info.h"
 #include "com/com_test_util.h"
+#include "com/error_info.h"
 #include "com/marshal_test_util.h"
 #include "kernel/kernel_test_util.h"
 
@@ -29,11 +30,18 @@ class Probe final : public ICounter, public IHolder {
   std::function<HRESULT(int)> on_add;      // Add's result (S_OK when unset).
   std::function<void(ICounter*)> on_death;  // With the held counter, if any.
   std::atomic<int>* deaths = nullptr;
+  bool refuse_identity = false;       // QueryInterface(IID_IUnknown) fails.
+  bool ignore_held_failure = false;   // AddToHeld succeeds whatever Add returns.
+
 
   // IUnknown (both bases share it).
   STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
     if (ppv == nullptr) return E_POINTER;
     if (on_query) on_query(riid);
+    if (refuse_identity && riid == IID_IUnknown) {
+      *ppv = nullptr;
+      return E_NOINTERFACE;
+    }
     if (riid == IID_IUnknown || riid == IID_ICounter) {
       *ppv = static_cast<ICounter*>(this);
     } else if (riid == IID_IHolder) {
@@ -84,6 +92,7 @@ class Probe final : public ICounter, public IHolder {
     if (held_ == nullptr) return E_UNEXPECTED;
     HRESULT hr = held_->Add(delta, total);
     if (held_hr_ != nullptr) *held_hr_ = hr;
+    if (ignore_held_failure) return S_OK;
     if (FAILED(hr)) return hr;
     return held_->ThreadId(tid);
   }
@@ -441,6 +450,144 @@ TEST_F(ReliabilityTest, ExitThreadInsideCallIsExplainedAsRanAndExited) {
   EXPECT_TRUE(GetExitCodeThread(server, &code));
   EXPECT_EQ(code, 44u);
   CloseHandle(server);
+}
+
+// --- Explanations of failed interface arguments --------------------------------------
+
+// Tests that a call whose [out] interface cannot be marshaled back in the
+// callee's apartment fails with that error and the explanation of why, on
+// the caller's thread (it used to come with no error info at all).
+TEST_F(ReliabilityTest, OutInterfaceThatCannotBeMarshaledBackIsExplained) {
+  AptThread a, b;
+  IStream* stream = nullptr;
+  a.Run([&] {
+    Probe* holder = new Probe;
+    Probe* unmarshalable = new Probe;
+    unmarshalable->refuse_identity = true;  // No identity: cannot be exported.
+    holder->Set(static_cast<ICounter*>(unmarshalable));
+    unmarshalable->Release();
+    stream = MarshalNormal(static_cast<IHolder*>(holder), IID_IHolder);
+    holder->Release();
+  });
+  b.Run([&] {
+    IHolder* holder = nullptr;
+    ASSERT_EQ(CoGetInterfaceAndReleaseStream(stream, IID_IHolder, reinterpret_cast<void**>(&holder)),
+              S_OK);
+    ClearCallErrorInfo();
+    ICounter* out = reinterpret_cast<ICounter*>(0x1);
+    EXPECT_EQ(holder->Get(&out), E_NOINTERFACE);
+    EXPECT_EQ(out, nullptr);
+    const std::string why = LastErrorDescription();
+    EXPECT_EQ(LastErrorHResult(), E_NOINTERFACE);
+    EXPECT_NE(why.find("Could not marshal an interface argument"), std::string::npos) << why;
+    EXPECT_NE(why.find(std::to_string(a.tid())), std::string::npos) << why;
+    holder->Release();
+  });
+}
+
+// Tests that a call whose [in] interface cannot be unmarshaled in the callee
+// (its object was disconnected on the way, here by the callee's message
+// filter) fails with CO_E_OBJNOTCONNECTED and the explanation of why, on the
+// caller's thread (it used to come with no error info at all).
+TEST_F(ReliabilityTest, InInterfaceThatCannotBeUnmarshaledInCalleeIsExplained) {
+  AptThread a, b;
+  TestMessageFilter filter;
+  Probe* argument = nullptr;
+  IStream* holder_stream = nullptr;
+  IStream* argument_stream = nullptr;
+  a.Run([&] {
+    Probe* holder = new Probe;
+    argument = new Probe;
+    holder_stream = MarshalNormal(static_cast<IHolder*>(holder), IID_IHolder);
+    argument_stream = MarshalNormal(static_cast<ICounter*>(argument), IID_ICounter);
+    holder->Release();
+    filter.on_incoming = [&](DWORD) {
+      EXPECT_EQ(CoDisconnectObject(static_cast<ICounter*>(argument), 0), S_OK);
+      return SERVERCALL_ISHANDLED;
+    };
+    ASSERT_EQ(CoRegisterMessageFilter(&filter, nullptr), S_OK);
+  });
+  b.Run([&] {
+    IHolder* holder = nullptr;
+    ICounter* counter = nullptr;
+    ASSERT_EQ(CoGetInterfaceAndReleaseStream(holder_stream, IID_IHolder,
+                                             reinterpret_cast<void**>(&holder)),
+              S_OK);
+    ASSERT_EQ(CoGetInterfaceAndReleaseStream(argument_stream, IID_ICounter,
+                                             reinterpret_cast<void**>(&counter)),
+              S_OK);
+    ClearCallErrorInfo();
+    EXPECT_EQ(holder->Set(counter), CO_E_OBJNOTCONNECTED);
+    const std::string why = LastErrorDescription();
+    EXPECT_EQ(LastErrorHResult(), CO_E_OBJNOTCONNECTED);
+    EXPECT_NE(why.find("Could not unmarshal an interface argument"), std::string::npos) << why;
+    EXPECT_NE(why.find("CoDisconnectObject"), std::string::npos) << why;
+    counter->Release();
+    holder->Release();
+  });
+  a.Run([&] {
+    ASSERT_EQ(CoRegisterMessageFilter(nullptr, nullptr), S_OK);
+    argument->Release();
+  });
+}
+
+// Sets up a (the caller, with a proxy of b's holder) and b (holding a proxy
+// of a's counter, whose Add fails with its own error info), then runs
+// `body` on a with the holder proxy.
+void WithCallbackThatFails(bool holder_ignores_failure,
+                           const std::function<void(IHolder*)>& body) {
+  AptThread a, b;
+  IStream* stream = nullptr;
+  b.Run([&] {
+    Probe* holder = new Probe;
+    holder->ignore_held_failure = holder_ignores_failure;
+    stream = MarshalNormal(static_cast<IHolder*>(holder), IID_IHolder);
+    holder->Release();
+  });
+  a.Run([&] {
+    IHolder* holder = nullptr;
+    ASSERT_EQ(CoGetInterfaceAndReleaseStream(stream, IID_IHolder, reinterpret_cast<void**>(&holder)),
+              S_OK);
+    Probe* failing = new Probe;
+    failing->on_add = [](int) -> HRESULT {
+      SetCallErrorInfo(E_ACCESSDENIED, "the callback's own reason", "test");
+      return E_ACCESSDENIED;
+    };
+    ASSERT_EQ(holder->Set(static_cast<ICounter*>(failing)), S_OK);
+    failing->Release();
+    body(holder);
+    ASSERT_EQ(holder->Set(nullptr), S_OK);
+    holder->Release();
+  });
+}
+
+// Tests that a call served while the thread waits for its own call leaves
+// nothing on that thread's error info: the waiting call's caller reads its
+// own (it used to read the served call's text, stale, as if it explained its
+// own call).
+TEST_F(ReliabilityTest, ServedCallLeavesNoStaleErrorInfoOnWaitingThread) {
+  WithCallbackThatFails(/*holder_ignores_failure=*/true, [](IHolder* holder) {
+    SetCallErrorInfo(E_FAIL, "a's own earlier error", "test");
+    int total = 0;
+    DWORD tid = 0;
+    // b calls back into a (served in a's modal loop), whose callback fails
+    // with its error info; b ignores that and succeeds.
+    EXPECT_EQ(holder->AddToHeld(1, &total, &tid), S_OK);
+    EXPECT_EQ(LastErrorDescription(), "a's own earlier error");
+  });
+}
+
+// Tests that a callee's error info for its failure reaches its caller, as
+// Windows' channel carries a server's error object back: here through two
+// hops (a's callback to b, b's failure to a).
+TEST_F(ReliabilityTest, CalleeErrorInfoReachesItsCaller) {
+  WithCallbackThatFails(/*holder_ignores_failure=*/false, [](IHolder* holder) {
+    SetCallErrorInfo(E_FAIL, "a's own earlier error", "test");
+    int total = 0;
+    DWORD tid = 0;
+    EXPECT_EQ(holder->AddToHeld(1, &total, &tid), E_ACCESSDENIED);
+    EXPECT_EQ(LastErrorDescription(), "the callback's own reason");
+  });
 }
 
 // --- Unmarshaling racing a disconnection ------------------------------------------
