@@ -156,13 +156,21 @@ struct StackFrame {
 struct ThreadStack {
   DWORD tid = 0;
   std::vector<StackFrame> frames;  // Innermost first; the signal frames removed.
+  // Why some frames have less than function, file:line and module, or "":
+  // a module built without debug information (a plain -DCMAKE_BUILD_TYPE=
+  // Release build, a stripped library) gives function and module names only
+  // (from its symbol table), or the module and address when it has none.
+  // FormatStack prints it after the frames.
+  std::string note;
 };
 
 // The stack of thread `tid` (any thread of this process, also the caller).
 std::optional<ThreadStack> CaptureThreadStack(
     DWORD tid, std::chrono::milliseconds timeout = std::chrono::milliseconds(250));
 
-// One line per frame: "  #3 Function at file.cc:12 (libfoo.so) [0x...]".
+// One line per frame: "  #3 Function at file.cc:12 (libfoo.so) [0x...]",
+// "  #3 Function (libfoo.so) [0x...]" without debug information, then the
+// stack's note, if any, on a line of its own.
 std::string FormatStack(const ThreadStack& stack);
 
 // --- Deadlock detection -------------------------------------------------------
