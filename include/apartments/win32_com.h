@@ -543,16 +543,26 @@ HRESULT WINAPI StringFromIID(REFIID rclsid, LPOLESTR* lplpsz);
 // CLSIDFromString()
 //
 // Parses "{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}" (hex digits of either case,
-// braces required). A null `lpsz` yields CLSID_NULL and S_OK, as on Windows.
-// Returns NOERROR; CO_E_CLASSSTRING for anything else (Windows would look the
-// string up as a ProgID; there is no registry here, so no ProgID is known),
-// and then sets *pclsid to CLSID_NULL; E_INVALIDARG when `pclsid` is null.
+// braces required, nothing after the closing brace). A null `lpsz` yields
+// CLSID_NULL and S_OK, as on Windows. Returns NOERROR, or CO_E_CLASSSTRING:
+//   - for a string starting with '{' that is malformed, with *pclsid as
+//     Windows leaves it: the fields before the bad character parsed, the field
+//     holding it with the digits read before it, later fields untouched (so a
+//     valid GUID followed by more text leaves that GUID);
+//   - for any other string, which Windows looks up as a ProgID; there is no
+//     registry here, so no ProgID is known, and *pclsid is set to CLSID_NULL
+//     (as Windows does for a ProgID it does not know).
+// E_INVALIDARG when `pclsid` is null.
 HRESULT WINAPI CLSIDFromString(LPCOLESTR lpsz, LPCLSID pclsid);
 
 // IIDFromString()
 //
-// As CLSIDFromString, but a malformed string gives E_INVALIDARG (and
-// *lpiid = IID_NULL); a null `lpiid` gives E_INVALIDARG.
+// Parses the same format; a null `lpsz` yields IID_NULL and S_OK. As Windows:
+// a string that is not 38 characters long gives E_INVALIDARG and leaves
+// *lpiid untouched (ProgIDs are not looked up); one of the right length that
+// does not start with '{' gives CO_E_IIDSTRING, untouched; a malformed one
+// starting with '{' gives CO_E_IIDSTRING with *lpiid partly parsed, as
+// CLSIDFromString leaves it. A null `lpiid` gives E_INVALIDARG.
 HRESULT WINAPI IIDFromString(LPCOLESTR lpsz, LPIID lpiid);
 
 // CoCreateGuid()
