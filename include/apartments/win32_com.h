@@ -684,17 +684,22 @@ HRESULT WINAPI GetHGlobalFromStream(LPSTREAM pstm, HGLOBAL* phglobal);
 //
 // Synchronous cross-apartment calls made by a thread are cancellable when that
 // thread had call cancellation enabled when the call began (enabling or
-// disabling later does not affect a call already pending), as on Windows; the
-// thread's last CoUninitialize disables it whatever the count.
+// disabling later does not affect a call already pending), as on Windows. The
+// enable count belongs to the thread, not to its apartment: CoInitializeEx and
+// CoUninitialize leave it as it is (what Windows does, as Wine's
+// test_call_cancellation records on Windows; the documentation's remark that
+// a thread uninitialized and initialized again has cancellation disabled is
+// not borne out by the count).
 //
 // CoEnableCallCancellation(): counted; S_OK. E_INVALIDARG when `pReserved`
 // is not null. Calling thread only.
 HRESULT WINAPI CoEnableCallCancellation(LPVOID pReserved);
-// CoDisableCallCancellation(): undoes one CoEnableCallCancellation. S_OK when
-// that disabled cancellation; CO_E_CANCEL_DISABLED when more enables remain
-// (still enabled, as Windows documents); E_FAIL when nothing was enabled (an
-// unbalanced call; Windows does not say); E_INVALIDARG when `pReserved` is
-// not null. Calling thread only.
+// CoDisableCallCancellation(): undoes one CoEnableCallCancellation and returns
+// S_OK, whether that disabled cancellation or more enables remain (it stays
+// enabled until every enable is undone); CO_E_CANCEL_DISABLED, changing
+// nothing, when nothing was enabled; E_INVALIDARG when `pReserved` is not
+// null. These are the codes Windows returns (Wine's test_call_cancellation on
+// Windows), not the ones its documentation lists. Calling thread only.
 HRESULT WINAPI CoDisableCallCancellation(LPVOID pReserved);
 // CoCancelCall()
 //
