@@ -538,9 +538,6 @@ void WINAPI CoUninitialize(void) {
   if (data == nullptr || data->init_count == 0 || data->mta_worker) return;
   if (--data->init_count > 0) return;
   LeaveApartment(*data);
-  // Windows: a thread uninitialized and initialized again has call
-  // cancellation disabled (CoDisableCallCancellation's documentation).
-  ResetThreadCancellation();
 }
 
 HRESULT WINAPI CoGetApartmentType(APTTYPE* pAptType, APTTYPEQUALIFIER* pAptQualifier) {
