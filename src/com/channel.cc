@@ -17,6 +17,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "base/check.h"
+#include "base/thread_state.h"
 #include "com/apartment_impl.h"
 #include "com/cancel.h"
 #include "com/com_thread.h"
@@ -134,15 +135,28 @@ void ExplainQueueFull(ApartmentImpl* target) {
 }
 
 void ExplainDisconnected(ApartmentImpl* target, bool was_queued) {
+  const bool sta = target->kind() == ApartmentKind::kSta;
+  bool thread_alive = false;
+  if (sta) {
+    ForEachThreadState([&](ThreadState& state) {
+      if (state.tid.load(std::memory_order_relaxed) == target->thread_id()) thread_alive = true;
+    });
+  }
   std::string text = "The call into " + target->Describe() +
                      " failed with RPC_E_DISCONNECTED: that apartment shut down " +
                      Ago(target->shutdown_time()) +
-                     (target->kind() == ApartmentKind::kSta
-                          ? std::string(" (its thread's last CoUninitialize, or the thread exited)")
-                          : std::string(" (its last user left: CoUninitialize or "
-                                        "CoDecrementMTAUsage)"));
+                     (!sta            ? std::string(" (its last user left: CoUninitialize or "
+                                                    "CoDecrementMTAUsage)")
+                      : thread_alive ? std::string(" (its thread's last CoUninitialize)")
+                                     : std::string(" (its thread has exited)"));
   text += was_queued ? ", while the call was still queued: it never ran."
                      : ", before the call was made: it never ran.";
+  // Every report that names a thread says what to do next.
+  text += sta ? " What to do next: an STA's objects live only while its thread does; keep "
+                "that thread in its message loop (and initialized) until the proxies into it "
+                "are released, or release them first."
+              : " What to do next: keep a user of the MTA (CoInitializeEx or "
+                "CoIncrementMTAUsage) for as long as its objects are called.";
   SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
 }
 
