@@ -13,6 +13,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "base/check.h"
+#include "base/lazy_diagnostics.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
 #include "com/cancel.h"
@@ -526,6 +527,9 @@ HRESULT WINAPI CoInitializeEx(LPVOID pvReserved, DWORD dwCoInit) {
     PublishApartmentTag(data.apartment.get());
   }
   data.init_count = 1;
+  // Self-diagnosis is on by default in a process that uses COM (an STA also
+  // started it with its queue; an MTA thread may have none).
+  StartDiagnosticsOnFirstUse();
   return S_OK;
 }
 

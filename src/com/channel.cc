@@ -15,6 +15,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "base/check.h"
+#include "base/thread_state.h"
 #include "com/apartment_impl.h"
 #include "com/cancel.h"
 #include "com/com_thread.h"
@@ -140,23 +141,37 @@ enum class DisconnectStage { kBeforeCall, kWhileQueued, kThreadExited };
 void ExplainDisconnected(ApartmentImpl* target, DisconnectStage stage,
                          const ChannelCall* call = nullptr) {
   std::string text = "The call into " + target->Describe() + " failed with RPC_E_DISCONNECTED: ";
+  const bool sta = target->kind() == ApartmentKind::kSta;
+  // Every report that names a thread says what to do next.
+  const char* next =
+      sta ? " What to do next: an STA's objects live only while its thread does; keep that "
+            "thread in its message loop (and initialized) until the proxies into it are "
+            "released, or release them first."
+          : " What to do next: keep a user of the MTA (CoInitializeEx or CoIncrementMTAUsage) "
+            "for as long as its objects are called.";
   if (stage == DisconnectStage::kThreadExited) {
     const DWORD tid = call->executing_tid.load(std::memory_order_relaxed);
     text += "the " + ThreadText(tid) + " running it exited inside the call " +
             Ago(call->exited_at) +
             " (ExitThread, or the thread was cancelled): the call ran but never returned, and "
             "whatever it did before stands.";
-    if (target->kind() == ApartmentKind::kSta) {
-      text += " The apartment ends with its thread.";
-    }
+    if (sta) text += " The apartment ends with its thread.";
+    text += next;
     SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
     return;
   }
   if (target->IsShutDown()) {
+    bool thread_alive = false;
+    if (sta) {
+      ForEachThreadState([&](ThreadState& state) {
+        if (state.tid.load(std::memory_order_relaxed) == target->thread_id()) thread_alive = true;
+      });
+    }
     text += "that apartment shut down " + Ago(target->shutdown_time()) +
-            (target->kind() == ApartmentKind::kSta
-                 ? std::string(" (its thread's last CoUninitialize, or the thread exited)")
-                 : std::string(" (its last user left: CoUninitialize or CoDecrementMTAUsage)"));
+            (!sta            ? std::string(" (its last user left: CoUninitialize or "
+                                           "CoDecrementMTAUsage)")
+             : thread_alive ? std::string(" (its thread's last CoUninitialize)")
+                            : std::string(" (its thread has exited)"));
   } else {
     // Its thread's queue is gone: the thread exited and its exit hook has
     // not yet begun the shutdown (so there is no shutdown time to quote).
@@ -165,6 +180,7 @@ void ExplainDisconnected(ApartmentImpl* target, DisconnectStage stage,
   }
   text += stage == DisconnectStage::kWhileQueued ? ", while the call was still queued: it never ran."
                                                  : ", before the call was made: it never ran.";
+  text += next;
   SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
 }
 

@@ -12,6 +12,7 @@
 #include "apartments/message_queue.h"
 #include "apartments/win32_kernel.h"
 #include "base/check.h"
+#include "base/lazy_diagnostics.h"
 #include "base/spin.h"
 #include "message/window.h"
 
@@ -765,6 +766,8 @@ MessageQueue& CurrentQueue() {
     Registry()[tid] = queue;
   }
   slot = queue;
+  // Self-diagnosis is on by default in a process that uses queues; no lock held.
+  StartDiagnosticsOnFirstUse();
   return *queue;
 }
 
