@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the machine, then builds and runs the whole test suite: the release
 # build's tests, everything under AddressSanitizer + UndefinedBehaviorSanitizer,
-# and the concurrency tests under ThreadSanitizer. Fails on the first failure.
+# the concurrency tests under ThreadSanitizer (each preset includes the short
+# randomized stress run, tests/stress), then a brief run of each libFuzzer
+# fuzzer (tests/fuzz, clang). Fails on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,4 +24,7 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
 run_preset release
 run_preset asan
 run_preset tsan
-echo "=== all suites passed (release, asan+ubsan, tsan)"
+# The fuzzers need clang (setup.sh installs it); without it they are skipped,
+# saying so.
+scripts/fuzz.sh
+echo "=== all suites passed (release, asan+ubsan, tsan, fuzzers)"
