@@ -532,6 +532,8 @@ constexpr Win32ErrorEntry kWin32ErrorTable[] = {
     APARTMENTS_WIN32_ENTRY(ERROR_ALREADY_INITIALIZED,
                            "An attempt was made to perform an initialization operation when "
                            "initialization has already been completed."),
+    APARTMENTS_WIN32_ENTRY(ERROR_PRIVILEGE_NOT_HELD,
+                           "A required privilege is not held by the client."),
     APARTMENTS_WIN32_ENTRY(ERROR_INVALID_WINDOW_HANDLE, "Invalid window handle."),
     APARTMENTS_WIN32_ENTRY(ERROR_INVALID_MENU_HANDLE, "Invalid menu handle."),
     APARTMENTS_WIN32_ENTRY(ERROR_INVALID_HOOK_HANDLE, "Invalid hook handle."),
