@@ -398,6 +398,8 @@ constexpr HResultEntry kHResultTable[] = {
                              "Wrong operating system or operating system version for the "
                              "application"),
     APARTMENTS_HRESULT_ENTRY(CO_E_OBJNOTREG, "Object is not registered"),
+    APARTMENTS_HRESULT_ENTRY(CO_S_NOTALLINTERFACES,
+                             "Not all the requested interfaces were available"),
     APARTMENTS_HRESULT_ENTRY(CO_E_OBJISREG, "Object is already registered"),
     APARTMENTS_HRESULT_ENTRY(CO_E_OBJNOTCONNECTED, "Object is not connected to server"),
     APARTMENTS_HRESULT_ENTRY(CO_E_APPDIDNTREG,
