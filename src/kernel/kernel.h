@@ -377,6 +377,13 @@ WaitRecord ReadWaitRecord(DWORD tid);
 using BlockHook = void (*)();
 void SetBlockHookForDiagnostics(BlockHook hook) noexcept;
 
+// The thread that thread `tid`'s current wait waits for, as wait chains
+// follow it (the target of a SendMessageW or COM call, a waited-on mutex's
+// owner, a waited-on thread that has not exited), or 0 (not blocked, or an
+// object no thread holds). Allocates nothing; takes the kernel lock briefly.
+// The deadlock hook's fast path: most chains end at the first or second hop.
+DWORD NextWaitHopTid(DWORD tid) noexcept;
+
 // One edge of a suspected cycle: thread `tid`, in the wait `wait_id`, waits
 // for thread `next_tid` (a mutex it owns, or the target of a sent message or
 // COM call).
