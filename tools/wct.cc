@@ -4,9 +4,10 @@
 //   apartments-wct <pid> --ping
 //   apartments-wct --list
 //
-// Asks the process's hang watchdog, over its inspection socket
-// (apartments/inspect.h), for every thread's apartment, queue, last-pumped
-// age and wait chain, the cycles among them and the current hangs, and prints
+// Asks the process's hang watchdog (on by default in any process that uses
+// message queues or COM), over its inspection socket (apartments/inspect.h),
+// for every thread's apartment, queue, last-pumped age and wait chain, the
+// cycles among them, the current hangs and the recent reports, and prints
 // the answer. The tool depends on nothing but the protocol, so it can inspect
 // a process built against another version of the library.
 //
@@ -45,9 +46,22 @@ const char kUsage[] =
     "usage: apartments-wct <pid> [--json] [--socket PATH] [--timeout-ms N]\n"
     "       apartments-wct <pid> --ping\n"
     "       apartments-wct --list\n"
-    "Prints the threads, apartments, message queues, wait chains, cycles and hangs\n"
-    "of a running process that serves inspection (a HangWatchdog started with\n"
-    "serve_inspection = true, or run with APARTMENTS_INSPECT=1).\n";
+    "Prints the threads, apartments, message queues, wait chains, cycles, hangs\n"
+    "and recent diagnostic reports of a running process that uses apartments.\n"
+    "\n"
+    "Every process that has made a message queue or called CoInitializeEx serves\n"
+    "this by default (an owner-only socket; only your own uid or root may ask),\n"
+    "and reports hangs and deadlocks to stderr by itself. The environment of the\n"
+    "inspected process configures that (docs/diagnostics.md):\n"
+    "  APARTMENTS_DIAGNOSTICS=off|report|abort  all diagnostics off; report (default);\n"
+    "                                           or abort on a deadlock no timeout ends\n"
+    "  APARTMENTS_INSPECT=0|1                   serve apartments-wct (default 1)\n"
+    "  APARTMENTS_HANG_THRESHOLD_MS=N           not responding after N ms (5000)\n"
+    "  APARTMENTS_CALL_THRESHOLD_MS=N           one call or message handled N ms (5000)\n"
+    "  APARTMENTS_CYCLE_THRESHOLD_MS=N          a cycle that may still end, after N ms (5000)\n"
+    "  APARTMENTS_DIAGNOSTICS_FORMAT=text|json  report format (text)\n"
+    "  APARTMENTS_DIAGNOSTICS_OUTPUT=stderr|socket|/path  where reports go (stderr);\n"
+    "                                           the last 16 are always shown here too\n";
 
 using SteadyClock = std::chrono::steady_clock;
 

@@ -226,6 +226,13 @@ class Apartment {
   //                         quota; `f` never ran
   //   RPC_E_CANTCALLOUT_ININPUTSYNCCALL, RPC_E_CALL_REJECTED, CO_E_NOTINITIALIZED
   //                         as the channel (src/com/apartment.h)
+  //   RPC_E_CALL_CANCELED   also without CallOptions, when the calling thread
+  //                         enabled call cancellation (CoEnableCallCancellation)
+  //                         and another thread cancelled the call (CoCancelCall),
+  //                         or the calling STA's message filter answered
+  //                         PENDINGMSG_CANCELCALL; per case as below
+  //   RPC_E_DISCONNECTED    also when the apartment's thread exited (ExitThread)
+  //                         while running `f`: `f` ran but did not return
   // Lifetime: `f` is used by reference; it is never touched after Call
   // returns. Memory ordering: writes before Call are visible to `f`; `f`'s
   // writes are visible after Call returns.

@@ -156,13 +156,21 @@ struct StackFrame {
 struct ThreadStack {
   DWORD tid = 0;
   std::vector<StackFrame> frames;  // Innermost first; the signal frames removed.
+  // Why some frames have less than function, file:line and module, or "":
+  // a module built without debug information (a plain -DCMAKE_BUILD_TYPE=
+  // Release build, a stripped library) gives function and module names only
+  // (from its symbol table), or the module and address when it has none.
+  // FormatStack prints it after the frames.
+  std::string note;
 };
 
 // The stack of thread `tid` (any thread of this process, also the caller).
 std::optional<ThreadStack> CaptureThreadStack(
     DWORD tid, std::chrono::milliseconds timeout = std::chrono::milliseconds(250));
 
-// One line per frame: "  #3 Function at file.cc:12 (libfoo.so) [0x...]".
+// One line per frame: "  #3 Function at file.cc:12 (libfoo.so) [0x...]",
+// "  #3 Function (libfoo.so) [0x...]" without debug information, then the
+// stack's note, if any, on a line of its own.
 std::string FormatStack(const ThreadStack& stack);
 
 // --- Deadlock detection -------------------------------------------------------
@@ -279,6 +287,9 @@ struct HangWatchdogOptions {
   Clock::Duration permanent_threshold = std::chrono::seconds(60);
   // A single message or COM call handled for longer is reported.
   Clock::Duration call_threshold = std::chrono::seconds(5);
+  // Cycles of waits that have lasted this long are reported, also those a
+  // timeout or a pumping thread might still end ("may resolve by timeout").
+  Clock::Duration cycle_threshold = std::chrono::seconds(5);
   // The watchdog thread's period (real time; Start() only).
   std::chrono::milliseconds poll_interval{500};
   // Attach the hung thread's stack to reports.
@@ -321,6 +332,83 @@ class HangWatchdog {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// --- Self-diagnosis on by default ---------------------------------------------
+//
+// A process that uses the library's message queues or COM diagnoses itself
+// without a line of code, as Windows' "not responding" detection is always
+// on: the first message queue (any message call) or CoInitializeEx starts,
+// once per process,
+//   - a hang watchdog (its thread is named "hang watchdog"), thresholds below,
+//     which also reports cycles whose waits have lasted past
+//     `cycle_threshold` (including waits with timeouts, and cycles through a
+//     WaitForSingleObject on a helper thread), SendMessageW calls left
+//     unanswered past `hang_threshold`, and calls handled for longer than
+//     `call_threshold` (busy or blocked, with the stack);
+//   - deadlock detection (SetDeadlockMode) in `mode`;
+//   - live inspection (apartments/inspect.h) unless `serve_inspection` is off.
+// Nothing runs at static initialization; a process that never makes a queue
+// or enters an apartment starts no thread and allocates nothing for this.
+//
+// Configuration. The defaults below; then the program's
+// SetDiagnosticsOptions(); then the environment, which has the last word (the
+// person running a program that misbehaves cannot recompile it). Variables
+// (docs/diagnostics.md):
+//   APARTMENTS_DIAGNOSTICS=off|report|abort     mode
+//   APARTMENTS_HANG_THRESHOLD_MS=<ms>           hang_threshold
+//   APARTMENTS_CALL_THRESHOLD_MS=<ms>           call_threshold
+//   APARTMENTS_CYCLE_THRESHOLD_MS=<ms>          cycle_threshold
+//   APARTMENTS_DIAGNOSTICS_FORMAT=text|json     format
+//   APARTMENTS_DIAGNOSTICS_OUTPUT=stderr|socket|<absolute file path>
+//   APARTMENTS_INSPECT=1|0                      serve_inspection
+// An invalid value is reported with one line on stderr and the default used.
+//
+// Reports go, in `format`, to stderr, or appended to `report_file`, and the
+// most recent ones are always kept for live inspection (`apartments-wct
+// <pid>` shows them); with `reports_to_inspection_only` nothing is printed.
+// A callback set with SetDeadlockCallback, or a HangWatchdog of the
+// program's own with a callback, still receives its reports instead.
+
+enum class DiagnosticsMode : std::uint8_t {
+  kOff,     // No watchdog, no deadlock detection, no inspection.
+  kReport,  // Report (the default).
+  kAbort,   // Report; a deadlock no timeout can end then std::abort()s.
+};
+
+enum class ReportFormat : std::uint8_t {
+  kText,  // Paragraphs as documented per report.
+  kJson,  // One JSON object per line: {"report": "hang"|"deadlock"|..., ...}.
+};
+
+struct DiagnosticsOptions {
+  DiagnosticsMode mode = DiagnosticsMode::kReport;
+  // A thread with messages waiting that retrieves none for this long is
+  // reported (Windows' "not responding": 5 s).
+  Clock::Duration hang_threshold = std::chrono::seconds(5);
+  // One message or incoming call handled for this long is reported.
+  Clock::Duration call_threshold = std::chrono::seconds(5);
+  // A cycle of waits that a timeout or a pumping thread might still end is
+  // reported once it has lasted this long (one no wait can end is reported
+  // at once, by deadlock detection).
+  Clock::Duration cycle_threshold = std::chrono::seconds(5);
+  ReportFormat format = ReportFormat::kText;
+  // Empty: stderr. Else a file the reports are appended to.
+  std::string report_file;
+  // Keep reports for inspection only (APARTMENTS_DIAGNOSTICS_OUTPUT=socket).
+  bool reports_to_inspection_only = false;
+  // Answer apartments-wct (an owner-only socket, created lazily).
+  bool serve_inspection = true;
+};
+
+// The options in effect (or that will be, at the first queue): defaults,
+// the program's, then the environment's. Any thread.
+DiagnosticsOptions GetDiagnosticsOptions();
+
+// Replaces the program's options. When diagnostics already run, they are
+// restarted with the new options before this returns (a watchdog episode in
+// progress starts over); otherwise they apply at the first queue. Any thread
+// but the diagnostics thread itself; do not call from a report callback.
+void SetDiagnosticsOptions(const DiagnosticsOptions& options);
 
 }  // namespace apartments
 

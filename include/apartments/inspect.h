@@ -5,14 +5,20 @@
 // depth and quota, last-pumped age, wait chain, the cycles among them and the
 // hang watchdog's current hangs, as text or JSON. See docs/diagnostics.md.
 //
-// Who serves. The hang watchdog's own thread (HangWatchdog::Start()), when
-// HangWatchdogOptions::serve_inspection is set or the environment variable
-// APARTMENTS_INSPECT is "1" when Start() runs. It is opt-in because serving
-// creates a directory and a socket file: a library must not leave files
-// behind for applications that did not ask. Serving from the watchdog's
-// thread, which only takes the layers' short locks (see diagnostics.h),
-// means a process whose every apartment is stuck still answers. At most one
-// watchdog per process serves; a second one logs to stderr and does not.
+// Who serves. By default, the process's default diagnostics (diagnostics.h,
+// "Self-diagnosis on by default"): the first message queue or CoInitializeEx
+// starts their watchdog, whose thread serves, with no code; the environment
+// variable APARTMENTS_INSPECT=0 or DiagnosticsOptions::serve_inspection =
+// false turns it off (APARTMENTS_DIAGNOSTICS=off turns off everything). A
+// process that never makes a queue or enters an apartment creates no file.
+// A HangWatchdog of the program's own serves when
+// HangWatchdogOptions::serve_inspection is set or APARTMENTS_INSPECT is "1"
+// when Start() runs, unless another watchdog serves already. Serving from the
+// watchdog's thread, which only takes the layers' short locks (see
+// diagnostics.h), means a process whose every apartment is stuck still
+// answers. At most one watchdog per process serves; a second one logs to
+// stderr and does not. The default watchdog runs until the process ends; its
+// socket file is removed at exit (atexit).
 //
 // Where. `<dir>/<pid>.sock`, where <dir> is HangWatchdogOptions::
 // inspection_directory when set, else $XDG_RUNTIME_DIR/apartments when

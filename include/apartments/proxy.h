@@ -79,12 +79,15 @@ class ProxyManagerBase {
   // The proxy manager's reference count, shared by all its interface proxies
   // (they are parts of one object, as aggregated proxies are on Windows).
   virtual ULONG AddRefProxy() noexcept = 0;
-  virtual ULONG ReleaseProxy() noexcept = 0;
-  virtual HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) noexcept = 0;
+  // Not noexcept, nor is anything below that may wait for another
+  // apartment: a call served meanwhile may end the thread (ExitThread), whose
+  // forced unwind must pass through on its way out.
+  virtual ULONG ReleaseProxy() = 0;
+  virtual HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) = 0;
   // Runs `call` in the object's apartment with the object's interface
   // `iid` (a pointer to that interface type, as void*). Returns its result,
   // or a call failure with error info set on the calling thread.
-  virtual HRESULT Call(REFIID iid, const ServerCall& call) noexcept = 0;
+  virtual HRESULT Call(REFIID iid, const ServerCall& call) = 0;
 
  protected:
   ~ProxyManagerBase() = default;
@@ -93,9 +96,9 @@ class ProxyManagerBase {
 // Marshal tokens for interface arguments: a NORMAL packet marshaled in the
 // calling apartment, unmarshaled (consumed) in another, or released when the
 // call never ran. 0 means "null pointer".
-HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) noexcept;
-HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) noexcept;
-void ReleaseArgument(std::uint64_t token) noexcept;
+HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token);
+HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv);
+void ReleaseArgument(std::uint64_t token);
 
 // The base of every interface proxy. Lifetime: owned by its proxy manager,
 // destroyed with it.
@@ -138,21 +141,23 @@ class ProxyArgument<T*> {
   explicit ProxyArgument(T* value) noexcept : client_(value) {}
   ProxyArgument(const ProxyArgument&) = delete;
   ProxyArgument& operator=(const ProxyArgument&) = delete;
-  ~ProxyArgument() {
+  // noexcept(false): releasing the data may wait for another apartment (see
+  // ProxyManagerBase).
+  ~ProxyArgument() noexcept(false) {
     // The call never reached the object's apartment: drop the marshal data.
     if (token_ != 0 && !consumed_) ReleaseArgument(token_);
   }
-  HRESULT ClientPrepare() noexcept {
+  HRESULT ClientPrepare() {
     if (client_ == nullptr) return S_OK;
     return MarshalArgument(client_, InterfaceId<T>(), &token_);
   }
-  HRESULT ServerPrepare() noexcept {
+  HRESULT ServerPrepare() {
     if (token_ == 0) return S_OK;
     consumed_ = true;
     return UnmarshalArgument(token_, InterfaceId<T>(), reinterpret_cast<void**>(&server_));
   }
   T* ServerValue() noexcept { return server_; }
-  HRESULT ServerFinish(bool) noexcept {
+  HRESULT ServerFinish(bool) {
     if (server_ != nullptr) server_->Release();
     server_ = nullptr;
     return S_OK;
@@ -173,7 +178,7 @@ class ProxyArgument<T**> {
   explicit ProxyArgument(T** out) noexcept : out_(out) {}
   ProxyArgument(const ProxyArgument&) = delete;
   ProxyArgument& operator=(const ProxyArgument&) = delete;
-  ~ProxyArgument() {
+  ~ProxyArgument() noexcept(false) {
     if (token_ != 0) ReleaseArgument(token_);
   }
   HRESULT ClientPrepare() noexcept {
@@ -182,14 +187,14 @@ class ProxyArgument<T**> {
   }
   HRESULT ServerPrepare() noexcept { return S_OK; }
   T** ServerValue() noexcept { return out_ == nullptr ? nullptr : &server_; }
-  HRESULT ServerFinish(bool succeeded) noexcept {
+  HRESULT ServerFinish(bool succeeded) {
     if (server_ == nullptr) return S_OK;
     HRESULT hr = succeeded ? MarshalArgument(server_, InterfaceId<T>(), &token_) : S_OK;
     server_->Release();
     server_ = nullptr;
     return hr;
   }
-  HRESULT ClientFinish(bool succeeded) noexcept {
+  HRESULT ClientFinish(bool succeeded) {
     if (token_ == 0) return S_OK;
     std::uint64_t token = token_;
     token_ = 0;
@@ -211,7 +216,7 @@ class ProxyArgument<T**> {
 // brings [out] interfaces back.
 template <typename I, typename C, typename... Params, typename... Args>
 HRESULT ForwardCall(ProxyManagerBase* manager, HRESULT (STDMETHODCALLTYPE C::*method)(Params...),
-                    Args&&... args) noexcept {
+                    Args&&... args) {
   static_assert(std::is_base_of_v<C, I>, "the method must belong to the proxied interface");
   std::tuple<ProxyArgument<Params>...> state{static_cast<Params>(args)...};
   return std::apply(
@@ -268,7 +273,7 @@ class InterfaceProxy : public I, public InterfaceProxyBase {
   ProxyManagerBase* manager() const noexcept { return manager_; }
 
   template <typename C, typename... Params, typename... Args>
-  HRESULT Forward(HRESULT (STDMETHODCALLTYPE C::*method)(Params...), Args&&... args) noexcept {
+  HRESULT Forward(HRESULT (STDMETHODCALLTYPE C::*method)(Params...), Args&&... args) {
     return ForwardCall<I>(manager_, method, std::forward<Args>(args)...);
   }
 

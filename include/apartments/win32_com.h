@@ -543,16 +543,26 @@ HRESULT WINAPI StringFromIID(REFIID rclsid, LPOLESTR* lplpsz);
 // CLSIDFromString()
 //
 // Parses "{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}" (hex digits of either case,
-// braces required). A null `lpsz` yields CLSID_NULL and S_OK, as on Windows.
-// Returns NOERROR; CO_E_CLASSSTRING for anything else (Windows would look the
-// string up as a ProgID; there is no registry here, so no ProgID is known),
-// and then sets *pclsid to CLSID_NULL; E_INVALIDARG when `pclsid` is null.
+// braces required, nothing after the closing brace). A null `lpsz` yields
+// CLSID_NULL and S_OK, as on Windows. Returns NOERROR, or CO_E_CLASSSTRING:
+//   - for a string starting with '{' that is malformed, with *pclsid as
+//     Windows leaves it: the fields before the bad character parsed, the field
+//     holding it with the digits read before it, later fields untouched (so a
+//     valid GUID followed by more text leaves that GUID);
+//   - for any other string, which Windows looks up as a ProgID; there is no
+//     registry here, so no ProgID is known, and *pclsid is set to CLSID_NULL
+//     (as Windows does for a ProgID it does not know).
+// E_INVALIDARG when `pclsid` is null.
 HRESULT WINAPI CLSIDFromString(LPCOLESTR lpsz, LPCLSID pclsid);
 
 // IIDFromString()
 //
-// As CLSIDFromString, but a malformed string gives E_INVALIDARG (and
-// *lpiid = IID_NULL); a null `lpiid` gives E_INVALIDARG.
+// Parses the same format; a null `lpsz` yields IID_NULL and S_OK. As Windows:
+// a string that is not 38 characters long gives E_INVALIDARG and leaves
+// *lpiid untouched (ProgIDs are not looked up); one of the right length that
+// does not start with '{' gives CO_E_IIDSTRING, untouched; a malformed one
+// starting with '{' gives CO_E_IIDSTRING with *lpiid partly parsed, as
+// CLSIDFromString leaves it. A null `lpiid` gives E_INVALIDARG.
 HRESULT WINAPI IIDFromString(LPCOLESTR lpsz, LPIID lpiid);
 
 // CoCreateGuid()
@@ -674,17 +684,22 @@ HRESULT WINAPI GetHGlobalFromStream(LPSTREAM pstm, HGLOBAL* phglobal);
 //
 // Synchronous cross-apartment calls made by a thread are cancellable when that
 // thread had call cancellation enabled when the call began (enabling or
-// disabling later does not affect a call already pending), as on Windows; the
-// thread's last CoUninitialize disables it whatever the count.
+// disabling later does not affect a call already pending), as on Windows. The
+// enable count belongs to the thread, not to its apartment: CoInitializeEx and
+// CoUninitialize leave it as it is (what Windows does, as Wine's
+// test_call_cancellation records on Windows; the documentation's remark that
+// a thread uninitialized and initialized again has cancellation disabled is
+// not borne out by the count).
 //
 // CoEnableCallCancellation(): counted; S_OK. E_INVALIDARG when `pReserved`
 // is not null. Calling thread only.
 HRESULT WINAPI CoEnableCallCancellation(LPVOID pReserved);
-// CoDisableCallCancellation(): undoes one CoEnableCallCancellation. S_OK when
-// that disabled cancellation; CO_E_CANCEL_DISABLED when more enables remain
-// (still enabled, as Windows documents); E_FAIL when nothing was enabled (an
-// unbalanced call; Windows does not say); E_INVALIDARG when `pReserved` is
-// not null. Calling thread only.
+// CoDisableCallCancellation(): undoes one CoEnableCallCancellation and returns
+// S_OK, whether that disabled cancellation or more enables remain (it stays
+// enabled until every enable is undone); CO_E_CANCEL_DISABLED, changing
+// nothing, when nothing was enabled; E_INVALIDARG when `pReserved` is not
+// null. These are the codes Windows returns (Wine's test_call_cancellation on
+// Windows), not the ones its documentation lists. Calling thread only.
 HRESULT WINAPI CoDisableCallCancellation(LPVOID pReserved);
 // CoCancelCall()
 //

@@ -13,6 +13,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "base/check.h"
+#include "base/lazy_diagnostics.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
 #include "com/cancel.h"
@@ -116,6 +117,13 @@ class WorkerPool {
         apartment = std::move(work_.front());
         work_.pop_front();
       }
+      if (apartment->HasRuntimeWork()) {
+        data.apartment = apartment;
+        PublishApartmentTag(apartment.get());
+        apartment->RunRuntimeWork();
+        data.apartment.reset();
+        PublishApartmentTag(nullptr);
+      }
       if (ChannelCall* call = apartment->TakeOldest()) {
         data.apartment = apartment;
         PublishApartmentTag(apartment.get());
@@ -143,14 +151,19 @@ WorkerPool& Pool() {
 constexpr wchar_t kWindowClass[] = L"OleMainThreadWndClass";
 
 LRESULT CALLBACK ComWindowProc(HWND hwnd, UINT message, WPARAM wparam, LPARAM lparam) {
-  if (message != kComCallMessage) return DefWindowProcW(hwnd, message, wparam, lparam);
-  auto* call = reinterpret_cast<ChannelCall*>(lparam);
+  if (message != kComCallMessage && message != kComRuntimeMessage) {
+    return DefWindowProcW(hwnd, message, wparam, lparam);
+  }
   ComThreadData* data = ComThreadDataIfAny();
   ApartmentImpl* sta = data != nullptr ? CurrentSta(data) : nullptr;
   // The window is alive, so its apartment is this thread's STA (see
   // apartment_impl.h); a mismatch is a bug.
   APARTMENTS_CHECK(sta != nullptr && sta->hwnd() == hwnd);
-  ServeCall(sta, call, data->message_filter);
+  if (message == kComRuntimeMessage) {
+    sta->RunRuntimeWork();
+    return 0;
+  }
+  ServeCall(sta, reinterpret_cast<ChannelCall*>(lparam), data->message_filter);
   return 0;
 }
 
@@ -375,7 +388,51 @@ void ApartmentImpl::Shutdown() {
     CompleteCall(queued, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
     queued = next;
   }
+  // The runtime work queued until now (none can be added once kGone) runs
+  // here, on the shutting-down thread: it is never lost.
+  RunRuntimeWork();
   if (kind_ == ApartmentKind::kSta) DestroyWindow(hwnd_);
+}
+
+bool ApartmentImpl::PostRuntimeWork(std::function<void()> work) {
+  bool wake;
+  {
+    std::lock_guard lock(mu_);
+    if (state_ == State::kGone) return false;
+    runtime_work_.push_back(std::move(work));
+    // While shutting down, Shutdown() runs it: no wake-up needed.
+    wake = state_ == State::kRunning && !runtime_wake_pending_;
+    if (wake) {
+      runtime_wake_pending_ = true;
+      has_runtime_work_.store(true, std::memory_order_release);
+    }
+  }
+  if (!wake) return true;
+  if (kind_ == ApartmentKind::kSta) {
+    // Exempt from the quota: one wake-up per batch. It fails only when the
+    // thread's queue is gone (the thread exited): its exit hook shuts this
+    // apartment down, which runs the work.
+    (void)queue_->Post(tid_, incarnation_, hwnd_, kComRuntimeMessage, 0, 0,
+                       MessageQueue::PostQuota::kExempt);
+  } else {
+    Pool().Submit(shared_from_this());
+  }
+  return true;
+}
+
+void ApartmentImpl::RunRuntimeWork() {
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard lock(mu_);
+    work.swap(runtime_work_);
+    runtime_wake_pending_ = false;
+    has_runtime_work_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& item : work) item();
+}
+
+bool PostRuntimeWork(const ApartmentRef& target, std::function<void()> work) {
+  return static_cast<ApartmentImpl*>(target.get())->PostRuntimeWork(std::move(work));
 }
 
 // --- Current apartment -----------------------------------------------------------
@@ -470,6 +527,9 @@ HRESULT WINAPI CoInitializeEx(LPVOID pvReserved, DWORD dwCoInit) {
     PublishApartmentTag(data.apartment.get());
   }
   data.init_count = 1;
+  // Self-diagnosis is on by default in a process that uses COM (an STA also
+  // started it with its queue; an MTA thread may have none).
+  StartDiagnosticsOnFirstUse();
   return S_OK;
 }
 
@@ -482,9 +542,6 @@ void WINAPI CoUninitialize(void) {
   if (data == nullptr || data->init_count == 0 || data->mta_worker) return;
   if (--data->init_count > 0) return;
   LeaveApartment(*data);
-  // Windows: a thread uninitialized and initialized again has call
-  // cancellation disabled (CoDisableCallCancellation's documentation).
-  ResetThreadCancellation();
 }
 
 HRESULT WINAPI CoGetApartmentType(APTTYPE* pAptType, APTTYPEQUALIFIER* pAptQualifier) {

@@ -93,6 +93,23 @@ struct CallControl;
 HRESULT InvokeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke,
                           const CallControl* control = nullptr);
 
+// The runtime's own synchronous calls (releasing a stub's references): as
+// InvokeInApartment, but the target's message filter is not consulted (an
+// application's filter rejects the application's calls, not the runtime's
+// bookkeeping) and the call is never cancellable (neither CoCancelCall nor
+// the caller's filter's PENDINGMSG_CANCELCALL can drop it). It still fails
+// when it cannot be made now: RPC_E_SYS_CALL_FAILED at the target's queue
+// quota, CO_E_NOTINITIALIZED, RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
+// RPC_E_DISCONNECTED; the caller then uses PostRuntimeWork.
+HRESULT InvokeRuntimeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke);
+
+// Runs `work` in `target` later, one-way, for the runtime's work that must
+// never be lost (see ApartmentImpl::PostRuntimeWork): not subject to message
+// filters, cancellation or the posted-message quota; run at the latest when
+// the apartment shuts down. Any thread, also one in no apartment. Returns
+// false (dropping `work`) only when `target` has already shut down.
+bool PostRuntimeWork(const ApartmentRef& target, std::function<void()> work);
+
 }  // namespace apartments::internal
 
 #endif  // APARTMENTS_SRC_COM_APARTMENT_H_

@@ -56,10 +56,18 @@ struct CallCancel;
 // The message an STA's window receives for an incoming call; lParam is the
 // ChannelCall*.
 inline constexpr UINT kComCallMessage = WM_USER + 0x0C0A;
+// The message that wakes an STA to run its runtime work (PostRuntimeWork).
+inline constexpr UINT kComRuntimeMessage = WM_USER + 0x0C0B;
 
 // kCancelled: the callee found the call cancelled before it started it (it
 // never ran); `result` is RPC_E_CALL_CANCELED or RPC_E_TIMEOUT.
-enum class CallOutcome : std::uint8_t { kPending, kDone, kDisconnected, kRejected, kCancelled };
+// kDisconnected: the apartment shut down (or its thread was gone) before the
+// call ran; it never ran. kThreadExited: the thread running the call exited
+// inside it (ExitThread, thread cancellation): it ran and never returned;
+// `result` is RPC_E_DISCONNECTED and `exited_at` says when.
+enum class CallOutcome : std::uint8_t {
+  kPending, kDone, kDisconnected, kRejected, kCancelled, kThreadExited
+};
 
 struct ChannelCall {
   // Set by the caller before Enqueue; read-only afterwards.
@@ -75,6 +83,9 @@ struct ChannelCall {
   // withdrawn from the queue is never touched by the target again, and a
   // call the target took is waited for until it completes.
   CallCancel* cancel = nullptr;
+  // The runtime's own call (InvokeRuntimeInApartment): the target's message
+  // filter is not consulted.
+  bool runtime = false;
 
   // Written by whoever completes the call, before it signals `reply`.
   CallOutcome outcome = CallOutcome::kPending;
@@ -82,6 +93,11 @@ struct ChannelCall {
   DWORD reject_type = 0;  // SERVERCALL_REJECTED or SERVERCALL_RETRYLATER.
   bool threw = false;
   std::string fault;      // The exception's message (RPC_E_SERVERFAULT).
+  Clock::TimePoint exited_at{};  // kThreadExited: when the thread left the call.
+  // kDone with a failure: the error info the callee left on its thread (one
+  // reference, handed to the caller), as Windows' channel carries a server's
+  // error object back to its client; null when it left none.
+  IErrorInfo* error_info = nullptr;
 
   // The thread running the call (MTA worker or STA thread), 0 until it starts.
   std::atomic<DWORD> executing_tid{0};
@@ -168,9 +184,26 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   ChannelCall* TakeOldest();
 
   // Shuts the apartment down on the calling thread: callbacks (reverse
-  // order), then queued calls completed with RPC_E_DISCONNECTED, then (STA)
-  // the window destroyed. Idempotent.
+  // order), then queued calls completed with RPC_E_DISCONNECTED, then the
+  // runtime work still queued run, then (STA) the window destroyed.
+  // Idempotent.
   void Shutdown();
+
+  // Queues `work` (the runtime's own, e.g. releasing a stub's references) to
+  // run on this apartment's thread (an MTA worker for the MTA), one-way. Any
+  // thread. Never refused by a message filter nor by the posted-message
+  // quota: an STA gets one wake-up message (kComRuntimeMessage, exempt from
+  // the quota) per batch. Work queued before the apartment is gone runs, at
+  // the latest, during Shutdown(); returns false (and drops `work`) only
+  // once it is gone.
+  bool PostRuntimeWork(std::function<void()> work);
+  // Runs the queued runtime work. The apartment's thread (STA: its window
+  // procedure; MTA: a worker).
+  void RunRuntimeWork();
+  // Whether runtime work may be queued (a hint: RunRuntimeWork re-checks).
+  bool HasRuntimeWork() const noexcept {
+    return has_runtime_work_.load(std::memory_order_acquire);
+  }
 
  private:
   void Link(ChannelCall* call);    // mu_ held.
@@ -205,6 +238,12 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   // live record: it is matched against dispatched messages only, then
   // forgotten. Guarded by mu_.
   WithdrawnPosts withdrawn_;
+  // PostRuntimeWork's queue, and whether a wake-up for it is outstanding.
+  std::vector<std::function<void()>> runtime_work_;  // Guarded by mu_.
+  bool runtime_wake_pending_ = false;                // Guarded by mu_.
+  // Set with runtime_wake_pending_ (release, under mu_): lets MTA workers
+  // skip the lock when there is nothing to run (acquire).
+  std::atomic<bool> has_runtime_work_{false};
 };
 
 // The calling thread's apartment without taking a reference: its STA, the

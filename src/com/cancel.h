@@ -85,10 +85,6 @@ struct CallCancel {
 // Whether calls the current thread starts now are cancellable with
 // CoCancelCall (CoEnableCallCancellation). Cheap: a thread-local read.
 bool ThreadCancellationEnabled() noexcept;
-// Disables call cancellation on the calling thread whatever its enable count
-// (its last CoUninitialize, as Windows does).
-void ResetThreadCancellation();
-
 // Publishes `cancel` as the calling thread's current cancellable outgoing
 // call for CoCancelCall (restoring the previous one, for nested calls, when
 // the scope ends). Only for calls made with cancellation enabled.

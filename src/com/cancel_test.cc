@@ -288,15 +288,15 @@ TEST(CancelTest, BoundCallWithOptionsIsCancellable) {
 }
 
 TEST(Win32CancelTest, EnableDisableAreCountedAndValidated) {
-  // Tests CoEnableCallCancellation/CoDisableCallCancellation counting and arguments.
+  // Tests CoEnableCallCancellation/CoDisableCallCancellation counting and arguments,
+  // with Windows' codes: every disable that undoes an enable says S_OK.
   BoundedThread thread([] {
     int reserved = 0;
     EXPECT_EQ(CoEnableCallCancellation(&reserved), E_INVALIDARG);
-    EXPECT_EQ(CoDisableCallCancellation(nullptr), E_FAIL);  // Nothing enabled.
     EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);
     EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);
-    EXPECT_EQ(CoDisableCallCancellation(nullptr), CO_E_CANCEL_DISABLED);  // Still enabled.
-    EXPECT_EQ(CoCancelCall(0, 0), E_NOINTERFACE);  // Enabled, but no call pending.
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);  // One enable remains.
+    EXPECT_EQ(CoCancelCall(0, 0), E_NOINTERFACE);  // Still enabled, but no call pending.
     EXPECT_EQ(CoDisableCallCancellation(&reserved), E_INVALIDARG);
     EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);
     EXPECT_EQ(CoCancelCall(0, 0), CO_E_CANCEL_DISABLED);
@@ -304,15 +304,36 @@ TEST(Win32CancelTest, EnableDisableAreCountedAndValidated) {
   });
 }
 
-TEST(Win32CancelTest, LastCoUninitializeDisablesCancellation) {
-  // Tests that a thread's last CoUninitialize disables call cancellation, as on Windows.
+TEST(Win32CancelTest, DisableWithNothingEnabledIsCancelDisabled) {
+  // Tests that CoDisableCallCancellation with nothing enabled returns
+  // CO_E_CANCEL_DISABLED and changes nothing, before any enable and after the
+  // enables are undone (Windows; this returned E_FAIL).
   BoundedThread thread([] {
-    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), CO_E_CANCEL_DISABLED);
     EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);
-    EXPECT_EQ(CoCancelCall(0, 0), E_NOINTERFACE);  // Enabled.
-    CoUninitialize();
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), CO_E_CANCEL_DISABLED);
     EXPECT_EQ(CoCancelCall(0, 0), CO_E_CANCEL_DISABLED);
-    EXPECT_EQ(CoDisableCallCancellation(nullptr), E_FAIL);
+    EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);  // Not driven below zero.
+    EXPECT_EQ(CoCancelCall(0, 0), E_NOINTERFACE);
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);
+  });
+}
+
+TEST(Win32CancelTest, CountSurvivesCoInitializeAndCoUninitialize) {
+  // Tests that the enable count belongs to the thread: CoInitializeEx and the
+  // last CoUninitialize leave it as it is (Windows, per Wine's
+  // test_call_cancellation; this used to reset it at CoUninitialize).
+  BoundedThread thread([] {
+    EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);
+    ASSERT_EQ(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), S_OK);
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);  // The enable made before.
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), CO_E_CANCEL_DISABLED);
+    EXPECT_EQ(CoEnableCallCancellation(nullptr), S_OK);
+    CoUninitialize();
+    EXPECT_EQ(CoCancelCall(0, 0), E_NOINTERFACE);  // Still enabled.
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);
+    EXPECT_EQ(CoDisableCallCancellation(nullptr), CO_E_CANCEL_DISABLED);
   });
 }
 

@@ -1,8 +1,6 @@
 // The channel: InvokeInApartment, serving incoming calls, the COM modal loop
 // (also CoWaitForMultipleHandles), message filters, and the explanations the
 // channel attaches to every call it fails.
-#include <cxxabi.h>
-
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -17,6 +15,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "base/check.h"
+#include "base/thread_state.h"
 #include "com/apartment_impl.h"
 #include "com/cancel.h"
 #include "com/com_thread.h"
@@ -133,16 +132,55 @@ void ExplainQueueFull(ApartmentImpl* target) {
   SetCallErrorInfo(RPC_E_SYS_CALL_FAILED, text, kSource);
 }
 
-void ExplainDisconnected(ApartmentImpl* target, bool was_queued) {
-  std::string text = "The call into " + target->Describe() +
-                     " failed with RPC_E_DISCONNECTED: that apartment shut down " +
-                     Ago(target->shutdown_time()) +
-                     (target->kind() == ApartmentKind::kSta
-                          ? std::string(" (its thread's last CoUninitialize, or the thread exited)")
-                          : std::string(" (its last user left: CoUninitialize or "
-                                        "CoDecrementMTAUsage)"));
-  text += was_queued ? ", while the call was still queued: it never ran."
-                     : ", before the call was made: it never ran.";
+// Where a call stood when it failed with RPC_E_DISCONNECTED, from its record.
+enum class DisconnectStage { kBeforeCall, kWhileQueued, kThreadExited };
+
+// One explanation per record (ChannelCall's outcome and times): the
+// apartment's shutdown time is only quoted once shutdown has begun (it is
+// set then), and a call whose thread exited inside it is said to have run.
+void ExplainDisconnected(ApartmentImpl* target, DisconnectStage stage,
+                         const ChannelCall* call = nullptr) {
+  std::string text = "The call into " + target->Describe() + " failed with RPC_E_DISCONNECTED: ";
+  const bool sta = target->kind() == ApartmentKind::kSta;
+  // Every report that names a thread says what to do next.
+  const char* next =
+      sta ? " What to do next: an STA's objects live only while its thread does; keep that "
+            "thread in its message loop (and initialized) until the proxies into it are "
+            "released, or release them first."
+          : " What to do next: keep a user of the MTA (CoInitializeEx or CoIncrementMTAUsage) "
+            "for as long as its objects are called.";
+  if (stage == DisconnectStage::kThreadExited) {
+    const DWORD tid = call->executing_tid.load(std::memory_order_relaxed);
+    text += "the " + ThreadText(tid) + " running it exited inside the call " +
+            Ago(call->exited_at) +
+            " (ExitThread, or the thread was cancelled): the call ran but never returned, and "
+            "whatever it did before stands.";
+    if (sta) text += " The apartment ends with its thread.";
+    text += next;
+    SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
+    return;
+  }
+  if (target->IsShutDown()) {
+    bool thread_alive = false;
+    if (sta) {
+      ForEachThreadState([&](ThreadState& state) {
+        if (state.tid.load(std::memory_order_relaxed) == target->thread_id()) thread_alive = true;
+      });
+    }
+    text += "that apartment shut down " + Ago(target->shutdown_time()) +
+            (!sta            ? std::string(" (its last user left: CoUninitialize or "
+                                           "CoDecrementMTAUsage)")
+             : thread_alive ? std::string(" (its thread's last CoUninitialize)")
+                            : std::string(" (its thread has exited)"));
+  } else {
+    // Its thread's queue is gone: the thread exited and its exit hook has
+    // not yet begun the shutdown (so there is no shutdown time to quote).
+    text += "the apartment's thread has exited (its message queue is gone) and the apartment "
+            "is being torn down";
+  }
+  text += stage == DisconnectStage::kWhileQueued ? ", while the call was still queued: it never ran."
+                                                 : ", before the call was made: it never ran.";
+  text += next;
   SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
 }
 
@@ -240,17 +278,47 @@ class OutgoingScope {
   HANDLE reply_;
 };
 
+// Whether the exception being handled (inside a catch) is a forced unwind
+// (ExitThread's pthread_exit, thread cancellation) or another foreign one,
+// which must be rethrown. Not by catching abi::__forced_unwind&: it has no
+// C++ object, and binding the reference trips UBSan ("reference binding to
+// null pointer"); std::current_exception() is empty exactly for those.
+bool HandlingForcedUnwind() { return !std::current_exception(); }
+
 HRESULT RunDirect(ApartmentImpl* target, std::function<HRESULT()>& invoke) {
   try {
     return invoke();
-  } catch (abi::__forced_unwind&) {
-    throw;
   } catch (const std::exception& e) {
     ExplainServerFault(target, e.what());
   } catch (...) {
+    if (HandlingForcedUnwind()) throw;
     ExplainServerFault(target, "an exception that is not a std::exception");
   }
   return RPC_E_SERVERFAULT;
+}
+
+// The calling thread leaves InvokeImpl's frame, which holds `call`, by an
+// exception or a forced unwind (ExitThread inside a call it served in its
+// modal loop, or in its message filter) before `call` completed. The record
+// must outlive every use by the target: withdrawn while still queued, the
+// target never touches it again; otherwise wait (without pumping: this
+// thread is unwinding) for its one completion. When the thread is exiting
+// (`forced`), its STA (`own_sta`, may be null) is shut down first, as its
+// exit hook would a moment later: the callee's calls back into it (a
+// release, a retry) then fail at once instead of waiting for a thread that
+// no longer pumps while it waits for them.
+void AbandonOnUnwind(ApartmentImpl* target, ChannelCall* call, KernelObject* reply,
+                     HANDLE reply_handle, DWORD target_tid, ApartmentImpl* own_sta, bool forced) {
+  if (forced && own_sta != nullptr) own_sta->Shutdown();
+  if (target->Withdraw(call)) return;
+  KernelObject* objects[1] = {reply};
+  HANDLE handles[1] = {reply_handle};
+  for (;;) {
+    const DWORD r = WaitForObjects(objects, handles, 1, false, INFINITE, false,
+                                   WaitOptions{BlockKind::kComCall, target_tid, -1, false,
+                                               &call->executing_tid});
+    if (r == WAIT_OBJECT_0) return;
+  }
 }
 
 }  // namespace
@@ -291,7 +359,7 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
     }
   }
   ComThreadData& data = CurrentComThreadData();
-  if (filter != nullptr) {
+  if (filter != nullptr && !call->runtime) {
     DWORD call_type = CALLTYPE_TOPLEVEL;
     if (data.outgoing != nullptr) {
       call_type = data.outgoing->causality == call->causality ? CALLTYPE_NESTED
@@ -312,24 +380,57 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
   const GUID* saved_causality = data.incoming_causality;
   data.incoming_causality = &call->causality;
   IncomingCallScope incoming(call);
+  // The call's error info is its own: the serving thread's (it may be in its
+  // modal loop, waiting for its own call) is put aside and back, so a served
+  // call never leaves stale text on it; what the callee leaves with a failure
+  // goes to its caller.
+  // Touches `call` only in Finish, before it completes (an unwinding
+  // thread's destructor passes no call).
+  class RestoreErrorInfo {
+   public:
+    explicit RestoreErrorInfo(ComThreadData& data)
+        : data_(data), saved_(std::exchange(data.error_info, nullptr)) {}
+    ~RestoreErrorInfo() { Finish(nullptr); }
+    // Hands what the call left to `call` (null: discards it).
+    void Finish(ChannelCall* call) {
+      if (finished_) return;
+      finished_ = true;
+      IErrorInfo* left = std::exchange(data_.error_info, saved_);
+      if (left == nullptr) return;
+      if (call != nullptr) {
+        call->error_info = left;
+      } else {
+        left->Release();
+      }
+    }
+
+   private:
+    ComThreadData& data_;
+    IErrorInfo* saved_;
+    bool finished_ = false;
+  } restore(data);
   HRESULT hr;
   try {
     hr = (*call->invoke)();
-  } catch (abi::__forced_unwind&) {
-    // ExitThread inside the call: the caller must still wake up.
-    data.incoming_causality = saved_causality;
-    CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
-    throw;
   } catch (const std::exception& e) {
     call->threw = true;
     call->fault = e.what();
     hr = RPC_E_SERVERFAULT;
   } catch (...) {
+    if (HandlingForcedUnwind()) {
+      // ExitThread inside the call: it ran and never returns; the caller
+      // must still wake up, told so (the record says when).
+      data.incoming_causality = saved_causality;
+      call->exited_at = GetClock().Now();
+      CompleteCall(call, CallOutcome::kThreadExited, RPC_E_DISCONNECTED);
+      throw;
+    }
     call->threw = true;
     call->fault = "an exception that is not a std::exception";
     hr = RPC_E_SERVERFAULT;
   }
   data.incoming_causality = saved_causality;
+  restore.Finish(FAILED(hr) && !call->threw ? call : nullptr);
   CompleteCall(call, CallOutcome::kDone, hr);
 }
 
@@ -445,9 +546,13 @@ struct RequestCancelOnStop {
 // returning RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
                    CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel);
+                   bool discard_on_cancel, bool runtime = false);
 
 }  // namespace
+
+HRESULT InvokeRuntimeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke) {
+  return InvokeImpl(target, invoke, nullptr, std::nullopt, false, /*runtime=*/true);
+}
 
 HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke,
                           const CallControl* control) {
@@ -486,7 +591,7 @@ namespace {
 
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
                    CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel) {
+                   bool discard_on_cancel, bool runtime) {
   if (!target_ref) return E_INVALIDARG;
   auto* target = static_cast<ApartmentImpl*>(target_ref.get());
   ComThreadData& data = CurrentComThreadData();
@@ -501,7 +606,7 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
     return CO_E_NOTINITIALIZED;
   }
   if (target->IsShutDown()) {
-    ExplainDisconnected(target, false);
+    ExplainDisconnected(target, DisconnectStage::kBeforeCall);
     return RPC_E_DISCONNECTED;
   }
   if (target->IsCurrent()) return RunDirect(target, invoke);
@@ -540,6 +645,7 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   call.reply = static_cast<Event*>(reply_ref.get());
   call.target = target;
   call.cancel = cancel;
+  call.runtime = runtime;
   OutgoingScope scope(data, &call, reply_handle);
   // A cancellable call also waits on its wake event (com/cancel.h) until the
   // cancellation is handled.
@@ -554,7 +660,7 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
       return RPC_E_SYS_CALL_FAILED;
     }
     if (FAILED(hr)) {
-      ExplainDisconnected(target, false);
+      ExplainDisconnected(target, DisconnectStage::kBeforeCall);
       return hr;
     }
     DWORD target_tid =
@@ -564,44 +670,60 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
     // ends at once when input arrives (the queue's own event is among the
     // objects), so incoming calls and sent messages are served as promptly.
     const int spin_peer_cpu = sta_target ? target->owner_cpu() : -1;
-    for (;;) {
-      DWORD timeout_ms = INFINITE;
-      if (count == 2) {
-        if (deadline) {
-          const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-              *deadline - GetClock().Now());
-          if (left.count() <= 0) {
-            cancel->Request(RPC_E_TIMEOUT);
-          } else {
-            // Re-checked on every wakeup: a test's clock wakes us as it
-            // advances; the real clock, by this timeout.
-            timeout_ms = static_cast<DWORD>(
-                std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
+    // No cost on the path that does not throw (table-driven unwinding).
+    bool withdrawn = false;
+    try {
+      for (;;) {
+        DWORD timeout_ms = INFINITE;
+        if (count == 2) {
+          if (deadline) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                *deadline - GetClock().Now());
+            if (left.count() <= 0) {
+              cancel->Request(RPC_E_TIMEOUT);
+            } else {
+              // Re-checked on every wakeup: a test's clock wakes us as it
+              // advances; the real clock, by this timeout.
+              timeout_ms = static_cast<DWORD>(
+                  std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
+            }
+          }
+          if (const HRESULT why = cancel->requested(); why != 0) {
+            if (target->Withdraw(&call)) {
+              withdrawn = true;
+              ExplainCancelled(target, why, CancelStage::kQueued, S_OK);
+              return why;
+            }
+            // Taken by the target: the callee sees the request; wait for it.
+            count = 1;
+            timeout_ms = INFINITE;
           }
         }
-        if (const HRESULT why = cancel->requested(); why != 0) {
-          if (target->Withdraw(&call)) {
-            ExplainCancelled(target, why, CancelStage::kQueued, S_OK);
-            return why;
-          }
-          // Taken by the target: the callee sees the request; wait for it.
-          count = 1;
-          timeout_ms = INFINITE;
+        DWORD r;
+        if (sta != nullptr) {
+          r = ModalWait(data, sta, objects, handles, count, timeout_ms, 0, false, &call, target_tid,
+                        spin_peer_cpu);
+        } else {
+          r = WaitForObjects(objects, handles, count, false, timeout_ms, false,
+                             WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
+                                         &call.executing_tid});
         }
+        if (r == WAIT_OBJECT_0) break;
       }
-      DWORD r;
-      if (sta != nullptr) {
-        r = ModalWait(data, sta, objects, handles, count, timeout_ms, 0, false, &call, target_tid,
-                      spin_peer_cpu);
-      } else {
-        r = WaitForObjects(objects, handles, count, false, timeout_ms, false,
-                           WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
-                                       &call.executing_tid});
+    } catch (...) {
+      if (!withdrawn) {
+        AbandonOnUnwind(target, &call, reply_ref.get(), reply_handle, target_tid, sta,
+                        HandlingForcedUnwind());
       }
-      if (r == WAIT_OBJECT_0) break;
+      throw;
     }
     switch (call.outcome) {
       case CallOutcome::kDone:
+        // The callee's explanation of its failure (a later explanation of the
+        // channel's own replaces it).
+        if (IErrorInfo* transported = std::exchange(call.error_info, nullptr)) {
+          if (IErrorInfo* old = ExchangeThreadErrorInfo(transported)) old->Release();
+        }
         if (cancel != nullptr) {
           if (const HRESULT why = cancel->requested(); why != 0 && discard_on_cancel) {
             ExplainCancelled(target, why, CancelStage::kRunning, call.result);
@@ -621,7 +743,10 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
         ExplainCancelled(target, call.result, CancelStage::kBeforeStart, S_OK);
         return call.result;
       case CallOutcome::kDisconnected:
-        ExplainDisconnected(target, true);
+        ExplainDisconnected(target, DisconnectStage::kWhileQueued);
+        return RPC_E_DISCONNECTED;
+      case CallOutcome::kThreadExited:
+        ExplainDisconnected(target, DisconnectStage::kThreadExited, &call);
         return RPC_E_DISCONNECTED;
       case CallOutcome::kRejected:
         if (cancel != nullptr) {

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <type_traits>
 
 #include "apartments/win32_com.h"
 #include "com/guid_format.h"
@@ -40,42 +41,46 @@ void FormatGuid(const GUID& g, OLECHAR out[kGuidStringChars]) noexcept {
 }
 
 bool ParseGuid(const OLECHAR* s, GUID* out) noexcept {
-  // Exactly "{8-4-4-4-12}": 38 characters then the terminator.
-  for (int i = 0; i < kGuidStringChars - 1; ++i) {
-    if (s[i] == L'\0') return false;
-  }
-  if (s[kGuidStringChars - 1] != L'\0' || s[0] != L'{' || s[37] != L'}') return false;
-  if (s[9] != L'-' || s[14] != L'-' || s[19] != L'-' || s[24] != L'-') return false;
-  bool ok = true;
-  auto hex = [&](int pos, int digits) {
-    unsigned long long v = 0;
-    for (int i = 0; i < digits; ++i) {
-      OLECHAR c = s[pos + i];
-      int d;
-      if (c >= L'0' && c <= L'9') {
-        d = c - L'0';
-      } else if (c >= L'a' && c <= L'f') {
-        d = c - L'a' + 10;
-      } else if (c >= L'A' && c <= L'F') {
-        d = c - L'A' + 10;
-      } else {
-        ok = false;
-        d = 0;
-      }
-      v = v * 16 + static_cast<unsigned>(d);
-    }
-    return v;
+  // Windows' parser, as Wine's compobj tests record it: each field is cleared,
+  // then built up in place digit by digit, so a failure leaves the fields
+  // before the bad character parsed, the field holding it with the digits
+  // read so far, and the later fields untouched. Every check stops at the
+  // terminator (not a hex digit, not a separator), so nothing past it is read.
+  auto hex_digit = [](OLECHAR c) -> int {
+    if (c >= L'0' && c <= L'9') return c - L'0';
+    if (c >= L'a' && c <= L'f') return c - L'a' + 10;
+    if (c >= L'A' && c <= L'F') return c - L'A' + 10;
+    return -1;
   };
-  GUID g{};
-  g.Data1 = static_cast<unsigned int>(hex(1, 8));
-  g.Data2 = static_cast<unsigned short>(hex(10, 4));
-  g.Data3 = static_cast<unsigned short>(hex(15, 4));
-  g.Data4[0] = static_cast<unsigned char>(hex(20, 2));
-  g.Data4[1] = static_cast<unsigned char>(hex(22, 2));
-  for (int i = 0; i < 6; ++i) g.Data4[2 + i] = static_cast<unsigned char>(hex(25 + 2 * i, 2));
-  if (!ok) return false;
-  *out = g;
-  return true;
+  if (s[0] != L'{') return false;
+  auto field = [&](int pos, int digits, auto& value) {
+    value = 0;
+    for (int i = pos; i < pos + digits; ++i) {
+      int d = hex_digit(s[i]);
+      if (d < 0) return false;
+      value = static_cast<std::remove_reference_t<decltype(value)>>(value << 4 | d);
+    }
+    return true;
+  };
+  if (!field(1, 8, out->Data1) || s[9] != L'-') return false;
+  if (!field(10, 4, out->Data2) || s[14] != L'-') return false;
+  if (!field(15, 4, out->Data3) || s[19] != L'-') return false;
+  // Data4: two bytes, a dash, six bytes; a byte is stored once both its digits
+  // are read.
+  int pos = 20;
+  for (int b = 0; b < 8; ++b) {
+    if (b == 2) {
+      if (s[pos] != L'-') return false;
+      ++pos;
+    }
+    int hi = hex_digit(s[pos]);
+    if (hi < 0) return false;
+    int lo = hex_digit(s[pos + 1]);
+    if (lo < 0) return false;
+    out->Data4[b] = static_cast<unsigned char>(hi << 4 | lo);
+    pos += 2;
+  }
+  return s[37] == L'}' && s[38] == L'\0';
 }
 
 }  // namespace apartments::internal
@@ -116,18 +121,37 @@ HRESULT WINAPI StringFromIID(REFIID rclsid, LPOLESTR* lplpsz) {
 
 HRESULT WINAPI CLSIDFromString(LPCOLESTR lpsz, LPCLSID pclsid) {
   if (pclsid == nullptr) return E_INVALIDARG;
+  if (lpsz == nullptr) {
+    *pclsid = CLSID_NULL;
+    return NOERROR;
+  }
+  // A string in braces is parsed in place: on failure *pclsid keeps what was
+  // parsed before the bad character (Windows' behaviour). Anything else, and
+  // a malformed braced string, Windows then looks up as a ProgID; there is no
+  // registry here, so no ProgID is known, and an unknown ProgID leaves
+  // CLSID_NULL.
+  // TODO(windows-compat): ProgIDs registered in the registry.
+  if (lpsz[0] == L'{') {
+    return apartments::internal::ParseGuid(lpsz, pclsid) ? NOERROR : CO_E_CLASSSTRING;
+  }
   *pclsid = CLSID_NULL;
-  if (lpsz == nullptr) return NOERROR;
-  // TODO(windows-compat): Windows looks a string without braces up as a
-  // ProgID in the registry; there is no registry, so it is never found.
-  return apartments::internal::ParseGuid(lpsz, pclsid) ? NOERROR : CO_E_CLASSSTRING;
+  return CO_E_CLASSSTRING;
 }
 
 HRESULT WINAPI IIDFromString(LPCOLESTR lpsz, LPIID lpiid) {
   if (lpiid == nullptr) return E_INVALIDARG;
-  *lpiid = IID_NULL;
-  if (lpsz == nullptr) return S_OK;
-  return apartments::internal::ParseGuid(lpsz, lpiid) ? S_OK : E_INVALIDARG;
+  if (lpsz == nullptr) {
+    *lpiid = IID_NULL;
+    return S_OK;
+  }
+  // Windows checks the length first (E_INVALIDARG, *lpiid untouched), then the
+  // opening brace (CO_E_IIDSTRING, untouched), then parses in place
+  // (CO_E_IIDSTRING, *lpiid holding what was parsed before the bad character).
+  size_t length = 0;
+  while (length < kGuidStringChars && lpsz[length] != L'\0') ++length;
+  if (length != kGuidStringChars - 1) return E_INVALIDARG;
+  if (lpsz[0] != L'{') return CO_E_IIDSTRING;
+  return apartments::internal::ParseGuid(lpsz, lpiid) ? S_OK : CO_E_IIDSTRING;
 }
 
 HRESULT WINAPI CoCreateGuid(GUID* pguid) {

@@ -13,8 +13,11 @@ inline constexpr int kGuidStringChars = 39;
 void FormatGuid(const GUID& g, OLECHAR out[kGuidStringChars]) noexcept;
 
 // Parses exactly the registry format (braces required, hex of either case,
-// nothing after the closing brace). Returns false, leaving *out untouched,
-// for anything else. `s` must be NUL-terminated.
+// nothing after the closing brace); returns false for anything else. As
+// Windows' parser, it writes *out field by field as it reads: on failure the
+// fields before the bad character are parsed, the field holding it has the
+// digits read before it, later fields are untouched. `s` must be
+// NUL-terminated.
 bool ParseGuid(const OLECHAR* s, GUID* out) noexcept;
 
 }  // namespace apartments::internal

@@ -80,17 +80,14 @@ TEST(GuidTest, StringFromClsidNullOut) {
 }
 
 // Tests that CLSIDFromString rejects malformed strings with CO_E_CLASSSTRING
-// and leaves CLSID_NULL behind.
-TEST(GuidTest, ClsidFromStringMalformed) {
+// and, for a string that is not in braces (a ProgID to Windows, and none is
+// registered here), leaves CLSID_NULL behind.
+TEST(GuidTest, ClsidFromStringProgIdLikeGivesNull) {
   const wchar_t* bad[] = {
       L"",
-      L"12345678-9ABC-DEF0-1234-56789ABCDEF0",     // no braces (a ProgID)
-      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0",    // no closing brace
-      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}x",  // trailing text
-      L"{12345678-9ABC-DEF0-1234-56789ABCDEFG}",   // not hex
-      L"{12345678+9ABC-DEF0-1234-56789ABCDEF0}",   // wrong separator
-      L"{1234567-89ABC-DEF0-1234-56789ABCDEF0}",   // misplaced dash
-      L"{12345678-9ABC-DEF0-1234-56789ABCDEF}",    // short
+      L"12345678-9ABC-DEF0-1234-56789ABCDEF0",  // no braces
+      L"StdFont",
+      L"ProgId.ProgId",
   };
   for (const wchar_t* s : bad) {
     CLSID out = kSample;
@@ -99,12 +96,83 @@ TEST(GuidTest, ClsidFromStringMalformed) {
   }
 }
 
-// Tests that IIDFromString rejects malformed strings with E_INVALIDARG.
-TEST(GuidTest, IidFromStringMalformed) {
+// Tests that CLSIDFromString, on a malformed string in braces, returns
+// CO_E_CLASSSTRING and leaves the GUID as Windows does: everything parsed
+// before the bad character stays (Wine's test_CLSIDFromString on Windows).
+TEST(GuidTest, ClsidFromStringMalformedKeepsWhatWasParsed) {
+  const wchar_t* whole_guid_then_bad[] = {
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}x",        // trailing text
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0AAAAAAA",  // no closing brace, longer
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0A",        // brace replaced
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0",         // no closing brace
+  };
+  for (const wchar_t* s : whole_guid_then_bad) {
+    CLSID out = CLSID_NULL;
+    EXPECT_EQ(CLSIDFromString(s, &out), CO_E_CLASSSTRING) << std::wstring(s).size();
+    EXPECT_EQ(out, kSample) << std::wstring(s).size();
+  }
+}
+
+// Tests that a bad character inside a field leaves the digits before it in that
+// field and the later fields untouched, as Windows' parser does.
+TEST(GuidTest, ClsidFromStringStopsAtTheBadCharacter) {
+  CLSID out;
+  std::memset(&out, 0xcc, sizeof(out));
+  EXPECT_EQ(CLSIDFromString(L"{12345678*9ABC-DEF0-1234-56789ABCDEF0}", &out), CO_E_CLASSSTRING);
+  EXPECT_EQ(out.Data1, 0x12345678u);  // parsed before the bad separator
+  EXPECT_EQ(out.Data2, 0xccccu);      // never reached
+
+  std::memset(&out, 0xcc, sizeof(out));
+  EXPECT_EQ(CLSIDFromString(L"{12*45678-9ABC-DEF0-1234-56789ABCDEF0}", &out), CO_E_CLASSSTRING);
+  EXPECT_EQ(out.Data1, 0x12u);  // the digits read before the bad one
+  EXPECT_EQ(out.Data2, 0xccccu);
+
+  std::memset(&out, 0xcc, sizeof(out));
+  EXPECT_EQ(CLSIDFromString(L"{12", &out), CO_E_CLASSSTRING);
+  EXPECT_EQ(out.Data1, 0x12u);
+  EXPECT_EQ(out.Data2, 0xccccu);
+
+  std::memset(&out, 0xcc, sizeof(out));
+  EXPECT_EQ(CLSIDFromString(L"{12345678-9ABC-DEF0-1234-56789ABCDEFG}", &out), CO_E_CLASSSTRING);
+  EXPECT_EQ(out.Data3, 0xDEF0u);
+  EXPECT_EQ(out.Data4[6], 0xDEu);
+  EXPECT_EQ(out.Data4[7], 0xccu);  // the byte with the bad digit is not stored
+}
+
+// Tests that IIDFromString gives E_INVALIDARG and leaves the IID untouched for
+// a string of the wrong length (ProgIDs included, and a valid IID followed by
+// more text), as Windows does.
+TEST(GuidTest, IidFromStringWrongLengthIsInvalidArg) {
+  const wchar_t* bad[] = {
+      L"{not-a-guid}",
+      L"12345678-9ABC-DEF0-1234-56789ABCDEF0",
+      L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}a",
+      L"StdFont",
+      L"",
+  };
+  for (const wchar_t* s : bad) {
+    IID out = kSample;
+    EXPECT_EQ(IIDFromString(s, &out), E_INVALIDARG) << std::wstring(s).size();
+    EXPECT_EQ(out, kSample);
+  }
+}
+
+// Tests that IIDFromString gives CO_E_IIDSTRING for a malformed string of the
+// right length: untouched when it does not start with a brace, partly parsed
+// when it does (Wine's test_IIDFromString on Windows).
+TEST(GuidTest, IidFromStringMalformedIsIidString) {
   IID out = kSample;
-  EXPECT_EQ(IIDFromString(L"{not-a-guid}", &out), E_INVALIDARG);
-  EXPECT_EQ(out, IID_NULL);
-  EXPECT_EQ(IIDFromString(L"12345678-9ABC-DEF0-1234-56789ABCDEF0", &out), E_INVALIDARG);
+  EXPECT_EQ(IIDFromString(L"broken001=0000-0000-g000-000000000046}", &out), CO_E_IIDSTRING);
+  EXPECT_EQ(out, kSample);
+
+  std::memset(&out, 0xab, sizeof(out));
+  EXPECT_EQ(IIDFromString(L"{00000001-0000-0000-g000-000000000046}", &out), CO_E_IIDSTRING);
+  EXPECT_EQ(out.Data1, 0x00000001u);
+
+  std::memset(&out, 0xab, sizeof(out));
+  EXPECT_EQ(IIDFromString(L"{00000001=0000-0000-g000-000000000046}", &out), CO_E_IIDSTRING);
+  EXPECT_EQ(out.Data1, 0x00000001u);
+  EXPECT_EQ(out.Data2, 0xababu);
 }
 
 // Tests that null strings parse as the null GUID and null outputs are errors.

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "apartments/clock.h"
+#include "apartments/error_info.h"
+#include "apartments/errors.h"
 #include "apartments/proxy.h"
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_marshal.h"
@@ -25,6 +27,7 @@
 #include "com/com_thread.h"
 #include "com/error_info.h"
 #include "com/guid_format.h"
+#include "base/thread_state.h"
 
 namespace apartments::internal {
 namespace {
@@ -251,22 +254,29 @@ void ReleaseStubReferences(const std::shared_ptr<StubManager>& stub) {
 }
 
 // Releases a disconnected stub's references on its own thread: directly when
-// we are there, otherwise through the channel. When the channel cannot reach
-// it (the apartment is shutting down, its queue is full, or this thread is
-// in no apartment), the apartment's shutdown callback releases them.
-// TODO(perf): a one-way post into the apartment would spare the caller the
-// wait (seam request).
+// we are there, otherwise by a runtime call through the channel, which the
+// target's message filter does not see and nothing cancels (as Windows'
+// IRemUnknown::RemRelease traffic is the runtime's, not the application's).
+// A release is never lost: when that call cannot be made now (the target's
+// queue is at its quota, this thread is in no apartment, for instance a
+// client apartment shutting down, or inside an input-synchronous call), it is
+// posted one-way (PostRuntimeWork) and runs when the target next pumps, or at
+// its shutdown at the latest. ReleaseStubReferences is idempotent, so a call
+// that failed after running (its thread exited inside a user's Release) costs
+// nothing more.
 void ReleaseStubReferencesInItsApartment(const std::shared_ptr<StubManager>& stub) {
   if (stub->apartment->IsCurrent()) {
     ReleaseStubReferences(stub);
     return;
   }
   PreserveErrorInfo preserve;
-  HRESULT hr = InvokeInApartment(stub->apartment, [stub] {
+  HRESULT hr = InvokeRuntimeInApartment(stub->apartment, [stub] {
     ReleaseStubReferences(stub);
     return S_OK;
   });
-  (void)hr;
+  if (SUCCEEDED(hr)) return;
+  // False only once the apartment is gone: its shutdown released the stub.
+  (void)PostRuntimeWork(stub->apartment, [stub] { ReleaseStubReferences(stub); });
 }
 
 // Drops one strong reference; the last one disconnects the stub and releases
@@ -361,12 +371,16 @@ HRESULT EnsureInterface(const std::shared_ptr<StubManager>& stub, REFIID riid) {
   if (FAILED(hr)) return hr;
   if (itf == nullptr) return E_NOINTERFACE;
   bool keep = false;
+  bool connected = false;
   {
     std::lock_guard lock(S().mu);
-    if (stub->connected) keep = stub->interfaces.try_emplace(riid, itf).second;
+    connected = stub->connected;
+    if (connected) keep = stub->interfaces.try_emplace(riid, itf).second;
   }
   if (!keep) static_cast<IUnknown*>(itf)->Release();
-  return S_OK;
+  // Disconnected during the QueryInterface (by it, or by its apartment's
+  // teardown): there is no interface to call any more.
+  return connected ? S_OK : RPC_E_DISCONNECTED;
 }
 
 // --- Proxy factories -------------------------------------------------------------
@@ -409,7 +423,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     return refs_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 
-  ULONG ReleaseProxy() noexcept override {
+  ULONG ReleaseProxy() override {
     // acq_rel: the thread reaching 0 sees every other thread's use first.
     ULONG remaining = refs_.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if (remaining == 0) Destroy();
@@ -427,7 +441,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     return false;
   }
 
-  HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) noexcept override {
+  HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) override {
     if (ppv == nullptr) return E_POINTER;
     *ppv = nullptr;
     if (riid == IID_IUnknown || riid == kIidProxyManager) {
@@ -482,7 +496,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     return S_OK;
   }
 
-  HRESULT Call(REFIID iid, const ServerCall& call) noexcept override {
+  HRESULT Call(REFIID iid, const ServerCall& call) override {
     HRESULT hr = CheckUsable();
     if (FAILED(hr)) return hr;
     // The callable captures one pointer, so std::function stores it inline:
@@ -614,6 +628,12 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   }
 
   void Destroy() {
+    // Deleted however this ends: releasing the stub may wait in the modal
+    // loop, where a served call can end the thread (ExitThread unwinds here).
+    struct DeleteAtEnd {
+      ProxyManager* self;
+      ~DeleteAtEnd() { delete self; }
+    } delete_at_end{this};
     State& s = S();
     bool had;
     {
@@ -629,7 +649,6 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
       PreserveErrorInfo preserve;
       ReleaseStrong(stub_);
     }
-    delete this;
   }
 
   std::atomic<ULONG> refs_{1};
@@ -825,6 +844,24 @@ HRESULT FailPacketGone(std::uint64_t packet_id) {
   return CO_E_OBJNOTCONNECTED;
 }
 
+// The object was disconnected (CoDisconnectObject, its apartment's shutdown)
+// after the packet was found connected but before its proxy was ready: the
+// unmarshal fails as it would have a moment later, with CO_E_OBJNOTCONNECTED
+// (win32_marshal.h), not the RPC_E_DISCONNECTED of a call through a proxy.
+HRESULT FailUnmarshalRacedDisconnect(const StubManager& stub) {
+  std::string text;
+  {
+    std::lock_guard lock(S().mu);
+    text = stub.connected ? "Cannot unmarshal: " + stub.apartment->Describe() +
+                                " shut down while the proxy of " + DescribeStub(stub) +
+                                " was being made."
+                          : "Cannot unmarshal: " + DescribeDisconnectLocked(stub) +
+                                ", while the proxy was being made.";
+  }
+  SetCallErrorInfo(CO_E_OBJNOTCONNECTED, text, kSource);
+  return CO_E_OBJNOTCONNECTED;
+}
+
 // Unmarshals packet `packet_id` in the calling apartment. NORMAL packets are
 // consumed whatever the outcome. `expected` (when non-null) is the record
 // the packet must match.
@@ -901,6 +938,7 @@ HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
     if (FAILED(hr)) return hr;
     hr = pm->QueryInterfaceProxy(riid, ppv);
     pm->ReleaseProxy();
+    if (hr == RPC_E_DISCONNECTED) return FailUnmarshalRacedDisconnect(*packet.stub);
     return hr;
   }
 }
@@ -1182,21 +1220,58 @@ void RegisterProxyFactory(const IID& iid, ProxyFactory factory) noexcept {
   table.factories[iid] = factory;
 }
 
-HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) noexcept {
-  *token = 0;
+namespace {
+
+// Runs `step` (marshaling or unmarshaling an interface argument) and, when it
+// fails, leaves an explanation on the calling thread that names the
+// argument's interface, the apartment and the cause (the step's own
+// explanation when it set one, never one left by earlier work); on success
+// the thread's error info is as before. On the callee's side the channel
+// carries that explanation back to the caller (ServeCall), so a call that
+// fails because its [in] interface cannot be unmarshaled, or its [out]
+// interface marshaled, is explained to the caller.
+template <typename Step>
+HRESULT ExplainedArgumentStep(const char* action, REFIID iid, Step step) {
+  IErrorInfo* saved = ExchangeThreadErrorInfo(nullptr);
+  const HRESULT hr = step();
+  if (SUCCEEDED(hr)) {
+    if (IErrorInfo* set = ExchangeThreadErrorInfo(saved)) set->Release();
+    return hr;
+  }
+  if (saved != nullptr) saved->Release();
+  const std::string cause = LastErrorDescription();
+  OLECHAR iid_text[kGuidStringChars];
+  FormatGuid(iid, iid_text);
   ApartmentRef current = CurrentApartment();
-  if (!current) return CO_E_NOTINITIALIZED;
-  WireRecord record;
-  HRESULT hr = MarshalToPacket(current, object, iid, MSHLFLAGS_NORMAL, &record);
-  if (SUCCEEDED(hr)) *token = record.packet_id;
+  SetCallErrorInfo(hr,
+                   std::string("Could not ") + action + " an interface argument of a proxy call (" +
+                       WideToUtf8(iid_text) + ") in " +
+                       (current ? current->Describe() : DescribeCurrentThread()) + ": " +
+                       (cause.empty() ? FormatHResult(hr) : cause),
+                   kSource);
   return hr;
 }
 
-HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) noexcept {
-  return UnmarshalPacket(token, iid, ppv, nullptr);
+}  // namespace
+
+HRESULT MarshalArgument(IUnknown* object, REFIID iid, std::uint64_t* token) {
+  *token = 0;
+  return ExplainedArgumentStep("marshal", iid, [&]() -> HRESULT {
+    ApartmentRef current = CurrentApartment();
+    if (!current) return CO_E_NOTINITIALIZED;
+    WireRecord record;
+    HRESULT hr = MarshalToPacket(current, object, iid, MSHLFLAGS_NORMAL, &record);
+    if (SUCCEEDED(hr)) *token = record.packet_id;
+    return hr;
+  });
 }
 
-void ReleaseArgument(std::uint64_t token) noexcept {
+HRESULT UnmarshalArgument(std::uint64_t token, REFIID iid, void** ppv) {
+  return ExplainedArgumentStep("unmarshal", iid,
+                               [&] { return UnmarshalPacket(token, iid, ppv, nullptr); });
+}
+
+void ReleaseArgument(std::uint64_t token) {
   PreserveErrorInfo preserve;
   (void)ReleasePacket(token, nullptr);
 }

@@ -24,6 +24,8 @@
 
 #include "apartments/diagnostics.h"
 #include "base/thread_state.h"
+#include "base/duration_text.h"
+#include "diag/default_diagnostics.h"
 #include "diag/wait_graph.h"
 #include "kernel/kernel.h"
 
@@ -50,14 +52,15 @@ DetectorState& State() {
 
 std::atomic<DeadlockMode> g_mode{DeadlockMode::kIgnore};
 
-void Check() {
-  const DWORD self = internal::CurrentThreadId();
-  std::vector<ChainHop> hops;
-  WaitChain chain = internal::BuildWaitChain(self, &hops);
-  // Only cycles through this thread: any other was checked when it closed.
-  if (!chain.is_cycle || !chain.is_deadlock || chain.cycle_begin != 0) return;
-  if (!internal::WaitCycleStillHolds(hops.data(), hops.size())) return;
+}  // namespace
 
+namespace internal {
+
+// Reports the cycle `chain` (whose thread-to-thread edges are `hops`) unless
+// its set of waits was reported already. Runs on the thread that closed it
+// (the block hook) or on the watchdog's (the scan).
+bool ReportCycle(WaitChain chain, const std::vector<ChainHop>& hops, const CycleFinding& finding) {
+  const DWORD self = internal::CurrentThreadId();
   std::vector<std::pair<DWORD, std::uint64_t>> key;
   for (const ChainHop& hop : hops) key.emplace_back(hop.tid, hop.wait_id);
   std::sort(key.begin(), key.end());
@@ -66,7 +69,7 @@ void Check() {
     DetectorState& state = State();
     std::lock_guard lock(state.mu);
     if (std::find(state.reported.begin(), state.reported.end(), key) != state.reported.end()) {
-      return;
+      return false;
     }
     state.reported.push_back(std::move(key));
     if (state.reported.size() > kRemembered) state.reported.pop_front();
@@ -76,9 +79,23 @@ void Check() {
   DeadlockReport report;
   for (const ChainHop& hop : hops) report.threads.push_back(hop.tid);
   report.detected_at = GetClock().Now();
-  report.text = "Deadlock: " + std::to_string(report.threads.size()) +
-                " threads wait on each other and none of the waits can end:\n" +
-                FormatWaitChain(chain);
+  const std::string count = std::to_string(report.threads.size());
+  if (finding.definite) {
+    report.text = "Deadlock: " + count +
+                  " threads wait on each other and none of the waits can end:\n";
+  } else {
+    report.text = "Deadlock while it lasts: " + count + " threads have waited on each other for " +
+                  internal::FormatDuration(finding.lasted) + " (past the cycle threshold).";
+    if (finding.timed) {
+      report.text += " A wait in the cycle has a timeout, so it may resolve by timeout,"
+                     " but until then none of these threads makes progress.";
+    } else {
+      report.text += " A thread in it serves calls while it waits, but is itself handling"
+                     " the call the cycle waits on, so its pumping cannot end it.";
+    }
+    report.text += "\n";
+  }
+  report.text += FormatWaitChain(chain) + internal::AdviceFor(chain);
   report.chain = std::move(chain);
   // Each thread's stack: the others are asleep in their waits (the capture
   // interrupts them and they sleep again); the wait is bounded.
@@ -88,7 +105,7 @@ void Check() {
       // Our own stack starts in this detector: show it from the wait, like
       // the others'.
       auto& frames = stack->frames;
-      for (std::size_t i = 0; i < frames.size() && i < 4; ++i) {
+      for (std::size_t i = 0; i < frames.size() && i < 6; ++i) {
         if (frames[i].function.find("WaitForObjects") != std::string::npos) {
           frames.erase(frames.begin(), frames.begin() + static_cast<std::ptrdiff_t>(i));
           break;
@@ -102,10 +119,36 @@ void Check() {
   if (callback) {
     callback(report);
   } else {
-    std::fputs(report.text.c_str(), stderr);
-    std::fflush(stderr);
+    std::string fields = "\"definite\":" + std::string(finding.definite ? "true" : "false") +
+                         ",\"may_resolve_by_timeout\":" + (finding.timed ? "true" : "false") +
+                         ",\"threads\":[";
+    for (std::size_t i = 0; i < report.threads.size(); ++i) {
+      fields += (i > 0 ? "," : "") + std::to_string(report.threads[i]);
+    }
+    fields += "],\"chain\":" + ToJson(report.chain);
+    internal::EmitReport("deadlock", report.text, fields);
   }
-  if (g_mode.load(std::memory_order_relaxed) == DeadlockMode::kAbort) std::abort();
+  return true;
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::CycleFinding;
+using internal::ReportCycle;
+
+void Check() {
+  const DWORD self = internal::CurrentThreadId();
+  std::vector<ChainHop> hops;
+  WaitChain chain = internal::BuildWaitChain(self, &hops);
+  // Only cycles through this thread: any other was checked when it closed.
+  if (!chain.is_cycle || !chain.is_deadlock || chain.cycle_begin != 0) return;
+  if (!internal::WaitCycleStillHolds(hops.data(), hops.size())) return;
+  if (ReportCycle(std::move(chain), hops, CycleFinding{.definite = true}) &&
+      g_mode.load(std::memory_order_relaxed) == DeadlockMode::kAbort) {
+    std::abort();
+  }
 }
 
 }  // namespace

@@ -24,7 +24,8 @@ inline void CALLBACK NoOpApc(ULONG_PTR) {}
 // Collects deadlock reports while in scope (installs the callback and mode).
 class DeadlockRecorder {
  public:
-  explicit DeadlockRecorder(DeadlockMode mode = DeadlockMode::kReport) {
+  explicit DeadlockRecorder(DeadlockMode mode = DeadlockMode::kReport)
+      : previous_(GetDeadlockMode()) {
     SetDeadlockCallback([this](const DeadlockReport& report) {
       std::lock_guard lock(mu_);
       reports_.push_back(report);
@@ -32,7 +33,8 @@ class DeadlockRecorder {
     SetDeadlockMode(mode);
   }
   ~DeadlockRecorder() {
-    SetDeadlockMode(DeadlockMode::kIgnore);
+    // The mode the process had: the default diagnostics' (report) when on.
+    SetDeadlockMode(previous_);
     SetDeadlockCallback(nullptr);
   }
   DeadlockRecorder(const DeadlockRecorder&) = delete;
@@ -48,6 +50,7 @@ class DeadlockRecorder {
   }
 
  private:
+  const DeadlockMode previous_;
   std::mutex mu_;
   std::vector<DeadlockReport> reports_;
 };

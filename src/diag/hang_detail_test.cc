@@ -421,8 +421,9 @@ TEST(HangDetailTest, QueueFullExplainsExcludingFilter) {
 }
 
 // Tests that a message-range filter is described, that a filter admitting
-// the message in question is not blamed, and that a thread not pumping (in
-// a kernel wait) is not described as pumping.
+// the message in question is not blamed, and that a thread whose filtered
+// pump runs only between kernel waits is described as pumping intermittently
+// (it used to be described only by the wait it happened to be in).
 TEST(HangDetailTest, RangeFilterDescribed) {
   std::atomic<BOOL> rc{-2};
   BoundedThread pump([&] {
@@ -452,7 +453,11 @@ TEST(HangDetailTest, RangeFilterDescribed) {
   ASSERT_TRUE(filtered.Wait());
   ASSERT_TRUE(
       Eventually([&] { return ReadWaitRecord(waiter.tid()).kind == BlockKind::kKernelWait; }));
-  EXPECT_EQ(DescribePumpFilter(waiter.tid(), nullptr, 0, nullptr, 2), "");
+  EXPECT_EQ(DescribePumpFilter(waiter.tid(), nullptr, 0, nullptr, 2),
+            "Thread " + std::to_string(waiter.tid()) +
+                " pumps only between other waits (it is in a wait that does not pump now), and "
+                "then with a filter (messages 0x8005..0x8006) that excludes the waiting "
+                "messages; 2 messages wait behind it.");
   release.Set();
   waiter.Join();
 }

@@ -22,13 +22,21 @@
 #include "apartments/win32_kernel.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
+#include "base/duration_text.h"
+#include "diag/default_diagnostics.h"
 #include "diag/inspect_server.h"
 #include "diag/wait_graph.h"
+#include "kernel/kernel.h"
 #include "message/pump_filter.h"
 #include "message/queue.h"
 
 namespace apartments {
 namespace {
+
+// Polls begun and finished by started watchdogs' threads (tests pace a
+// FakeClock by them).
+std::atomic<std::uint64_t> g_polls_started{0};
+std::atomic<std::uint64_t> g_polls_finished{0};
 
 struct Episode {
   std::uint64_t retrieved = 0;  // At the episode's start.
@@ -91,11 +99,13 @@ struct HangWatchdog::Impl {
     return report;
   }
 
-  // The wait chain and (option) the stack, then the callback.
-  void Finish(HangReport& report) {
+  // The wait chain, what to do next and (option) the stack, then the
+  // callback. `advice` replaces the advice drawn from the chain.
+  void Finish(HangReport& report, bool busy = false, const std::string& advice = {}) {
     if (report.event != HangEvent::kResolved && report.event != HangEvent::kCallResolved) {
       report.chain = GetWaitChain(report.tid);
       report.text += FormatWaitChain(report.chain);
+      report.text += !advice.empty() ? advice : internal::AdviceFor(report.chain, busy);
       if (options.capture_stacks) {
         // Bounded (the capture's timeout); takes none of the library's locks.
         report.stack = CaptureThreadStack(report.tid);
@@ -115,14 +125,109 @@ struct HangWatchdog::Impl {
   void ReportCall(HangEvent event, DWORD tid, const CallEpisode& call, Clock::Duration duration) {
     HangReport report = Begin(event, tid, duration);
     report.call = call.what;
+    bool busy = false;
     if (event == HangEvent::kCallOverrun) {
       report.text += " " + std::string(EventText(event)) + ": it has been handling " + call.what +
-                     " for " + internal::FormatDuration(duration) + ".\n";
+                     " for " + internal::FormatDuration(duration) + ".";
+      // Busy or blocked, and what waits behind the call.
+      const internal::BlockKind kind = internal::ReadWaitRecord(tid).kind;
+      busy = kind == internal::BlockKind::kNone;
+      report.text += busy ? " It is busy running it, not blocked in a wait (see its stack)."
+                          : " It is blocked inside it (see the wait chain).";
+      internal::MessageQueueStats stats;
+      if (internal::ReadMessageQueueStats(tid, &stats)) {
+        report.queue_depth = stats.depth;
+        report.sent_pending = stats.sent_pending;
+        report.text += " Behind it wait " + std::to_string(stats.depth) + " posted messages "
+                       "and calls and " + std::to_string(stats.sent_pending) +
+                       " sent messages.";
+      }
+      report.text += "\n";
     } else {
       report.text += " " + std::string(EventText(event)) + ": it handled " + call.what + " for " +
                      internal::FormatDuration(duration) + ".\n";
     }
-    Finish(report);
+    Finish(report, busy);
+  }
+
+  // A SendMessageW that has waited past the threshold for `target` to
+  // handle it: `target` is not responding (it handles sent messages only
+  // while it pumps).
+  void ReportUnansweredSend(DWORD sender, DWORD target, Clock::Duration waited) {
+    HangReport report = Begin(HangEvent::kHung, target, waited);
+    internal::MessageQueueStats stats;
+    if (internal::ReadMessageQueueStats(target, &stats)) {
+      report.queue_depth = stats.depth;
+      report.sent_pending = stats.sent_pending;
+    }
+    const std::string sender_name = internal::ThreadNameOf(sender);
+    report.text += " is not responding: thread " + std::to_string(sender) +
+                   (sender_name.empty() ? std::string() : " '" + sender_name + "'") +
+                   " has waited " + internal::FormatDuration(waited) +
+                   " in SendMessageW for it to handle a sent message (" +
+                   std::to_string(report.sent_pending) +
+                   " sent messages wait; a thread handles them only while it pumps).\n";
+    const WaitChain sender_chain = GetWaitChain(sender);
+    report.text += "Wait chain of the sender:\n" + FormatWaitChain(sender_chain) +
+                   "Wait chain of the window's thread:\n";
+    Finish(report, false, internal::AdviceFor(sender_chain));
+  }
+
+  // Cycles that have lasted past the cycle threshold, and SendMessageW
+  // calls left unanswered past the hang threshold. Reads each thread's wait
+  // record (the kernel lock, briefly); builds chains only for threads that
+  // have waited that long.
+  void ScanWaits(const Clock::TimePoint now, const std::vector<DWORD>& tids) {
+    std::vector<std::uint64_t> live_sends;
+    for (DWORD tid : tids) {
+      const internal::WaitRecord record = internal::ReadWaitRecord(tid);
+      if (record.kind == internal::BlockKind::kNone) continue;
+      const Clock::Duration waited = now - record.since;
+      if (record.kind == internal::BlockKind::kSendMessage && record.target_tid != 0) {
+        live_sends.push_back(record.wait_id);
+        if (waited >= options.threshold &&
+            std::find(sends_reported.begin(), sends_reported.end(), record.wait_id) ==
+                sends_reported.end()) {
+          sends_reported.push_back(record.wait_id);
+          ReportUnansweredSend(tid, record.target_tid, waited);
+        }
+      }
+      if (waited >= options.cycle_threshold) ScanCycleFrom(tid);
+    }
+    // Forget sends that have ended.
+    std::erase_if(sends_reported, [&](std::uint64_t id) {
+      return std::find(live_sends.begin(), live_sends.end(), id) == live_sends.end();
+    });
+  }
+
+  void ScanCycleFrom(DWORD tid) {
+    std::vector<internal::ChainHop> hops;
+    WaitChain chain = internal::BuildWaitChain(tid, &hops);
+    // Each cycle once per poll: from its lowest thread id.
+    if (!chain.is_cycle || chain.cycle_begin != 0 || hops.empty()) return;
+    std::vector<const WaitNode*> cycle;
+    for (const WaitNode& n : chain.nodes) {
+      if (n.type == WaitNodeType::kThread) cycle.push_back(&n);
+    }
+    Clock::Duration lasted = Clock::Duration::max();
+    bool timed = false;
+    for (std::size_t i = 0; i < cycle.size(); ++i) {
+      const WaitNode& from = *cycle[i];
+      const WaitNode& to = *cycle[(i + 1) % cycle.size()];
+      if (from.tid < tid || from.waited < options.cycle_threshold) return;
+      if (!internal::EdgeMayBlock(from, to, internal::DispatchDepthOf(to.tid))) return;
+      lasted = std::min(lasted, from.waited);
+      timed = timed || from.timed;
+    }
+    // The chain was read hop by hop: each hop must still be the same wait.
+    for (const internal::ChainHop& hop : hops) {
+      if (internal::ReadWaitRecord(hop.tid).wait_id != hop.wait_id) return;
+    }
+    internal::CycleFinding finding;
+    finding.definite = chain.is_deadlock && internal::WaitCycleStillHolds(hops.data(), hops.size());
+    finding.timed = timed;
+    finding.lasted = lasted;
+    internal::ReportCycle(std::move(chain), hops, finding);
   }
 
   void Report(HangEvent event, DWORD tid, const internal::MessageQueueStats& stats,
@@ -143,7 +248,12 @@ struct HangWatchdog::Impl {
           "the apartment's window", stats.depth);
       if (!report.filter.empty()) report.text += report.filter + "\n";
     }
-    Finish(report);
+    Finish(report, false,
+           report.filter.empty()
+               ? std::string()
+               : "What to do next: pump without a filter (GetMessageW(&msg, nullptr, 0, 0)), "
+                 "or let the filter include the apartment's window: a filtered loop never "
+                 "runs the calls and messages that wait behind it.\n");
   }
 
   void PollCalls(const Clock::TimePoint now,
@@ -199,6 +309,7 @@ struct HangWatchdog::Impl {
     PollCalls(now, threads);
     std::sort(tids.begin(), tids.end());
     tids.erase(std::unique(tids.begin(), tids.end()), tids.end());
+    ScanWaits(now, tids);
     // Forget threads that have gone.
     for (auto it = episodes.begin(); it != episodes.end();) {
       it = std::binary_search(tids.begin(), tids.end(), it->first) ? std::next(it)
@@ -239,6 +350,7 @@ struct HangWatchdog::Impl {
     internal::InspectionContext context;
     context.threshold = options.threshold;
     context.permanent_threshold = options.permanent_threshold;
+    context.recent_reports = internal::RecentReports();
     const Clock::TimePoint now = GetClock().Now();
     for (const auto& [tid, e] : episodes) {
       if (!e.active) continue;
@@ -253,6 +365,10 @@ struct HangWatchdog::Impl {
     return context;
   }
 
+  static void OnClockAdvanced(void* context) {
+    static_cast<Impl*>(context)->waiter->PollSoon();
+  }
+
   static HWND ApartmentWindow(
       const std::vector<std::pair<DWORD, internal::ThreadState*>>& threads, DWORD tid) {
     for (const auto& [t, state] : threads) {
@@ -264,6 +380,7 @@ struct HangWatchdog::Impl {
   const HangWatchdogOptions options;
   std::map<DWORD, Episode> episodes;  // Poller only.
   std::map<DWORD, CallEpisode> calls;  // Poller only.
+  std::vector<std::uint64_t> sends_reported;  // Poller only: wait ids.
 
   // Waits between polls and serves inspection; exists while started.
   std::unique_ptr<internal::WatchdogWaiter> waiter;
@@ -280,11 +397,16 @@ void HangWatchdog::Poll() { impl_->Poll(); }
 void HangWatchdog::Start() {
   if (impl_->thread.joinable()) return;
   impl_->waiter = std::make_unique<internal::WatchdogWaiter>(impl_->options);
+  // A test's FakeClock::Advance makes the thread poll at once, so tests
+  // need not wait a real poll interval for the time they skipped.
+  internal::AddClockListener(&Impl::OnClockAdvanced, impl_.get());
   impl_->thread = std::thread([impl = impl_.get()] {
     SetThreadDescription(GetCurrentThread(), L"hang watchdog");
     const auto inspect = [impl] { return impl->Inspect(); };
     do {
+      g_polls_started.fetch_add(1, std::memory_order_seq_cst);  // Before Poll reads the clock.
       impl->Poll();
+      g_polls_finished.fetch_add(1, std::memory_order_release);
     } while (impl->waiter->WaitAndServe(
         std::chrono::steady_clock::now() + impl->options.poll_interval, inspect));
   });
@@ -292,6 +414,8 @@ void HangWatchdog::Start() {
 
 void HangWatchdog::Stop() {
   if (!impl_->thread.joinable()) return;
+  // After this returns no listener call is running or will run.
+  internal::RemoveClockListener(&Impl::OnClockAdvanced, impl_.get());
   impl_->waiter->Wake();
   impl_->thread.join();
   impl_->waiter.reset();
@@ -300,5 +424,14 @@ void HangWatchdog::Stop() {
 std::string HangWatchdog::inspection_socket_path() const {
   return impl_->waiter != nullptr ? impl_->waiter->socket_path() : std::string();
 }
+
+namespace internal {
+WatchdogPollCounts DefaultWatchdogPollCountsForTesting() {
+  WatchdogPollCounts counts;
+  counts.started = g_polls_started.load(std::memory_order_seq_cst);
+  counts.finished = g_polls_finished.load(std::memory_order_acquire);
+  return counts;
+}
+}  // namespace internal
 
 }  // namespace apartments

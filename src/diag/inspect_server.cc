@@ -199,6 +199,19 @@ std::string FormatInspection(const ProcessSnapshot& snapshot, const InspectionCo
                                        : std::string("PERMANENTLY HUNG: has not pumped")) +
            " for " + FormatDuration(h.duration) + " with messages waiting\n";
   }
+  out += "recent reports:";
+  if (context.recent_reports.empty()) out += " none";
+  out += "\n";
+  for (const std::string& report : context.recent_reports) {
+    // Indented, so that a report's lines stay apart from the sections.
+    std::size_t begin = 0;
+    while (begin < report.size()) {
+      std::size_t end = report.find('\n', begin);
+      if (end == std::string::npos) end = report.size();
+      out += "  | " + report.substr(begin, end - begin) + "\n";
+      begin = end + 1;
+    }
+  }
   return out;
 }
 
@@ -218,6 +231,11 @@ std::string InspectionToJson(const ProcessSnapshot& snapshot, const InspectionCo
     out += ",\"state\":";
     AppendJsonString(&out, h.state);
     out += ",\"duration_ms\":" + Millis(h.duration) + "}";
+  }
+  out += "],\"recent_reports\":[";
+  for (std::size_t i = 0; i < context.recent_reports.size(); ++i) {
+    if (i > 0) out += ",";
+    AppendJsonString(&out, context.recent_reports[i]);
   }
   out += "],\"snapshot\":" + ToJson(snapshot) + "}\n";
   return out;
@@ -327,11 +345,25 @@ void WatchdogWaiter::Wake() {
   [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
 }
 
+void ForgetServingAfterFork() noexcept {
+  g_serving.store(false, std::memory_order_relaxed);
+  g_dump_owned.store(false, std::memory_order_relaxed);
+}
+
+void WatchdogWaiter::PollSoon() {
+  // The eventfd counts; WaitAndServe drains it and returns true when not
+  // stopped, so a poll follows every PollSoon() that precedes it.
+  poll_soon_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
+}
+
 bool WatchdogWaiter::WaitAndServe(SteadyClock::time_point deadline,
                                   const std::function<InspectionContext()>& context) {
   if (wake_fd_ < 0) {
     // No eventfd: poll without serving (Stop is then seen within an interval).
-    while (!stopped_.load(std::memory_order_acquire) && SteadyClock::now() < deadline) {
+    while (!stopped_.load(std::memory_order_acquire) && SteadyClock::now() < deadline &&
+           !poll_soon_.exchange(false, std::memory_order_acq_rel)) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now());
       poll(nullptr, 0, static_cast<int>(std::min<std::int64_t>(left.count(), 50)));
     }
@@ -351,7 +383,13 @@ bool WatchdogWaiter::WaitAndServe(SteadyClock::time_point deadline,
       Log("hang watchdog: poll failed: " + Errno(errno));
       return !stopped_.load(std::memory_order_acquire);
     }
-    if (fds[0].revents != 0) continue;  // Stop: seen at the top.
+    if (fds[0].revents != 0) {
+      if (stopped_.load(std::memory_order_acquire)) return false;
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof count);
+      if (poll_soon_.exchange(false, std::memory_order_acq_rel)) return true;  // Poll now.
+      continue;
+    }
     if (fds[2].revents != 0) {
       char bytes[64];
       while (read(g_dump_read_fd, bytes, sizeof bytes) > 0) {

@@ -30,6 +30,8 @@ struct InspectionContext {
   Clock::Duration threshold{};
   Clock::Duration permanent_threshold{};
   std::vector<HangState> hangs;
+  // The most recent reports of the default diagnostics, oldest first.
+  std::vector<std::string> recent_reports;
 };
 
 // The text and JSON answers (also the dump signal's text).
@@ -57,6 +59,9 @@ class WatchdogWaiter {
   // Makes WaitAndServe() return false, now and from then on, including from
   // the middle of a client's request. Any thread.
   void Wake();
+  // Makes WaitAndServe() return true soon (a test clock advanced: poll now).
+  // Any thread; async-signal-safe apart from the flag.
+  void PollSoon();
 
   // The socket served; "" when none. Immutable after construction.
   const std::string& socket_path() const { return socket_path_; }
@@ -66,6 +71,7 @@ class WatchdogWaiter {
   void Dump(const std::function<InspectionContext()>& context);
 
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> poll_soon_{false};
   int wake_fd_ = -1;
   int listen_fd_ = -1;
   bool owns_serving_ = false;
@@ -74,6 +80,12 @@ class WatchdogWaiter {
   std::uint64_t socket_inode_ = 0;
   std::string socket_path_;
 };
+
+// In the child of a fork(): the parent's serving watchdog does not exist
+// here, so the one-server and dump-signal slots are free again (the
+// inherited descriptors stay with the abandoned objects; the socket file is
+// the parent's). Called by the default diagnostics' atfork child handler.
+void ForgetServingAfterFork() noexcept;
 
 // The request and write timeout of inspection clients (default 1 s); tests
 // shorten it to see the cut-off, or lengthen it to see Stop() interrupt.

@@ -75,6 +75,12 @@ class InspectServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     unsetenv("APARTMENTS_INSPECT");
+    // These tests serve from watchdogs of their own: the process's default
+    // one (on since the first queue) must not hold the one serving slot.
+    saved_ = GetDiagnosticsOptions();
+    DiagnosticsOptions options = saved_;
+    options.serve_inspection = false;
+    SetDiagnosticsOptions(options);
     char templ[] = "/tmp/inspect-test-XXXXXX";
     ASSERT_NE(mkdtemp(templ), nullptr);
     root_ = templ;
@@ -84,6 +90,7 @@ class InspectServerTest : public ::testing::Test {
     unsetenv("APARTMENTS_INSPECT");
     SetInspectionTimeoutForTesting(milliseconds(1000));
     std::filesystem::remove_all(root_);
+    SetDiagnosticsOptions(saved_);
   }
   HangWatchdogOptions Options() {
     HangWatchdogOptions options;
@@ -95,6 +102,7 @@ class InspectServerTest : public ::testing::Test {
   }
   std::string root_;
   std::string dir_;
+  DiagnosticsOptions saved_;
 };
 
 // Tests that a watchdog not asked to serve creates no file at all.

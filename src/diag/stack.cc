@@ -215,11 +215,13 @@ std::string Demangle(const char* name) {
 
 class Symbolizer {
  public:
-  // Fills the symbol fields of `frame` for address `lookup`.
-  void Resolve(std::uintptr_t lookup, StackFrame* frame) {
+  // Fills the symbol fields of `frame` for address `lookup`. Returns false
+  // when the frame's module has no DWARF debug information (so no file:line:
+  // its function name, if any, comes from the symbol table).
+  bool Resolve(std::uintptr_t lookup, StackFrame* frame) {
     std::lock_guard lock(mu_);
     Dwfl_Module* module = FindModule(lookup);
-    if (module == nullptr) return;
+    if (module == nullptr) return true;
     const char* name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr,
                                         nullptr, nullptr);
     if (name != nullptr) frame->module = name;
@@ -229,7 +231,10 @@ class Symbolizer {
       const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
       if (file != nullptr) frame->file = file;
       frame->line = lineno;
+      return true;
     }
+    Dwarf_Addr bias = 0;
+    return dwfl_module_getdwarf(module, &bias) != nullptr;
   }
 
  private:
@@ -278,12 +283,19 @@ std::optional<ThreadStack> CaptureThreadStack(DWORD tid, std::chrono::millisecon
   ThreadStack stack;
   stack.tid = tid;
   Symbolizer& symbolizer = TheSymbolizer();
+  // Modules without debug information, in order of first appearance (for
+  // the note).
+  std::vector<std::string> without_debug_info;
   // Return addresses are looked up one byte back, so that a call at a
   // function's end (to a noreturn callee) is not charged to the next function.
   for (std::size_t i = 0; i < raw.size(); ++i) {
     StackFrame frame;
     frame.address = raw[i];
-    symbolizer.Resolve(i == 0 ? raw[i] : raw[i] - 1, &frame);
+    if (!symbolizer.Resolve(i == 0 ? raw[i] : raw[i] - 1, &frame) &&
+        std::find(without_debug_info.begin(), without_debug_info.end(), frame.module) ==
+            without_debug_info.end()) {
+      without_debug_info.push_back(frame.module);
+    }
     stack.frames.push_back(std::move(frame));
   }
   // Drop the capture's own frames: up to the handler (or, for the caller's
@@ -322,6 +334,20 @@ std::optional<ThreadStack> CaptureThreadStack(DWORD tid, std::chrono::millisecon
   }
   stack.frames.erase(stack.frames.begin(),
                      stack.frames.begin() + static_cast<std::ptrdiff_t>(drop));
+  // Only the modules of the frames kept are worth a word.
+  std::string names;
+  for (const std::string& module : without_debug_info) {
+    const bool kept = std::any_of(stack.frames.begin(), stack.frames.end(),
+                                  [&](const StackFrame& f) { return f.module == module; });
+    if (!kept) continue;
+    names += (names.empty() ? "" : ", ") + Basename(module);
+  }
+  if (!names.empty()) {
+    stack.note = "No source file and line for frames in " + names +
+                 ": built without debug information (no DWARF; compile with -g, e.g. "
+                 "CMAKE_BUILD_TYPE=RelWithDebInfo, or install its debug symbols), so those "
+                 "frames show function and module names only.";
+  }
   return stack;
 }
 
@@ -338,6 +364,7 @@ std::string FormatStack(const ThreadStack& stack) {
     std::snprintf(buffer, sizeof buffer, " [0x%" PRIxPTR "]\n", f.address);
     out += buffer;
   }
+  if (!stack.note.empty()) out += "  (" + stack.note + ")\n";
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "apartments/diagnostics.h"
 #include "apartments/message_queue.h"
+#include "apartments/win32_kernel.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
 #include "diag/wait_graph.h"
@@ -168,6 +169,27 @@ bool EdgeBlocks(const WaitNode& from, const WaitNode& to) {
   return false;
 }
 
+bool EdgeMayBlock(const WaitNode& from, const WaitNode& to, std::uint32_t to_dispatch_depth) {
+  if (to.type != WaitNodeType::kThread) return false;
+  WaitNode untimed = from;
+  untimed.timed = false;
+  if (EdgeBlocks(untimed, to)) return true;
+  // `to` pumps, so it would serve a new request; but when it is itself
+  // handling one (a nested outgoing call), the request `from` waits on may be
+  // the one it is handling, which its pumping cannot finish.
+  return to.pumps_com && to_dispatch_depth > 0;
+}
+
+std::uint32_t DispatchDepthOf(DWORD tid) {
+  std::uint32_t depth = 0;
+  ForEachThreadState([&](ThreadState& state) {
+    if (state.tid.load(std::memory_order_relaxed) != tid) return;
+    DispatchView view;
+    if (ReadDispatch(state.activity, &view)) depth = view.depth;
+  });
+  return depth;
+}
+
 WaitChain BuildWaitChain(DWORD tid, std::vector<ChainHop>* hops) {
   WaitChain chain;
   chain.tid = tid;
@@ -218,6 +240,18 @@ WaitChain BuildWaitChain(DWORD tid, std::vector<ChainHop>* hops) {
               object.owner_tid != current) {
             next = object.owner_tid;
           }
+          // A thread handle: the wait ends when that thread exits, so the
+          // chain goes on with what that thread waits for (as Windows' WCT).
+          // The handle may have been closed since the record was read: the
+          // detector re-checks a cycle before it reports it.
+          if (next == 0 && object.kind == ObjectKind::kThread && object.handle != nullptr) {
+            // The reader may be a thread inside its own wait (the block
+            // hook): leave its last error as it was.
+            const DWORD saved_error = GetLastError();
+            const DWORD thread = GetThreadId(object.handle);
+            SetLastError(saved_error);
+            if (thread != 0 && thread != current) next = thread;
+          }
         }
         // Any one of several objects ends the wait: never a deadlock edge.
         if (!single) chain.nodes[seen_at.back()].block_kind = "kernel wait (any)";
@@ -256,6 +290,84 @@ WaitChain BuildWaitChain(DWORD tid, std::vector<ChainHop>* hops) {
     chain.is_deadlock = blocks;
   }
   return chain;
+}
+
+}  // namespace internal
+
+namespace internal {
+
+std::string AdviceFor(const WaitChain& chain, bool busy) {
+  const auto is_sta = [](const WaitNode& n) {
+    return n.apartment.find("STA") != std::string::npos;
+  };
+  const auto non_pumping = [](const WaitNode& n) {
+    return n.block_kind.rfind("kernel wait", 0) == 0 || n.block_kind == "sleep";
+  };
+  const std::string sta_advice =
+      " is a single-threaded apartment blocked in a wait that does not pump messages: use "
+      "CoWaitForMultipleHandles (or MsgWaitForMultipleObjectsEx with a message loop) instead "
+      "of WaitForSingleObject/WaitForMultipleObjects/Sleep in an STA, so that it keeps "
+      "serving its calls and messages.\n";
+  const std::string lead = "What to do next: ";
+  if (chain.nodes.empty()) return std::string();
+  const WaitNode& first = chain.nodes[0];
+  if (busy && first.block_kind == "none") {
+    return lead + ThreadLabel(first.tid, first.thread_name) +
+           " is busy running the call, not waiting: see its stack for the work that takes "
+           "this long, and move long work off an apartment's thread (or split it and pump "
+           "messages between the parts).\n";
+  }
+  std::vector<const WaitNode*> threads;
+  for (std::size_t i = chain.is_cycle ? chain.cycle_begin : 0; i < chain.nodes.size(); ++i) {
+    if (chain.nodes[i].type == WaitNodeType::kThread) threads.push_back(&chain.nodes[i]);
+  }
+  // An STA in a non-pumping wait is the most common cause, and the easiest fix.
+  for (const WaitNode* n : threads) {
+    if (is_sta(*n) && non_pumping(*n)) return lead + ThreadLabel(n->tid, n->thread_name) + sta_advice;
+  }
+  if (chain.is_cycle) {
+    // A mutex held across a call or SendMessage that leads back to a waiter.
+    for (std::size_t i = chain.cycle_begin; i < chain.nodes.size(); ++i) {
+      const WaitNode& n = chain.nodes[i];
+      if (n.type != WaitNodeType::kObject || n.object_kind != "mutex" || n.owner_tid == 0) continue;
+      for (const WaitNode* t : threads) {
+        if (t->tid == n.owner_tid && t->block_kind != "kernel wait") {
+          return lead + "do not hold mutex" +
+                 (n.object_name.empty() ? std::string() : " '" + n.object_name + "'") +
+                 " across a " + t->block_kind + ": " + ThreadLabel(t->tid, t->thread_name) +
+                 " holds it while it waits in one, and the wait leads back to the mutex.\n";
+        }
+      }
+    }
+    return lead + "break the cycle above: one of these threads must stop waiting for the "
+                  "next while it holds what that one needs (take locks in one order, and "
+                  "hold none across a call into another apartment or a SendMessageW).\n";
+  }
+  const WaitNode& last = *threads.back();
+  for (const WaitNode* n : threads) {
+    if (n->block_kind == "SendMessage" && n != &last) {
+      return lead + "SendMessageW waits until the window's thread pumps messages; " +
+             ThreadLabel(last.tid, last.thread_name) +
+             " does not (see above): make it pump, or send with SendMessageTimeoutW, or post "
+             "with PostMessageW.\n";
+    }
+  }
+  if (last.block_kind == "none") {
+    if (threads.size() == 1) {
+      return lead + ThreadLabel(last.tid, last.thread_name) +
+             " is running, not waiting, and retrieves no message: see its stack; an "
+             "apartment's thread must return to its message loop (GetMessageW/"
+             "DispatchMessageW) to serve what waits.\n";
+    }
+    return lead + "the chain ends at " + ThreadLabel(last.tid, last.thread_name) +
+           ", which is running, not waiting: see its stack for what keeps it busy.\n";
+  }
+  if (non_pumping(last)) {
+    return lead + ThreadLabel(last.tid, last.thread_name) +
+           " waits for an object nobody has signaled (the chain ends there): find the code "
+           "that should signal it, or wait with a timeout.\n";
+  }
+  return std::string();
 }
 
 }  // namespace internal

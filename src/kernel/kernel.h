@@ -99,6 +99,13 @@ class Event final : public KernelObject {
 
   const bool manual_reset;
   std::atomic<std::uint32_t> state;
+  // The CPU the last SetEvent ran on (-1: never set): a hint, like
+  // MessageQueue::owner_cpu, for a waiter that names no peer thread. A wait
+  // that finds its event last set from another CPU spins briefly before it
+  // sleeps (WaitForObjects), so a ping-pong across CPUs skips the cross-CPU
+  // futex wake-up; on one CPU it never spins. Relaxed: it orders nothing.
+  // Beside `state`, whose line SetEvent writes anyway.
+  std::atomic<int> signaler_cpu{-1};
 };
 
 class Mutex final : public KernelObject {
@@ -267,7 +274,9 @@ bool IsPseudoHandle(HANDLE handle) noexcept;
 // (-1: unknown or no such thread). When it is another CPU than the waiter's,
 // a wait for any of the objects (not alertable, timeout not 0) first spins
 // briefly (base/spin.h), with no lock held, until one of its events is
-// signaled; on the same CPU (or unknown) it goes straight to the sleep.
+// signaled; on the same CPU it goes straight to the sleep. When it is
+// unknown and the wait is for one event, the CPU that last set that event
+// stands in for it (Event::signaler_cpu).
 struct WaitOptions {
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;

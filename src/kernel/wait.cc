@@ -219,6 +219,15 @@ bool AnyEventSignaled(KernelObject* const* objects, DWORD count) noexcept {
   return false;
 }
 
+// The CPU of the thread expected to end a wait: the one the caller names, or
+// for a single event, the CPU of its last SetEvent (Event::signaler_cpu).
+int SpinPeerCpu(KernelObject* const* objects, DWORD count, const WaitOptions& options) noexcept {
+  if (options.spin_peer_cpu >= 0 || count != 1 || objects[0]->kind() != ObjectKind::kEvent) {
+    return options.spin_peer_cpu;
+  }
+  return static_cast<const Event*>(objects[0])->signaler_cpu.load(std::memory_order_relaxed);
+}
+
 // Ends a registered wait with `result` and schedules its thread's wakeup.
 void Complete(Wait& wait, DWORD result, WakeList& wake) {
   Unregister(wait);
@@ -367,8 +376,10 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   // and decides nothing: the wait below re-checks every object under the
   // kernel lock as if we had not spun. Not for wait-all, zero timeouts, or
   // alertable waits (an APC must run promptly, and we cannot see it here).
-  if (!wait_all && timeout_ms != 0 && !alertable && PeerOnOtherCpu(options.spin_peer_cpu) &&
-      !AnyEventSignaled(objects, count)) {
+  // A wait for one event with no named peer (an event ping-pong between two
+  // threads) takes the CPU of the event's last SetEvent as its peer's.
+  if (!wait_all && timeout_ms != 0 && !alertable &&
+      PeerOnOtherCpu(SpinPeerCpu(objects, count, options)) && !AnyEventSignaled(objects, count)) {
     SpinUntil([&] { return AnyEventSignaled(objects, count); });
   }
   // Fast path: the first object an event, signaled, nobody queued on it. No
@@ -469,6 +480,13 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
 }
 
 DWORD SignalEvent(Event& event) noexcept {
+  // Before the CAS below, which may be this path's last access to `event`.
+  // Stored only when it changes, so that a ping-pong on one CPU or a steady
+  // pair of CPUs does not write the line twice.
+  const int cpu = sched_getcpu();
+  if (event.signaler_cpu.load(std::memory_order_relaxed) != cpu) {
+    event.signaler_cpu.store(cpu, std::memory_order_relaxed);
+  }
   std::uint32_t s = event.state.load(std::memory_order_relaxed);
   while ((s & Event::kHasWaiters) == 0) {
     // A release RMW even when already signaled, so that a later consumer's

@@ -37,9 +37,14 @@ std::string DescribePumpFilter(DWORD tid, HWND window, UINT message, const char*
   const bool window_filter = filter_hwnd != nullptr;
   const bool range_filter = min != 0 || max != 0;
   if (!window_filter && !range_filter) return std::string();
-  // Pumping: idle in a message call, or running (a PeekMessage loop).
+  // Pumping: idle in a message call, or running (a PeekMessage loop); or
+  // pumping only now and then, with this filter, between ordinary waits (the
+  // filter stays published while it waits: its next pump uses it again).
   const BlockKind kind = ReadWaitRecord(tid).kind;
-  if (kind != BlockKind::kMessageIdle && kind != BlockKind::kNone) return std::string();
+  const bool intermittent = kind == BlockKind::kKernelWait || kind == BlockKind::kSleep;
+  if (kind != BlockKind::kMessageIdle && kind != BlockKind::kNone && !intermittent) {
+    return std::string();
+  }
   bool excludes = false;
   if (window_filter) {
     // (HWND)-1 takes thread messages only; another window excludes ours.
@@ -59,7 +64,10 @@ std::string DescribePumpFilter(DWORD tid, HWND window, UINT message, const char*
     if (!filter.empty()) filter += ", ";
     filter += "messages " + Hex(min, 4) + ".." + Hex(max, 4);
   }
-  std::string out = "Thread " + std::to_string(tid) + " is pumping, but with a filter (" +
+  std::string out = "Thread " + std::to_string(tid) +
+                    (intermittent ? " pumps only between other waits (it is in a wait that does "
+                                    "not pump now), and then with a filter ("
+                                  : " is pumping, but with a filter (") +
                     filter + ") that excludes ";
   if (window != nullptr) {
     out += std::string(window_role != nullptr ? window_role : "the window") + " " +

@@ -11,7 +11,8 @@
 
 namespace apartments::internal {
 
-// When thread `tid` pumps (idle in a message call, or running) and the filter
+// When thread `tid` pumps (idle in a message call, or running, or now and
+// then between non-pumping waits: "pumps only between other waits") and the filter
 // of its latest GetMessageW/PeekMessageW excludes messages to `window` (null:
 // any window) with id `message` (0: any id), one sentence saying so, e.g.
 // "Thread 12 is pumping, but with a filter (window 0x10002, messages

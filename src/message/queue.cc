@@ -12,6 +12,7 @@
 #include "apartments/message_queue.h"
 #include "apartments/win32_kernel.h"
 #include "base/check.h"
+#include "base/lazy_diagnostics.h"
 #include "base/spin.h"
 #include "message/window.h"
 
@@ -243,7 +244,7 @@ std::uint64_t MessageQueue::Deactivate() {
 }
 
 DWORD MessageQueue::Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT message,
-                         WPARAM wparam, LPARAM lparam) noexcept {
+                         WPARAM wparam, LPARAM lparam, PostQuota quota) noexcept {
   const DWORD limit = PostLimit();
   const DWORD time = GetTickCount();
   bool wake = false;
@@ -261,7 +262,7 @@ DWORD MessageQueue::Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT m
   if (__builtin_expect(depth >= limit || depth >= high_water_, 0)) {
     retrieved_snapshot_ = retrieved_total_.load(std::memory_order_acquire);
     depth = posted_total_ - retrieved_snapshot_;
-    if (depth >= limit) {
+    if (depth >= limit && quota == PostQuota::kCounted) {
       ++rejected_quota_;
       lock_.unlock();
       return ERROR_NOT_ENOUGH_QUOTA;
@@ -765,6 +766,8 @@ MessageQueue& CurrentQueue() {
     Registry()[tid] = queue;
   }
   slot = queue;
+  // Self-diagnosis is on by default in a process that uses queues; no lock held.
+  StartDiagnosticsOnFirstUse();
   return *queue;
 }
 

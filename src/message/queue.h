@@ -158,12 +158,17 @@ class MessageQueue {
 
   // --- Producer side (any thread) -------------------------------------------
 
+  // Whether a post counts against the quota. kExempt is for the runtime's
+  // own wake-ups that must not be lost (the COM runtime's deferred releases,
+  // at most one queued per apartment): it is queued even at the quota, and
+  // counts towards the depth like any other message once queued.
+  enum class PostQuota : std::uint8_t { kCounted, kExempt };
   // Queues a posted message if this queue still belongs to thread `tid` in
   // incarnation `incarnation` (0: any incarnation of a live queue of `tid`).
   // Returns ERROR_SUCCESS, ERROR_INVALID_THREAD_ID (gone) or
-  // ERROR_NOT_ENOUGH_QUOTA.
+  // ERROR_NOT_ENOUGH_QUOTA (kCounted only).
   DWORD Post(DWORD tid, std::uint64_t incarnation, HWND hwnd, UINT message, WPARAM wparam,
-             LPARAM lparam) noexcept;
+             LPARAM lparam, PostQuota quota = PostQuota::kCounted) noexcept;
   // Withdraws the posted message (hwnd, message, lparam) that the owner has
   // not yet retrieved, if it is still in the shared incoming buffer: it is
   // removed and its quota slot freed. False when the owner already moved it
