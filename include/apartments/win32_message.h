@@ -35,9 +35,10 @@
 //
 // Order and priority. Posted messages are delivered in FIFO order per queue
 // (so per sender). Messages sent from another thread (SendMessageW) are
-// served before posted ones, inside GetMessageW, PeekMessageW, WaitMessage,
-// MsgWaitForMultipleObjects(Ex) and inside the receiving thread's own
-// SendMessageW while it waits for a reply.
+// served before posted ones, inside GetMessageW, PeekMessageW, WaitMessage
+// and inside the receiving thread's own SendMessageW while it waits for a
+// reply. MsgWaitForMultipleObjects(Ex) only reports them (QS_SENDMESSAGE), as
+// on Windows: the next GetMessageW or PeekMessageW runs them.
 //
 // Streams of posts. Windows promises no delivery latency, and neither do we:
 // a GetMessageW loop that is being fed a stream of posts (its latest run took
@@ -49,8 +50,7 @@
 //
 // Not supported (no input devices, no painting): keyboard, mouse, timer and
 // paint messages; the QS_ input bits are defined but never set.
-// TranslateMessage does nothing. Posting system messages that carry pointers
-// across threads is not refused as Windows does (ERROR_MESSAGE_SYNC_ONLY).
+// TranslateMessage does nothing.
 //
 // Every function here may be called from any thread unless it says otherwise.
 // Functions that fail set the thread's last error (GetLastError).
@@ -229,29 +229,38 @@ extern "C" {
 // Queues a message on the thread `idThread`'s queue (hwnd NULL) and returns
 // at once. Errors: ERROR_INVALID_THREAD_ID when that thread has no queue (it
 // never made a message call, or has exited); ERROR_NOT_ENOUGH_QUOTA when its
-// queue already holds the posted-message limit (nothing is queued).
+// queue already holds the posted-message limit (nothing is queued);
+// ERROR_MESSAGE_SYNC_ONLY for a system message whose parameters carry
+// pointers (WM_SETTEXT, WM_COPYDATA, WM_CREATE, WM_WINDOWPOSCHANGING, the
+// list and combo box string messages, ...: the list Wine keeps, which Windows
+// refuses likewise), checked first, as PostMessageW does.
 // Memory ordering: writes made before the post are visible to the thread that
 // retrieves the message.
 BOOL WINAPI PostThreadMessageW(DWORD idThread, UINT Msg, WPARAM wParam, LPARAM lParam);
 // Queues a message for `hWnd` on its owning thread's queue. hWnd NULL posts a
 // thread message to the calling thread (as PostThreadMessageW would);
 // HWND_BROADCAST succeeds and reaches nobody (message-only windows receive no
-// broadcasts). Errors: ERROR_INVALID_WINDOW_HANDLE, ERROR_NOT_ENOUGH_QUOTA.
+// broadcasts). Errors: ERROR_MESSAGE_SYNC_ONLY (as PostThreadMessageW),
+// ERROR_INVALID_WINDOW_HANDLE, ERROR_NOT_ENOUGH_QUOTA.
 // A message posted to a window destroyed before it is retrieved is dropped at
 // retrieval (and counted).
 BOOL WINAPI PostMessageW(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam);
 // Sets the calling thread's quit flag: once no posted message matching the
 // reader's filter remains, GetMessageW returns 0 with WM_QUIT (wParam =
-// nExitCode) and PeekMessageW(PM_REMOVE) returns it and clears the flag.
+// nExitCode) and PeekMessageW(PM_REMOVE) returns it and clears the flag,
+// whatever the reader's message range (as both pages document; an hWnd
+// filter naming a window still excludes it).
 VOID WINAPI PostQuitMessage(int nExitCode);
 
 // --- Retrieving -------------------------------------------------------------
 
 // Calling thread only (its own queue). Serves messages sent to the thread
 // first, then retrieves the first posted message matching the filters:
-//  hWnd: NULL any message; (HWND)-1 thread messages only (hwnd NULL); a window
-//   of the calling thread: that window's messages. Another thread's window or
-//   an invalid one fails with ERROR_INVALID_WINDOW_HANDLE.
+//  hWnd: NULL any message; (HWND)-1 thread messages only (hwnd NULL), and so
+//   do (HWND)1 and (HWND)0xFFFFFFFF (Windows compares a window handle's 32
+//   bits; Wine treats 1 like -1); a window of the calling thread: that
+//   window's messages. Another thread's window or an invalid one fails with
+//   ERROR_INVALID_WINDOW_HANDLE.
 //  wMsgFilterMin/Max: 0/0 any message; min <= max the inclusive range; min >
 //   max every message outside (max, min) (as Windows and Wine do).
 // GetMessageW blocks, idle (BlockKind::kMessageIdle in the wait record), until
@@ -297,10 +306,13 @@ BOOL WINAPI WaitMessage(void);
 // reader's private batch are "examined" when the batch was taken, so input
 // that arrived after the last refill may wake a wait Windows would not wake
 // (never the reverse).
-// Sent messages are served inside the wait (whatever dwWakeMask says); when
-// dwWakeMask includes QS_SENDMESSAGE, having served one returns WAIT_OBJECT_0
-// + nCount. MWMO_WAITALL returns WAIT_OBJECT_0 once every handle is signaled
-// (and acquired) and input is present.
+// Sent messages are not served inside the wait, as on Windows: with
+// QS_SENDMESSAGE in dwWakeMask, one that arrives (or, with
+// MWMO_INPUTAVAILABLE, is pending) returns WAIT_OBJECT_0 + nCount, and the
+// next GetMessageW or PeekMessageW runs it; without it, it does not wake the
+// wait. A handle without SYNCHRONIZE: WAIT_FAILED with ERROR_ACCESS_DENIED.
+// MWMO_WAITALL returns WAIT_OBJECT_0 once every handle is signaled (and
+// acquired) and input is present.
 DWORD WINAPI MsgWaitForMultipleObjectsEx(DWORD nCount, const HANDLE* pHandles,
                                          DWORD dwMilliseconds, DWORD dwWakeMask, DWORD dwFlags);
 DWORD WINAPI MsgWaitForMultipleObjects(DWORD nCount, const HANDLE* pHandles, BOOL fWaitAll,
@@ -321,6 +333,9 @@ LRESULT WINAPI SendMessageW(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam);
 // As SendMessageW, but gives up after uTimeout ms: returns 0 with
 // ERROR_TIMEOUT (the message, if the receiver has not started it yet, is
 // withdrawn and never runs; if it is running, its result is discarded).
+// As on Windows NT, uTimeout 0 means no timeout (as INFINITE does), and a
+// timeout with the high bit set (other than INFINITE) is negative: 0 with
+// ERROR_TIMEOUT at once, the message never delivered.
 // SMTO_BLOCK: do not serve sent messages while waiting. SMTO_ABORTIFHUNG:
 // fail at once with ERROR_TIMEOUT when the receiver is hung (not waiting for
 // messages and has not examined its queue for 5 s by apartments::GetClock()).

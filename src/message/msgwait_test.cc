@@ -131,9 +131,11 @@ TEST_F(MsgWaitTest, AlertableWaitRunsApcs) {
   CloseHandle(self);
 }
 
-// Tests that messages sent to the waiting thread are served inside the wait
-// even when the wake mask does not include QS_SENDMESSAGE.
-TEST_F(MsgWaitTest, ServesSentMessagesWhileWaiting) {
+// Tests that MsgWaitForMultipleObjectsEx reports a message sent to the
+// waiting thread (QS_SENDMESSAGE input) without running it, as Windows' does
+// (Wine's user32 msg.c): the next PeekMessageW runs it. Regression: the wait
+// ran it.
+TEST_F(MsgWaitTest, ReportsSentMessageWithoutServingIt) {
   ScopedClass window_class(L"ApartmentsMsgWaitTest", &TripleProc);
   HWND hwnd = CreateMessageWindow(window_class.name());
   ASSERT_NE(hwnd, nullptr);
@@ -144,11 +146,47 @@ TEST_F(MsgWaitTest, ServesSentMessagesWhileWaiting) {
     done.Set();
   });
   HANDLE handles[] = {done.get()};
-  EXPECT_EQ(MsgWaitForMultipleObjectsEx(1, handles, testing::kBoundMs, QS_POSTMESSAGE, 0),
-            WAIT_OBJECT_0);
+  EXPECT_EQ(MsgWaitForMultipleObjectsEx(1, handles, testing::kBoundMs, QS_ALLINPUT, 0),
+            WAIT_OBJECT_0 + 1);
+  EXPECT_EQ(HIWORD(GetQueueStatus(QS_SENDMESSAGE)), QS_SENDMESSAGE);  // Still pending.
+  EXPECT_EQ(WaitForSingleObject(done.get(), 0), static_cast<DWORD>(WAIT_TIMEOUT));
+  MSG msg;
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE));  // Runs it; no posted message.
+  EXPECT_EQ(WaitForSingleObject(done.get(), testing::kBoundMs), WAIT_OBJECT_0);
   sender.Join();
   EXPECT_EQ(result, 15);
   DestroyWindow(hwnd);
+}
+
+// Tests that a sent message does not wake a wait whose mask lacks
+// QS_SENDMESSAGE (it waits, unserved, for the next Get/PeekMessage).
+TEST_F(MsgWaitTest, SentMessageOutsideWakeMaskDoesNotWake) {
+  ScopedClass window_class(L"ApartmentsMsgWaitTest", &TripleProc);
+  HWND hwnd = CreateMessageWindow(window_class.name());
+  ASSERT_NE(hwnd, nullptr);
+  LRESULT result = 0;
+  BoundedThread sender([&] { result = SendMessageW(hwnd, WM_USER, 2, 0); });
+  ASSERT_TRUE(Eventually([&] { return HIWORD(GetQueueStatus(QS_SENDMESSAGE)) != 0; }));
+  EXPECT_EQ(MsgWaitForMultipleObjectsEx(0, nullptr, 30, QS_POSTMESSAGE, MWMO_INPUTAVAILABLE),
+            static_cast<DWORD>(WAIT_TIMEOUT));
+  MSG msg;
+  PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);
+  sender.Join();
+  EXPECT_EQ(result, 6);
+  DestroyWindow(hwnd);
+}
+
+// Tests that a handle without SYNCHRONIZE cannot be waited on here either:
+// WAIT_FAILED with ERROR_ACCESS_DENIED.
+TEST_F(MsgWaitTest, HandleWithoutSynchronizeIsDenied) {
+  TestEvent e;
+  HANDLE modify_only = nullptr;
+  ASSERT_TRUE(DuplicateHandle(GetCurrentProcess(), e.get(), GetCurrentProcess(), &modify_only,
+                              EVENT_MODIFY_STATE, FALSE, 0));
+  SetLastError(0);
+  EXPECT_EQ(MsgWaitForMultipleObjectsEx(1, &modify_only, 0, QS_ALLINPUT, 0), WAIT_FAILED);
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_ACCESS_DENIED));
+  CloseHandle(modify_only);
 }
 
 // Tests that WaitMessage returns when another thread posts, and that the

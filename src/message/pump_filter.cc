@@ -6,6 +6,7 @@
 
 #include "base/thread_state.h"
 #include "kernel/kernel.h"
+#include "message/queue.h"
 
 namespace apartments::internal {
 namespace {
@@ -55,7 +56,7 @@ std::string DescribePumpFilter(DWORD tid, HWND window, UINT message, const char*
   }
   if (!excludes) return std::string();
   std::string filter;
-  if (filter_hwnd == reinterpret_cast<HWND>(-1)) {
+  if (IsThreadMessageFilter(filter_hwnd)) {
     filter = "thread messages only";
   } else if (window_filter) {
     filter = WindowText(filter_hwnd);

@@ -145,7 +145,7 @@ bool InRange(UINT message, UINT min, UINT max) noexcept {
 
 bool Matches(const MessageQueue::Filter& filter, const PostedMessage& m) noexcept {
   if (filter.hwnd != nullptr) {
-    if (filter.hwnd == reinterpret_cast<HWND>(-1)) {
+    if (IsThreadMessageFilter(filter.hwnd)) {
       if (m.hwnd != nullptr) return false;
     } else if (m.hwnd != filter.hwnd) {
       return false;
@@ -580,9 +580,9 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
       lock_.unlock();
       continue;
     }
-    if (filter.posted && quit_ &&
-        (filter.hwnd == nullptr || filter.hwnd == reinterpret_cast<HWND>(-1)) &&
-        InRange(WM_QUIT, filter.min, filter.max)) {
+    // WM_QUIT whatever the message range (both Get and Peek document it), once
+    // no posted message matches the filter.
+    if (filter.posted && quit_ && (filter.hwnd == nullptr || IsThreadMessageFilter(filter.hwnd))) {
       lock_.unlock();
       msg->hwnd = nullptr;
       msg->message = WM_QUIT;
@@ -655,6 +655,9 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
   const bool wait_all = (flags & MWMO_WAITALL) != 0;
   const bool alertable = (flags & MWMO_ALERTABLE) != 0;
   const bool input_available = (flags & MWMO_INPUTAVAILABLE) != 0;
+  // Windows' MsgWaitForMultipleObjectsEx reports a sent message (as
+  // QS_SENDMESSAGE input) and leaves it to the next Get/PeekMessage.
+  const bool serve_sent = !wait_all && (flags & kMwmoReportSentOnly) == 0;
   const bool finite = timeout_ms != INFINITE;
   // Read only when finite: no clock read for an infinite wait.
   const auto deadline = finite ? std::chrono::steady_clock::now() +
@@ -662,11 +665,11 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
                                : std::chrono::steady_clock::time_point{};
   bool served = false;
   for (;;) {
-    if (!wait_all && has_sent_.load(std::memory_order_acquire)) {
+    if (serve_sent && has_sent_.load(std::memory_order_acquire)) {
       served |= ServeSentMessages() > 0;
     }
     lock_.lock();
-    if (!wait_all && sent_head_ != nullptr) {
+    if (serve_sent && sent_head_ != nullptr) {
       lock_.unlock();
       continue;
     }
@@ -688,7 +691,7 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
     }
     std::uint32_t mask = wake_mask;
     if ((mask & kQsPosted) != 0) mask |= kQsPosted;
-    wake_mask_ = wait_all ? mask : (mask | QS_SENDMESSAGE);
+    wake_mask_ = serve_sent ? (mask | QS_SENDMESSAGE) : mask;
     // A thread in a modal loop is idle too (see GetOrPeek): a hint, relaxed.
     owner_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     waiting_for_input_.store(true, std::memory_order_relaxed);

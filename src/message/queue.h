@@ -92,6 +92,19 @@ class QueueLock {
 inline constexpr std::uint32_t kQsReply = 0x80000000u;
 inline constexpr std::uint32_t kQsPosted = QS_POSTMESSAGE | QS_ALLPOSTMESSAGE;
 inline constexpr std::uint32_t kQsValidMask = QS_ALLINPUT | QS_ALLPOSTMESSAGE;
+// An internal MsgWait flag (beside the MWMO_ ones): sent messages are only
+// reported (QS_SENDMESSAGE), never served inside the wait, as Windows'
+// MsgWaitForMultipleObjectsEx does. Without it, MsgWait serves them (the
+// runtime's own waits and WaitMessage).
+inline constexpr DWORD kMwmoReportSentOnly = 0x80000000u;
+
+// Whether a Get/Peek hwnd filter selects thread messages only, as (HWND)-1
+// does: Windows compares the 32 bits a window handle has, so (HWND)1 and
+// (HWND)0xFFFFFFFF select the same (Wine's server treats 1 and -1 alike).
+inline bool IsThreadMessageFilter(HWND hwnd) noexcept {
+  const auto low = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(hwnd));
+  return low == 0xFFFFFFFFu || low == 1u;
+}
 
 // 32 bytes: two to a cache line.
 struct PostedMessage {
@@ -189,7 +202,9 @@ class MessageQueue {
   // --- Owner side (the owning thread only) ---------------------------------
 
   struct Filter {
-    HWND hwnd = nullptr;  // nullptr any, (HWND)-1 thread messages, else a window.
+    // nullptr any, (HWND)-1 (or another IsThreadMessageFilter value) thread
+    // messages, else a window.
+    HWND hwnd = nullptr;
     UINT min = 0;
     UINT max = 0;
     bool posted = true;  // Examine posted messages (and WM_QUIT).
@@ -220,7 +235,8 @@ class MessageQueue {
   // Serves every sent message pending now. Returns how many ran.
   int ServeSentMessages();
   // MsgWaitForMultipleObjectsEx over already-resolved objects (`count` user
-  // objects followed by room for one more). `options` is what the wait
+  // objects followed by room for one more). `flags`: MWMO_* and
+  // kMwmoReportSentOnly. `options` is what the wait
   // publishes (the COM modal loop publishes BlockKind::kComCall and the
   // thread its call waits on).
   DWORD MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count, DWORD timeout_ms,

@@ -213,13 +213,60 @@ TEST_F(QueueTest, PostedQuitMessageMakesGetMessageReturnZero) {
   EXPECT_EQ(msg.wParam, 3u);
 }
 
-// Tests that the quit flag is not returned to a reader filtering it out.
-TEST_F(QueueTest, QuitRespectsRangeFilter) {
-  PostQuitMessage(0);
+// Tests that WM_QUIT is retrieved whatever the message range filter, as the
+// GetMessage and PeekMessage pages document, once no posted message in the
+// range remains. Regression: a range that excluded WM_QUIT never saw it.
+TEST_F(QueueTest, QuitIgnoresRangeFilter) {
+  ASSERT_TRUE(PostThreadMessageW(GetCurrentThreadId(), WM_USER + 5, 1, 0));
+  PostQuitMessage(4);
   MSG msg;
-  EXPECT_FALSE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_REMOVE));
-  EXPECT_TRUE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_REMOVE));
+  EXPECT_EQ(msg.message, static_cast<UINT>(WM_USER + 5));
+  ASSERT_TRUE(PeekMessageW(&msg, nullptr, WM_USER, WM_USER + 10, PM_NOREMOVE));
   EXPECT_EQ(msg.message, static_cast<UINT>(WM_QUIT));
+  EXPECT_EQ(GetMessageW(&msg, nullptr, WM_APP, WM_APP), FALSE);
+  EXPECT_EQ(msg.message, static_cast<UINT>(WM_QUIT));
+  EXPECT_EQ(msg.wParam, 4u);
+  EXPECT_FALSE(PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE));  // Taken by GetMessageW.
+}
+
+// Tests that the hWnd filter values Windows reads as (HWND)-1 select thread
+// messages only: (HWND)1 and (HWND)0xFFFFFFFF (Windows compares 32 bits;
+// Wine's server treats 1 like -1).
+TEST_F(QueueTest, OneAndTruncatedMinusOneFilterThreadMessages) {
+  for (HWND filter : {reinterpret_cast<HWND>(1), reinterpret_cast<HWND>(-1),
+                      reinterpret_cast<HWND>(std::uintptr_t{0xFFFFFFFFu})}) {
+    ASSERT_TRUE(PostThreadMessageW(GetCurrentThreadId(), WM_USER + 1, 7, 0));
+    MSG msg;
+    SetLastError(0);
+    ASSERT_TRUE(PeekMessageW(&msg, filter, 0, 0, PM_REMOVE)) << filter;
+    EXPECT_EQ(msg.hwnd, nullptr);
+    EXPECT_EQ(msg.wParam, 7u);
+    EXPECT_FALSE(PeekMessageW(&msg, filter, 0, 0, PM_REMOVE)) << filter;
+    EXPECT_EQ(GetLastError(), 0u) << filter;
+  }
+}
+
+// Tests that posting a system message whose parameters carry pointers fails
+// with ERROR_MESSAGE_SYNC_ONLY and queues nothing (Wine's user32 list, which
+// Windows refuses likewise), while ordinary messages post.
+TEST_F(QueueTest, PostingPointerMessagesFailsWithSyncOnly) {
+  const DWORD self = GetCurrentThreadId();
+  for (UINT message : {0x000Cu /*WM_SETTEXT*/, 0x004Au /*WM_COPYDATA*/, 0x0081u /*WM_NCCREATE*/,
+                       0x0046u /*WM_WINDOWPOSCHANGING*/, 0x0180u /*LB_ADDSTRING*/}) {
+    SetLastError(0);
+    EXPECT_FALSE(PostThreadMessageW(self, message, 0, 0)) << message;
+    EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_MESSAGE_SYNC_ONLY)) << message;
+    SetLastError(0);
+    EXPECT_FALSE(PostMessageW(nullptr, message, 0, 0)) << message;
+    EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_MESSAGE_SYNC_ONLY)) << message;
+  }
+  EXPECT_EQ(GetQueueStatus(QS_POSTMESSAGE), 0u);
+  // WM_DEVICECHANGE carries a pointer only for its 0x8000 events.
+  EXPECT_FALSE(PostThreadMessageW(self, 0x0219, 0x8000, 0));
+  EXPECT_TRUE(PostThreadMessageW(self, 0x0219, 0x0007, 0));
+  EXPECT_TRUE(PostThreadMessageW(self, WM_CLOSE, 0, 0));
+  EXPECT_TRUE(PostThreadMessageW(self, 0x000E /*WM_GETTEXTLENGTH*/, 0, 0));
 }
 
 // Tests message-range filters and PM_NOREMOVE.

@@ -189,12 +189,50 @@ TEST_F(SendTest, TimeoutToThreadThatNeverPumps) {
   EXPECT_EQ(stats.sent_pending, 0u);  // Withdrawn.
 }
 
-// Tests that a zero timeout fails at once with ERROR_TIMEOUT.
-TEST_F(SendTest, ZeroTimeoutFailsAtOnce) {
+// Tests that a zero timeout means no timeout, as on Windows NT (Wine's
+// test_SendMessageTimeout): the send waits for a receiver that starts
+// pumping later and returns its result. Regression: it failed at once.
+TEST_F(SendTest, ZeroTimeoutWaitsForTheReply) {
+  PumpThread target(class_.name());  // Pumps once started.
+  BoundedThread starter([&] {
+    // Start pumping only once the sender waits for its reply.
+    if (Eventually([&] {
+          MessageQueueStats stats;
+          return ReadMessageQueueStats(target.tid(), &stats) && stats.sent_pending == 1;
+        })) {
+      target.Start();
+    }
+  });
+  DWORD_PTR result = 0;
+  EXPECT_NE(SendMessageTimeoutW(target.hwnd(), kDouble, 21, 0, SMTO_NORMAL, 0, &result), 0);
+  EXPECT_EQ(result, 42u);
+  starter.Join();
+}
+
+// Tests that a timeout with the high bit set (other than INFINITE) fails at
+// once with ERROR_TIMEOUT and the message is never delivered, as Windows
+// reads it as negative (Wine's test_SendMessageTimeout, 0x80000000).
+TEST_F(SendTest, HighBitTimeoutFailsAtOnceWithoutDelivering) {
   PumpThread target(class_.name(), /*pump=*/false);
-  SetLastError(0);
-  EXPECT_EQ(SendMessageTimeoutW(target.hwnd(), kDouble, 1, 0, SMTO_NORMAL, 0, nullptr), 0);
-  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_TIMEOUT));
+  for (UINT timeout : {0x80000000u, 0xFFFFFFFEu}) {
+    DWORD_PTR result = 123;
+    SetLastError(0);
+    EXPECT_EQ(SendMessageTimeoutW(target.hwnd(), kDouble, 1, 0, SMTO_NORMAL, timeout, &result), 0);
+    EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_TIMEOUT));
+    EXPECT_EQ(result, 123u);
+    MessageQueueStats stats;
+    ASSERT_TRUE(ReadMessageQueueStats(target.tid(), &stats));
+    EXPECT_EQ(stats.sent_pending, 0u);  // Never queued.
+  }
+}
+
+// Tests that INFINITE (high bit set too) still waits for the reply.
+TEST_F(SendTest, InfiniteTimeoutWaits) {
+  PumpThread target(class_.name());
+  target.Start();
+  DWORD_PTR result = 0;
+  EXPECT_NE(SendMessageTimeoutW(target.hwnd(), kDouble, 4, 0, SMTO_NORMAL, INFINITE, &result), 0);
+  EXPECT_EQ(result, 8u);
 }
 
 // Tests that SMTO_ABORTIFHUNG fails at once for a receiver that has not
