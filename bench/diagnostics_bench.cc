@@ -18,6 +18,10 @@
 // the median of the per-pair ratios. Prints one line per workload.
 //
 // Usage: diagnostics_bench [rounds] [scale]   (defaults 12, 1.0)
+//        diagnostics_bench --probe=<call|post|wait> --diag=<on|off> --ops=N
+// The second form runs one workload once, N operations, unmeasured, with
+// diagnostics on or off: run it under callgrind for two N and divide the
+// difference to get instructions per operation (bench/README.md, "noisy host").
 #include <apartments/com_object.h>
 #include <apartments/diagnostics.h>
 #include <apartments/proxy.h>
@@ -29,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -75,8 +80,21 @@ double NsPer(std::chrono::steady_clock::time_point start, long ops) {
          static_cast<double>(ops);
 }
 
+// --probe mode: the one workload to run, its setting and size ("" : timed).
+std::string g_probe;
+bool g_probe_on = true;
+long g_probe_ops = 0;
+
 // Runs `run` (returns ns per operation) in ABBA rounds; prints the result.
+// In --probe mode, runs it once if it is the probed workload.
 void Measure(const char* name, const char* unit, int rounds, const std::function<double()>& run) {
+  if (!g_probe.empty()) {
+    if (g_probe != name) return;
+    SetDiagnostics(g_probe_on);
+    run();
+    std::printf("PROBE %s diag=%s\n", name, g_probe_on ? "on" : "off");
+    return;
+  }
   run();  // Warm-up.
   std::vector<double> off;
   std::vector<double> on;
@@ -112,8 +130,25 @@ void Measure(const char* name, const char* unit, int rounds, const std::function
 
 int main(int argc, char** argv) {
   using namespace diagbench;
-  const int rounds = argc > 1 ? std::atoi(argv[1]) : 12;
-  const double scale = argc > 2 ? std::atof(argv[2]) : 1.0;
+  int rounds = 12;
+  double scale = 1.0;
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--probe=", 0) == 0) {
+      g_probe = arg.substr(8);
+    } else if (arg.rfind("--diag=", 0) == 0) {
+      g_probe_on = arg.substr(7) == "on";
+    } else if (arg.rfind("--ops=", 0) == 0) {
+      g_probe_ops = std::atol(arg.c_str() + 6);
+    } else if (positional++ == 0) {
+      rounds = std::atoi(argv[i]);
+    } else {
+      scale = std::atof(argv[i]);
+    }
+  }
+  // Probe sizes: N operations of the probed workload.
+  const auto ops = [&](long timed) { return g_probe.empty() ? timed : g_probe_ops; };
 
   // --- call -------------------------------------------------------------------
   IStream* marshaled = nullptr;
@@ -138,7 +173,7 @@ int main(int argc, char** argv) {
   Check(SUCCEEDED(CoGetInterfaceAndReleaseStream(marshaled, IID_IAdder,
                                                  reinterpret_cast<void**>(&proxy))),
         "unmarshal");
-  const long calls = static_cast<long>(20000 * scale);
+  const long calls = ops(static_cast<long>(20000 * scale));
   Measure("call", "call", rounds, [&] {
     LONGLONG v = 0;
     const auto start = std::chrono::steady_clock::now();
@@ -164,7 +199,7 @@ int main(int argc, char** argv) {
     }
   });
   Check(WaitForSingleObject(ready, 10000) == WAIT_OBJECT_0, "consumer start");
-  const long batches = static_cast<long>(2000 * scale);
+  const long batches = ops(static_cast<long>(2000 * scale)) / (g_probe.empty() ? 1 : kBatch);
   Measure("post", "msg", rounds, [&] {
     const auto start = std::chrono::steady_clock::now();
     for (long b = 0; b < batches; ++b) {
@@ -185,7 +220,7 @@ int main(int argc, char** argv) {
   std::thread ponger([&] {
     while (WaitForSingleObject(ping, INFINITE) == WAIT_OBJECT_0 && !stop.load()) SetEvent(pong);
   });
-  const long trips = static_cast<long>(20000 * scale);
+  const long trips = ops(static_cast<long>(20000 * scale));
   Measure("wait", "trip", rounds, [&] {
     const auto start = std::chrono::steady_clock::now();
     for (long i = 0; i < trips; ++i) {

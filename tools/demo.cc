@@ -9,8 +9,13 @@
 // RPC_E_SYS_CALL_FAILED (and says why), a call into an apartment that has
 // shut down (RPC_E_DISCONNECTED, and since when), a deadlock between two STAs
 // and a mutex (a COM call one way, the mutex the other), reported by the
-// detector the moment it closes with both threads' stacks, and a hang caught
-// by the watchdog.
+// detector, on by default with no diagnostic code, the moment it closes, with
+// both threads' stacks (and read back from this process's own inspection
+// socket, as apartments-wct shows it), and a hang caught by a watchdog.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -22,6 +27,7 @@
 #include "apartments/diagnostics.h"
 #include "apartments/error_info.h"
 #include "apartments/errors.h"
+#include "apartments/inspect.h"
 #include "apartments/win32.h"
 #include "apartments/last_error.h"
 #include "com/apartment_impl.h"
@@ -369,38 +375,73 @@ DWORD WINAPI DocumentStaMain(LPVOID context) {
 
 void CALLBACK WakeApc(ULONG_PTR) {}
 
+// This process's own live-inspection answer ("snapshot text"), as
+// `apartments-wct <pid>` gets it: served by default, like every process that
+// uses queues or COM. "" when it does not answer.
+std::string AskOwnInspection() {
+  const std::string path = apartments::InspectionSocketPath(getpid());
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string();
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const char request[] = "snapshot text\n";
+    [[maybe_unused]] ssize_t sent = send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
+    char buffer[4096];
+    ssize_t n;
+    while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) answer.append(buffer, n);
+  }
+  close(fd);
+  return answer;
+}
+
+// The lines of the recent report that starts with `start`, from an
+// inspection answer ("  | " prefixed), or "".
+std::string RecentReport(const std::string& answer, const std::string& start) {
+  const std::size_t at = answer.find("  | " + start);
+  if (at == std::string::npos) return std::string();
+  std::string out;
+  std::size_t line = at;
+  while (line < answer.size() && answer.compare(line, 4, "  | ") == 0) {
+    std::size_t end = answer.find('\n', line);
+    if (end == std::string::npos) end = answer.size();
+    const std::string text = answer.substr(line + 4, end - line - 4);
+    if (line != at && (text.rfind("Deadlock", 0) == 0 || text.rfind("Thread ", 0) == 0)) break;
+    out += text + "\n";
+    line = end + 1;
+  }
+  return out;
+}
+
 void DeadlockDetected() {
-  std::printf("7. Two STAs and a mutex deadlock\n");
-  std::mutex mu;
-  std::string text;
-  HANDLE reported = CreateEventW(nullptr, TRUE, FALSE, nullptr);
-  apartments::SetDeadlockCallback([&](const apartments::DeadlockReport& report) {
-    {
-      std::lock_guard lock(mu);
-      text = report.text;
-    }
-    SetEvent(reported);
-  });
-  apartments::SetDeadlockMode(apartments::DeadlockMode::kReport);
+  std::printf("7. Two STAs and a mutex deadlock, reported by default (no diagnostic code)\n");
   StaDeadlockScene scene;
   scene.document_lock = CreateMutexW(nullptr, FALSE, L"demo: document lock");
   scene.sink_ready = CreateEventW(nullptr, TRUE, FALSE, nullptr);
   HANDLE render = CreateThread(nullptr, 0, &RenderStaMain, &scene, 0, &scene.render_tid);
   WaitForSingleObject(scene.sink_ready, 10000);
   HANDLE document = CreateThread(nullptr, 0, &DocumentStaMain, &scene, 0, nullptr);
-  const bool detected = WaitForSingleObject(reported, 10000) == WAIT_OBJECT_0;
-  {
-    std::lock_guard lock(mu);
-    std::printf("   %s", detected ? text.c_str() : "(no report)\n");
-    Expect(detected, "the deadlock should be reported");
-    Expect(text.find("'document-sta'") != std::string::npos &&
-               text.find("'render-sta'") != std::string::npos &&
-               text.find("COM call") != std::string::npos &&
-               text.find("mutex 'demo: document lock'") != std::string::npos,
-           "the report should name both STAs, the COM call and the mutex");
+  // Deadlock detection is on by default: the report went to stderr when the
+  // cycle closed, and is kept for apartments-wct; this process asks its own
+  // inspection socket for it, as `apartments-wct <pid>` would.
+  std::string text;
+  for (int i = 0; i < 1000 && text.empty(); ++i) {
+    text = RecentReport(AskOwnInspection(), "Deadlock: ");
+    if (text.empty()) Sleep(10);  // Polling the server, not synchronizing threads.
   }
-  apartments::SetDeadlockMode(apartments::DeadlockMode::kIgnore);
-  apartments::SetDeadlockCallback(nullptr);
+  const bool detected = !text.empty();
+  std::printf("   (also on stderr; here as apartments-wct %d shows it under 'recent reports')\n",
+              static_cast<int>(getpid()));
+  std::printf("   %s", detected ? text.c_str() : "(no report)\n");
+  Expect(detected, "the deadlock should be reported by default");
+  Expect(text.find("'document-sta'") != std::string::npos &&
+             text.find("'render-sta'") != std::string::npos &&
+             text.find("COM call") != std::string::npos &&
+             text.find("mutex 'demo: document lock'") != std::string::npos &&
+             text.find("What to do next: ") != std::string::npos,
+         "the report should name both STAs, the COM call and the mutex, and what to do next");
   // Break the cycle: an APC ends the sink's alertable wait, so Write returns,
   // the document STA's call completes and it releases the lock.
   QueueUserAPC(&WakeApc, render, 0);
@@ -412,9 +453,7 @@ void DeadlockDetected() {
   Expect(document_done && render_done && scene.render_wait == WAIT_IO_COMPLETION &&
              scene.write_hr == E_ABORT,
          "the APC should end the wait, the call and both threads");
-  for (HANDLE h : {document, render, scene.document_lock, scene.sink_ready, reported}) {
-    CloseHandle(h);
-  }
+  for (HANDLE h : {document, render, scene.document_lock, scene.sink_ready}) CloseHandle(h);
 }
 
 // A UI thread that stops pumping for a while (it waits for a render that

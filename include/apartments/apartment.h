@@ -401,8 +401,20 @@ class Apartment {
         } catch (const std::exception& e) {
           promise.set_value(Result<R>(ServerFault(e.what())));
         } catch (...) {
+          if (!std::current_exception()) {
+            // ExitThread inside f (a forced unwind, which must go on): the
+            // future still gets its answer.
+            promise.set_value(Result<R>(ThreadExited()));
+            throw;
+          }
           promise.set_value(Result<R>(ServerFault("an exception that is not a std::exception")));
         }
+      }
+      static Error ThreadExited() {
+        return Error{RPC_E_DISCONNECTED,
+                     "The call failed with RPC_E_DISCONNECTED: the apartment's thread exited "
+                     "(ExitThread) inside it: it ran but never returned, and whatever it did "
+                     "before stands."};
       }
       void Drop() noexcept override {
         promise.set_value(Result<R>(internal::DisconnectedError(state.get())));
@@ -557,7 +569,9 @@ class Apartment::CallAwaiter {
   Result<R> await_resume() { return std::move(*result_); }
 
  private:
-  void RunHere() noexcept {
+  // Not noexcept: ExitThread inside f unwinds through here (the awaiting
+  // coroutine is then never resumed: its thread of resumption is gone).
+  void RunHere() {
     // Taken by the apartment after the request but before this check: it
     // was too late to withdraw, but not to skip.
     if (options_.stop.stop_requested() ||
@@ -581,6 +595,7 @@ class Apartment::CallAwaiter {
     } catch (const std::exception& e) {
       result_.emplace(ServerFault(e.what()));
     } catch (...) {
+      if (!std::current_exception()) throw;  // A forced unwind (ExitThread) goes on.
       result_.emplace(ServerFault("an exception that is not a std::exception"));
     }
   }

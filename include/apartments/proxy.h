@@ -31,7 +31,9 @@
 // - `I**` ([out] interface): the callee's result is marshaled in the
 //   object's apartment after a successful call and unmarshaled in the
 //   caller's, so the caller receives a proxy (or its own object back). The
-//   caller's *pp is null when the call fails or the callee left it null.
+//   caller's *pp is null when the call fails or the callee left it null; a
+//   success with a null *pp (S_OK, S_FALSE, ...) comes back as that same
+//   success code.
 // - Everything else is passed as it is: in-process, the caller waits for the
 //   call, so pointers to the caller's data stay valid for the call's
 //   duration and the callee reads and writes them directly.

@@ -192,8 +192,9 @@ HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cH
 // once, 100 and above retries after that many ms (spent in the modal loop).
 // A caller without a filter gives up (RPC_E_CALL_REJECTED). MessagePending is
 // called when non-COM input arrives while the thread waits in the modal loop.
-// Returns S_OK; CO_E_NOT_SUPPORTED in the MTA; CO_E_NOTINITIALIZED outside
-// any apartment. The filter is released at the last CoUninitialize.
+// Returns S_OK; CO_E_NOT_SUPPORTED in the MTA and on a thread in no
+// apartment (as Windows; *lplpMessageFilter is left alone). The filter is
+// released at the last CoUninitialize.
 HRESULT WINAPI CoRegisterMessageFilter(LPMESSAGEFILTER lpMessageFilter,
                                        LPMESSAGEFILTER* lplpMessageFilter);
 

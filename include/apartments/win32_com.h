@@ -3,9 +3,9 @@
 // The COM ABI with Win32 names, signatures and values: GUID/IID/CLSID, the
 // interface macros (STDMETHOD, PURE, ...), IUnknown and the standard
 // interfaces the runtime uses (IClassFactory, ISequentialStream, IStream,
-// IMarshal, IAgileObject, IGlobalInterfaceTable, IMessageFilter, IErrorInfo,
-// ICreateErrorInfo, ISupportErrorInfo), task memory, BSTRs, per-thread error
-// info, and CreateStreamOnHGlobal. Everything here works without
+// IMarshal, IAgileObject, IGlobalInterfaceTable, IMultiQI, IClientSecurity,
+// IMessageFilter, IErrorInfo, ICreateErrorInfo, ISupportErrorInfo), task
+// memory, BSTRs, per-thread error info, and CreateStreamOnHGlobal. Everything here works without
 // CoInitializeEx: none of it depends on an apartment.
 //
 // Interface IDs. Windows attaches an IID to an interface type with
@@ -448,6 +448,69 @@ struct IGlobalInterfaceTable : public IUnknown {
   STDMETHOD(GetInterfaceFromGlobal)(DWORD dwCookie, REFIID riid, void** ppv) PURE;
 };
 APARTMENTS_INTERFACE(IGlobalInterfaceTable, IUnknown, "00000146-0000-0000-C000-000000000046");
+
+// Asks a proxy for several interfaces in one go (every standard proxy answers
+// it): each entry's pItf/hr is filled in; the call returns S_OK when every
+// interface was found, CO_S_NOTALLINTERFACES when some were, E_NOINTERFACE
+// when none was.
+typedef struct tagMULTI_QI {
+  const IID* pIID;
+  IUnknown* pItf;
+  HRESULT hr;
+} MULTI_QI;
+
+struct IMultiQI : public IUnknown {
+  STDMETHOD(QueryMultipleInterfaces)(ULONG cMQIs, MULTI_QI* pMQIs) PURE;
+};
+APARTMENTS_INTERFACE(IMultiQI, IUnknown, "00000020-0000-0000-C000-000000000046");
+
+// The security blanket of a proxy's calls (every standard proxy answers it).
+#define RPC_C_AUTHN_NONE 0
+#define RPC_C_AUTHN_DCE_PRIVATE 1
+#define RPC_C_AUTHN_DCE_PUBLIC 2
+#define RPC_C_AUTHN_DEC_PUBLIC 4
+#define RPC_C_AUTHN_GSS_NEGOTIATE 9
+#define RPC_C_AUTHN_WINNT 10
+#define RPC_C_AUTHN_GSS_SCHANNEL 14
+#define RPC_C_AUTHN_GSS_KERBEROS 16
+#define RPC_C_AUTHN_DPA 17
+#define RPC_C_AUTHN_MSN 18
+#define RPC_C_AUTHN_DIGEST 21
+#define RPC_C_AUTHN_KERNEL 20
+#define RPC_C_AUTHN_NEGO_EXTENDER 30
+#define RPC_C_AUTHN_PKU2U 31
+#define RPC_C_AUTHN_MQ 100
+#define RPC_C_AUTHN_DEFAULT 0xFFFFFFFFL
+#define RPC_C_AUTHZ_NONE 0
+#define RPC_C_AUTHZ_NAME 1
+#define RPC_C_AUTHZ_DCE 2
+#define RPC_C_AUTHZ_DEFAULT 0xFFFFFFFF
+#define RPC_C_AUTHN_LEVEL_DEFAULT 0
+#define RPC_C_AUTHN_LEVEL_NONE 1
+#define RPC_C_AUTHN_LEVEL_CONNECT 2
+#define RPC_C_AUTHN_LEVEL_CALL 3
+#define RPC_C_AUTHN_LEVEL_PKT 4
+#define RPC_C_AUTHN_LEVEL_PKT_INTEGRITY 5
+#define RPC_C_AUTHN_LEVEL_PKT_PRIVACY 6
+#define RPC_C_IMP_LEVEL_DEFAULT 0
+#define RPC_C_IMP_LEVEL_ANONYMOUS 1
+#define RPC_C_IMP_LEVEL_IDENTIFY 2
+#define RPC_C_IMP_LEVEL_IMPERSONATE 3
+#define RPC_C_IMP_LEVEL_DELEGATE 4
+#define EOAC_NONE 0
+#define COLE_DEFAULT_PRINCIPAL ((OLECHAR*)(INT_PTR)-1)
+#define COLE_DEFAULT_AUTHINFO ((void*)(INT_PTR)-1)
+
+struct IClientSecurity : public IUnknown {
+  STDMETHOD(QueryBlanket)(IUnknown* pProxy, DWORD* pAuthnSvc, DWORD* pAuthzSvc,
+                          OLECHAR** pServerPrincName, DWORD* pAuthnLevel, DWORD* pImpLevel,
+                          void** pAuthInfo, DWORD* pCapabilites) PURE;
+  STDMETHOD(SetBlanket)(IUnknown* pProxy, DWORD dwAuthnSvc, DWORD dwAuthzSvc,
+                        OLECHAR* pServerPrincName, DWORD dwAuthnLevel, DWORD dwImpLevel,
+                        void* pAuthInfo, DWORD dwCapabilities) PURE;
+  STDMETHOD(CopyProxy)(IUnknown* pProxy, IUnknown** ppCopy) PURE;
+};
+APARTMENTS_INTERFACE(IClientSecurity, IUnknown, "0000013D-0000-0000-C000-000000000046");
 
 // --- Message filter -----------------------------------------------------------
 

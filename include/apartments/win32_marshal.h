@@ -20,19 +20,25 @@
 //
 // Marshal data by flag (the whole lifecycle):
 //   MSHLFLAGS_NORMAL       unmarshal once: the first CoUnmarshalInterface
-//                          consumes it; a second gives CO_E_OBJNOTCONNECTED.
-//                          Until consumed it keeps the object alive;
+//                          consumes it; a second gives CO_E_OBJNOTCONNECTED
+//                          while the object is still exported. Until
+//                          consumed it keeps the object alive;
 //                          CoReleaseMarshalData discards it unconsumed.
+//                          Data released that way (or whose object is gone)
+//                          still unmarshals, as on Windows, into a proxy
+//                          whose calls return RPC_E_DISCONNECTED.
 //   MSHLFLAGS_TABLESTRONG  unmarshal any number of times; keeps the object
 //                          alive until CoReleaseMarshalData.
 //   MSHLFLAGS_TABLEWEAK    unmarshal any number of times while something
 //                          else keeps the object exported (a proxy or a
 //                          CoLockObjectExternal lock); once the last of those
 //                          goes, the object is released and unmarshaling
-//                          gives CO_E_OBJNOTCONNECTED. CoReleaseMarshalData
+//                          gives CO_E_OBJNOTREG. CoReleaseMarshalData
 //                          discards it.
-//   Marshal data whose object's apartment shut down unmarshals to
-//   CO_E_OBJNOTCONNECTED.
+//   Table data released with CoReleaseMarshalData still unmarshals (into a
+//   working proxy) while something else keeps its object exported, and gives
+//   CO_E_OBJNOTREG once nothing does, as on Windows. Marshal data whose
+//   object's apartment shut down unmarshals to CO_E_OBJNOTCONNECTED.
 //
 // Proxies. One proxy manager per (apartment, object): every proxy of one
 // object in one apartment answers QueryInterface(IID_IUnknown) with the same
@@ -41,7 +47,12 @@
 // are local; releasing the last reference releases the object in its own
 // apartment, on its own thread. Calls on a proxy return:
 //   RPC_E_WRONG_THREAD    used from another apartment than the one that
-//                         unmarshaled it (Release still works from anywhere)
+//                         unmarshaled it (Release still works from anywhere;
+//                         QueryInterface, for any IID, returns this too)
+//   CO_E_NOTINITIALIZED   called from a thread in no apartment (it never
+//                         initialized COM and no MTA exists for it to be in
+//                         implicitly; while an MTA exists such a thread is
+//                         in it, and gets RPC_E_WRONG_THREAD)
 //   CO_E_OBJNOTCONNECTED  the proxy's own apartment was uninitialized
 //   RPC_E_DISCONNECTED    the object was disconnected (CoDisconnectObject,
 //                         or its apartment shut down)
@@ -51,7 +62,25 @@
 // apartments::LastErrorDescription()).
 // Proxies exist for IUnknown, IClassFactory, ISequentialStream, IStream and
 // every interface declared with apartments/proxy.h; QueryInterface on a proxy
-// for any other interface gives E_NOINTERFACE.
+// for any other interface gives E_NOINTERFACE. A call's result is the
+// callee's HRESULT unchanged, a success code with a null [out] object
+// included. Every proxy also answers, locally, as Windows' proxy manager:
+//   IMultiQI         QueryMultipleInterfaces: S_OK, CO_S_NOTALLINTERFACES or
+//                    E_NOINTERFACE, with each entry's pItf and hr filled in.
+//   IMarshal         the standard marshaler (GetUnmarshalClass:
+//                    CLSID_StdMarshal); the data it writes names the
+//                    original object, as CoMarshalInterface of the proxy.
+//   IClientSecurity  the security blanket, per proxy (not per interface):
+//                    QueryBlanket reports it (Windows' defaults for a local
+//                    call until set: RPC_C_AUTHN_WINNT, RPC_C_AUTHZ_NONE, no
+//                    principal, RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
+//                    RPC_C_IMP_LEVEL_IDENTIFY, EOAC_NONE; the principal is
+//                    CoTaskMemAlloc'ed), SetBlanket records it (E_INVALIDARG
+//                    for an unknown authentication service or level), both
+//                    E_NOINTERFACE for the proxy's local interfaces.
+//                    In-process calls never leave the process, so the
+//                    blanket changes nothing about them; CopyProxy returns
+//                    the proxy itself (AddRef'ed).
 //
 // Differences from Windows, all deliberate:
 // - Only in-process contexts: MSHCTX_INPROC and MSHCTX_CROSSCTX (treated as
@@ -61,8 +90,9 @@
 //   free-threaded marshaler is recognised); the object is marshaled with the
 //   standard marshaler. TODO(windows-compat): custom marshaling.
 // - The marshal data is this library's own record, not a DCOM OBJREF; it is
-//   checked on the way in, so forged or truncated data gives
-//   RPC_E_INVALID_OBJREF and never touches memory it does not own.
+//   checked on the way in, so forged or corrupted data gives
+//   RPC_E_INVALID_OBJREF and never touches memory it does not own (a stream
+//   that ends too soon gives STG_E_READFAULT, as on Windows).
 //
 // Thread safety: every function may be called from any thread in an
 // apartment (COM initialized, or in the implicit MTA); otherwise they return
@@ -119,10 +149,13 @@ HRESULT WINAPI CoMarshalInterface(LPSTREAM pStm, REFIID riid, LPUNKNOWN pUnk,
 // otherwise a proxy belonging to the calling apartment.
 // Blocking: may call the object's apartment (QueryInterface for an
 // interface its proxy has not seen yet).
-// Returns S_OK; E_INVALIDARG for a null `pStm` or `ppv`;
-// RPC_E_INVALID_OBJREF when the stream does not hold a marshal record (too
-// short, wrong signature, corrupted); CO_E_OBJNOTCONNECTED when the data was
-// already consumed (NORMAL) or released, or its object is gone;
+// Returns S_OK (also for released or stale data, see the file comment);
+// E_INVALIDARG for a null `pStm` or `ppv`; STG_E_READFAULT when fewer bytes
+// than a marshal record are left in the stream; RPC_E_INVALID_OBJREF when the
+// stream does not hold a marshal record (wrong signature, corrupted);
+// CO_E_OBJNOTCONNECTED when NORMAL data was already consumed, or the
+// object's apartment shut down; CO_E_OBJNOTREG for TABLESTRONG/TABLEWEAK
+// data whose object is no longer exported;
 // E_NOINTERFACE when the object does not support `riid`;
 // CO_E_NOTINITIALIZED; channel errors from the QueryInterface. On failure
 // *ppv is null. Consuming NORMAL data happens even when the final
@@ -136,9 +169,10 @@ HRESULT WINAPI CoUnmarshalInterface(LPSTREAM pStm, REFIID riid, LPVOID* ppv);
 // own apartment, on its own thread) when nothing else keeps it. Advances the
 // stream past the record.
 // Blocking: may call the object's apartment to release it there.
-// Returns S_OK; E_INVALIDARG for a null `pStm`; RPC_E_INVALID_OBJREF for a
-// stream without a marshal record; CO_E_OBJNOTCONNECTED when the data was
-// already consumed or released; CO_E_NOTINITIALIZED.
+// Returns S_OK; E_INVALIDARG for a null `pStm`; STG_E_READFAULT when fewer
+// bytes than a marshal record are left; RPC_E_INVALID_OBJREF for a stream
+// without a marshal record; CO_E_OBJNOTCONNECTED when the data was already
+// consumed or released; CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoReleaseMarshalData(LPSTREAM pStm);
 
 // CoMarshalInterThreadInterfaceInStream()
@@ -177,8 +211,10 @@ HRESULT WINAPI CoDisconnectObject(LPUNKNOWN pUnk, DWORD dwReserved);
 // holds one strong external lock on it, so it stays connected while
 // table-weak marshal data or proxies come and go. fLock = FALSE: drops one
 // such lock; when it was the last strong reference of any kind the object is
-// released (disconnected), whatever `fLastUnlockReleases` says.
-// TODO(windows-compat): fLastUnlockReleases = FALSE keeping the stub alive.
+// released (disconnected), except, with `fLastUnlockReleases` FALSE, while
+// TABLEWEAK marshal data still names it (as on Windows, such an unlock
+// counts table-weak data as references; releasing the last of that data
+// then releases the object).
 // Returns S_OK (also for a proxy, where it does nothing, and for an unlock
 // of an object holding no lock); E_INVALIDARG for null; CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoLockObjectExternal(LPUNKNOWN pUnk, BOOL fLock, BOOL fLastUnlockReleases);
@@ -189,7 +225,18 @@ HRESULT WINAPI CoLockObjectExternal(LPUNKNOWN pUnk, BOOL fLock, BOOL fLastUnlock
 // is its inner (non-delegating) IUnknown, which the outer object's
 // QueryInterface asks for IID_IMarshal. An object doing so is agile: every
 // apartment that unmarshals it gets the object itself. Its IMarshal's
-// IUnknown methods delegate to `punkOuter`.
+// IUnknown methods delegate to `punkOuter`. Called directly, that IMarshal
+// writes Windows' in-process data: GetMarshalSizeMax and MarshalInterface
+// give 28 bytes (the MSHLFLAGS, the interface pointer, 16 bytes that are a
+// keyed check here, so data this process's marshaler did not write is
+// refused with RPC_E_INVALID_OBJREF before its pointer is used; a short
+// stream is STG_E_READFAULT). As on Windows the data is not tracked:
+// NORMAL and TABLESTRONG data hold one reference on the object, TABLEWEAK
+// data none; unmarshaling NORMAL data hands its reference over, releasing
+// NORMAL or TABLESTRONG data drops it, and any of them may be unmarshaled
+// again afterwards (keeping the object alive is then the caller's affair).
+// Other contexts fall back to CoMarshalInterface. TABLEWEAK data written by
+// CoMarshalInterface for an agile object holds no reference either.
 // Thread safety: any thread; needs no apartment.
 // Returns S_OK; E_INVALIDARG for a null `ppunkMarshal`; E_OUTOFMEMORY.
 // A null `punkOuter` gives a stand-alone marshaler (as Windows).
@@ -230,9 +277,12 @@ HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister);
 
 // CoGetClassObject()
 //
-// The class object of `rclsid` (registered with CoRegisterClassObject, or
-// the global interface table's): the object itself in its own apartment, a
-// proxy elsewhere. Returns S_OK; E_INVALIDARG for a null `ppv`;
+// The class object of `rclsid` (registered with CoRegisterClassObject): the
+// object itself in its own apartment, a proxy elsewhere. For
+// CLSID_StdGlobalInterfaceTable, a class factory (a process singleton)
+// whose CreateInstance gives the global interface table (it answers
+// IClassFactory, not IGlobalInterfaceTable, as on Windows).
+// Returns S_OK; E_INVALIDARG for a null `ppv`;
 // REGDB_E_CLASSNOTREG; E_NOINTERFACE; CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvReserved,
                                 REFIID riid, LPVOID* ppv);
@@ -251,7 +301,8 @@ namespace apartments {
 //
 // The process's global interface table (the object CoCreateInstance returns
 // for CLSID_StdGlobalInterfaceTable), without a reference to release (AddRef
-// and Release on it are no-ops, as on Windows, where it is a singleton).
+// and Release on it are no-ops that both return 1, as on Windows, where it
+// is a singleton).
 // RegisterInterfaceInGlobal marshals TABLESTRONG (the object stays alive
 // until RevokeInterfaceFromGlobal, from any apartment);
 // GetInterfaceFromGlobal unmarshals in the calling apartment (the object

@@ -398,6 +398,8 @@ constexpr HResultEntry kHResultTable[] = {
                              "Wrong operating system or operating system version for the "
                              "application"),
     APARTMENTS_HRESULT_ENTRY(CO_E_OBJNOTREG, "Object is not registered"),
+    APARTMENTS_HRESULT_ENTRY(CO_S_NOTALLINTERFACES,
+                             "Not all the requested interfaces were available"),
     APARTMENTS_HRESULT_ENTRY(CO_E_OBJISREG, "Object is already registered"),
     APARTMENTS_HRESULT_ENTRY(CO_E_OBJNOTCONNECTED, "Object is not connected to server"),
     APARTMENTS_HRESULT_ENTRY(CO_E_APPDIDNTREG,
@@ -532,6 +534,8 @@ constexpr Win32ErrorEntry kWin32ErrorTable[] = {
     APARTMENTS_WIN32_ENTRY(ERROR_ALREADY_INITIALIZED,
                            "An attempt was made to perform an initialization operation when "
                            "initialization has already been completed."),
+    APARTMENTS_WIN32_ENTRY(ERROR_PRIVILEGE_NOT_HELD,
+                           "A required privilege is not held by the client."),
     APARTMENTS_WIN32_ENTRY(ERROR_INVALID_WINDOW_HANDLE, "Invalid window handle."),
     APARTMENTS_WIN32_ENTRY(ERROR_INVALID_MENU_HANDLE, "Invalid menu handle."),
     APARTMENTS_WIN32_ENTRY(ERROR_INVALID_HOOK_HANDLE, "Invalid hook handle."),

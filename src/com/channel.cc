@@ -852,9 +852,10 @@ HRESULT WINAPI CoRegisterMessageFilter(LPMESSAGEFILTER lpMessageFilter,
                                        LPMESSAGEFILTER* lplpMessageFilter) {
   ComThreadData* data = ComThreadDataIfAny();
   if (CurrentSta(data) == nullptr) {
-    // Windows leaves *lplpMessageFilter untouched on failure (Wine's ole32
-    // tests, which run on Windows, check that in the MTA).
-    return CurrentApartmentRaw(data) != nullptr ? CO_E_NOT_SUPPORTED : CO_E_NOTINITIALIZED;
+    // Windows leaves *lplpMessageFilter untouched on failure, and answers
+    // CO_E_NOT_SUPPORTED in the MTA and on a thread that never initialized
+    // COM alike (Wine's ole32 tests, which run on Windows, check both).
+    return CO_E_NOT_SUPPORTED;
   }
   if (lpMessageFilter != nullptr) lpMessageFilter->AddRef();
   IMessageFilter* previous = std::exchange(data->message_filter, lpMessageFilter);

@@ -28,6 +28,7 @@
 #include "com/error_info.h"
 #include "com/guid_format.h"
 #include "base/thread_state.h"
+#include "com/proxy_local_interfaces.h"
 
 namespace apartments::internal {
 namespace {
@@ -409,7 +410,8 @@ ProxyFactory LookupProxyFactory(REFIID iid) {
 class ProxyManager final : public IUnknown, public ProxyManagerBase {
  public:
   ProxyManager(ApartmentRef client, std::shared_ptr<StubManager> stub)
-      : client_(std::move(client)), client_id_(client_->id()), stub_(std::move(stub)) {}
+      : client_(std::move(client)), client_id_(client_->id()), stub_(std::move(stub)),
+        local_(this, &IsOwnRemoteInterface) {}
 
   // IUnknown: the proxy's identity.
   STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
@@ -444,9 +446,19 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   HRESULT QueryInterfaceProxy(REFIID riid, void** ppv) override {
     if (ppv == nullptr) return E_POINTER;
     *ppv = nullptr;
+    if (riid != kIidProxyManager) {
+      // As on Windows, a proxy answers nothing, not even what it could
+      // answer locally, to another apartment.
+      HRESULT hr = CheckQueryApartment();
+      if (FAILED(hr)) return hr;
+    }
     if (riid == IID_IUnknown || riid == kIidProxyManager) {
       AddRefProxy();
       *ppv = static_cast<IUnknown*>(this);
+      return S_OK;
+    }
+    if (void* local = local_.Find(riid)) {
+      *ppv = local;
       return S_OK;
     }
     {
@@ -574,15 +586,8 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     }
     lock.unlock();
     if (!client_->IsCurrent()) {
-      SetCallErrorInfo(RPC_E_WRONG_THREAD,
-                       "This proxy of " + DescribeStub(*stub_) + " belongs to " +
-                           client_->Describe() + ", but it was used from " +
-                           DescribeCurrentThread() +
-                           ". A proxy may only be used in the apartment that unmarshaled it "
-                           "(Release excepted); marshal the interface again, for instance "
-                           "through the global interface table, to use it here.",
-                       kSource);
-      return RPC_E_WRONG_THREAD;
+      if (!CurrentApartment()) return FailNotInitialized();
+      return FailWrongThread();
     }
     lock.lock();
     if (!stub_->connected) {
@@ -590,6 +595,80 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
       return FailDisconnected();
     }
     return S_OK;
+  }
+
+  // QueryInterface's check: RPC_E_WRONG_THREAD from another apartment (a
+  // proxy whose own apartment is gone is left to CheckUsable).
+  HRESULT CheckQueryApartment() {
+    if (__builtin_expect(client_->IsCurrent(), 1)) return S_OK;
+    if (client_gone_.load(std::memory_order_acquire) || client_->IsShutDown()) return S_OK;
+    return FailWrongThread();
+  }
+
+  HRESULT FailWrongThread() {
+    SetCallErrorInfo(RPC_E_WRONG_THREAD,
+                     "This proxy of " + DescribeStub(*stub_) + " belongs to " +
+                         client_->Describe() + ", but it was used from " +
+                         DescribeCurrentThread() +
+                         ". A proxy may only be used in the apartment that unmarshaled it "
+                         "(Release excepted); marshal the interface again, for instance "
+                         "through the global interface table, to use it here.",
+                     kSource);
+    return RPC_E_WRONG_THREAD;
+  }
+
+  // A call from a thread that is in no apartment (it never called
+  // CoInitializeEx, and no MTA exists for it to be in implicitly).
+  HRESULT FailNotInitialized() {
+    SetCallErrorInfo(CO_E_NOTINITIALIZED,
+                     "This proxy of " + DescribeStub(*stub_) + " was called from thread " +
+                         std::to_string(GetCurrentThreadId()) +
+                         ", which is in no apartment: it never called CoInitializeEx, and no "
+                         "MTA exists that it would be in implicitly. Call CoInitializeEx on "
+                         "it, and use there a proxy unmarshaled in its own apartment.",
+                     kSource);
+    return CO_E_NOTINITIALIZED;
+  }
+
+  // For unmarshaling data whose object is gone: the interface proxy for
+  // `riid` without asking the object (its calls fail with
+  // RPC_E_DISCONNECTED), as Windows builds a proxy from NORMAL data without
+  // contacting the server.
+  HRESULT QueryInterfaceUnchecked(REFIID riid, void** ppv) noexcept {
+    *ppv = nullptr;
+    if (riid == IID_IUnknown) {
+      AddRefProxy();
+      *ppv = static_cast<IUnknown*>(this);
+      return S_OK;
+    }
+    if (void* local = local_.Find(riid)) {
+      *ppv = local;
+      return S_OK;
+    }
+    ProxyFactory factory = LookupProxyFactory(riid);
+    if (factory == nullptr) return E_NOINTERFACE;
+    InterfaceProxyBase* proxy = factory(this);
+    if (proxy == nullptr) return E_OUTOFMEMORY;
+    InterfaceProxyBase* extra = nullptr;
+    {
+      std::lock_guard lock(S().mu);
+      auto [it, inserted] = proxies_.try_emplace(riid, proxy);
+      if (!inserted) extra = proxy;
+      AddRefProxy();
+      *ppv = it->second->InterfacePointer();
+    }
+    delete extra;
+    return S_OK;
+  }
+
+  // Whether `p` is this manager's IUnknown or one of its interface proxies.
+  bool OwnsRemoteInterface(IUnknown* p) {
+    if (p == static_cast<IUnknown*>(this)) return true;
+    std::lock_guard lock(S().mu);
+    for (auto& [iid, proxy] : proxies_) {
+      if (proxy->InterfacePointer() == static_cast<void*>(p)) return true;
+    }
+    return false;
   }
 
   // Sets the disconnect explanation and returns RPC_E_DISCONNECTED.
@@ -661,6 +740,11 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   std::atomic<bool> client_gone_{false};
   Clock::TimePoint client_gone_time_{};
   std::unordered_map<IID, InterfaceProxyBase*> proxies_;
+  ProxyLocalInterfaces local_;
+
+  static bool IsOwnRemoteInterface(ProxyManagerBase* manager, IUnknown* p) {
+    return static_cast<ProxyManager*>(manager)->OwnsRemoteInterface(p);
+  }
 };
 
 // The proxy manager of `stub` in `client` (AddRef'ed), created if needed.
@@ -812,6 +896,9 @@ HRESULT MarshalToPacket(const ApartmentRef& current, IUnknown* unk, REFIID riid,
     packet.flags = flags;
     packet.iid = riid;
     packet.direct = static_cast<IUnknown*>(itf);  // the packet's reference
+    // Except for TABLEWEAK data, which holds none (as the free-threaded
+    // marshaler's on Windows): its object must be kept alive by its owner.
+    if (weak) packet.direct->Release();
     record->kind = kKindDirect;
     record->packet_id = s.next_id++;
     s.packets.emplace(record->packet_id, std::move(packet));
@@ -861,6 +948,8 @@ HRESULT FailUnmarshalRacedDisconnect(const StubManager& stub) {
   SetCallErrorInfo(CO_E_OBJNOTCONNECTED, text, kSource);
   return CO_E_OBJNOTCONNECTED;
 }
+HRESULT UnmarshalStaleRecord(const ApartmentRef& current, const WireRecord& record, REFIID riid_in,
+                             void** ppv);
 
 // Unmarshals packet `packet_id` in the calling apartment. NORMAL packets are
 // consumed whatever the outcome. `expected` (when non-null) is the record
@@ -884,7 +973,11 @@ HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
     missing = it == s.packets.end();
   }
   // Error info is set outside the lock (it allocates and may release).
-  if (missing) return FailPacketGone(packet_id);
+  if (missing) {
+    return expected != nullptr ? UnmarshalStaleRecord(current, *expected, riid_in, ppv)
+                               : FailPacketGone(packet_id);
+  }
+  HRESULT gone_hr = CO_E_OBJNOTCONNECTED;
   {
     std::lock_guard lock(s.mu);
     auto it = s.packets.find(packet_id);
@@ -904,6 +997,11 @@ HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
       const auto& stub = packet.stub;
       if (!stub->connected) {
         gone = "Cannot unmarshal: " + DescribeDisconnectLocked(*stub) + ".";
+        // Table data asks the object's apartment for references, which no
+        // longer knows the object (Windows: CO_E_OBJNOTREG).
+        if (!normal && stub->reason != DisconnectReason::kApartmentShutDown) {
+          gone_hr = CO_E_OBJNOTREG;
+        }
       } else {
         same_apartment = stub->apartment_id == current->id();
         if (same_apartment) {
@@ -923,8 +1021,8 @@ HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
       return hr;
     }
     if (!gone.empty()) {
-      SetCallErrorInfo(CO_E_OBJNOTCONNECTED, gone, kSource);
-      return CO_E_OBJNOTCONNECTED;
+      SetCallErrorInfo(gone_hr, gone, kSource);
+      return gone_hr;
     }
     if (same_apartment) {
       // In the object's own apartment: the object itself.
@@ -941,6 +1039,104 @@ HRESULT UnmarshalPacket(std::uint64_t packet_id, REFIID riid_in, void** ppv,
     if (hr == RPC_E_DISCONNECTED) return FailUnmarshalRacedDisconnect(*packet.stub);
     return hr;
   }
+}
+
+// A proxy for marshal data whose object is gone, built without asking
+// anyone: its calls fail with RPC_E_DISCONNECTED. `server` is the object's
+// apartment (still alive).
+HRESULT UnmarshalDisconnectedProxy(const ApartmentRef& current, const ApartmentRef& server,
+                                   const WireRecord& record, REFIID riid, void** ppv) {
+  State& s = S();
+  std::shared_ptr<StubManager> placeholder;
+  try {
+    placeholder = std::make_shared<StubManager>();
+  } catch (const std::bad_alloc&) {
+    return E_OUTOFMEMORY;
+  }
+  placeholder->id = record.object_id;
+  placeholder->apartment = server;
+  placeholder->apartment_id = record.apartment_id;
+  placeholder->connected = false;
+  placeholder->reason = DisconnectReason::kReleased;
+  placeholder->disconnect_time = GetClock().Now();
+  if (!EnsureApartmentRecord(current)) return CO_E_NOTINITIALIZED;
+  auto* manager = new (std::nothrow) ProxyManager(current, placeholder);
+  if (manager == nullptr) return E_OUTOFMEMORY;
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.apartments.find(current->id());
+    if (it != s.apartments.end()) it->second.proxies.insert(manager);
+    ++s.live_proxies;
+  }
+  HRESULT hr = manager->QueryInterfaceUnchecked(riid, ppv);
+  manager->ReleaseProxy();
+  return hr;
+}
+
+// Unmarshals a checked record whose packet no longer exists (consumed or
+// released), with the outcomes Windows gives such data:
+// - NORMAL data: while its object is still exported (the data was
+//   consumed), CO_E_OBJNOTCONNECTED ("unmarshals only once"); once the
+//   object is gone (the data was released), a proxy whose calls return
+//   RPC_E_DISCONNECTED.
+// - TABLESTRONG/TABLEWEAK data released with CoReleaseMarshalData: a working
+//   proxy while something else (a proxy, a lock) keeps the object exported,
+//   otherwise CO_E_OBJNOTREG.
+// - Data of an apartment that shut down: CO_E_OBJNOTCONNECTED.
+HRESULT UnmarshalStaleRecord(const ApartmentRef& current, const WireRecord& record, REFIID riid_in,
+                             void** ppv) {
+  State& s = S();
+  const IID& riid = riid_in == IID_NULL ? record.iid : riid_in;
+  if (record.kind != kKindStandard) return FailPacketGone(record.packet_id);
+  const bool normal = IsNormal(record.flags);
+  ApartmentRef server;
+  std::shared_ptr<StubManager> stub;
+  IUnknown* identity = nullptr;
+  {
+    std::lock_guard lock(s.mu);
+    auto apartment = s.apartments.find(record.apartment_id);
+    if (apartment != s.apartments.end() && !s.dead_apartments.contains(record.apartment_id)) {
+      server = apartment->second.apartment;
+      auto found = apartment->second.stubs.find(record.object_id);
+      if (found != apartment->second.stubs.end() && found->second->connected) {
+        stub = found->second;
+        if (!normal) {
+          if (stub->apartment_id == current->id()) {
+            identity = stub->identity;
+            identity->AddRef();
+          } else {
+            ++stub->strong;  // for the proxy manager
+          }
+        }
+      }
+    }
+  }
+  if (!server) return FailPacketGone(record.packet_id);
+  if (normal) {
+    if (stub) return FailPacketGone(record.packet_id);
+    return UnmarshalDisconnectedProxy(current, server, record, riid, ppv);
+  }
+  if (!stub) {
+    SetCallErrorInfo(CO_E_OBJNOTREG,
+                     "The marshal data (packet " + std::to_string(record.packet_id) +
+                         ") was released with CoReleaseMarshalData and its object is no "
+                         "longer exported from " + server->Describe() +
+                         ": released table data unmarshals only while a proxy or a lock "
+                         "keeps the object exported.",
+                     kSource);
+    return CO_E_OBJNOTREG;
+  }
+  if (identity != nullptr) {
+    HRESULT hr = identity->QueryInterface(riid, ppv);
+    identity->Release();
+    return hr;
+  }
+  ProxyManager* pm = nullptr;
+  HRESULT hr = GetOrCreateProxyManager(current, stub, &pm);
+  if (FAILED(hr)) return hr;
+  hr = pm->QueryInterfaceProxy(riid, ppv);
+  pm->ReleaseProxy();
+  return hr;
 }
 
 // Discards packet `packet_id` (CoReleaseMarshalData).
@@ -965,7 +1161,7 @@ HRESULT ReleasePacket(std::uint64_t packet_id, const WireRecord* expected) {
     s.packets.erase(it);
   }
   if (packet.direct != nullptr) {
-    packet.direct->Release();
+    if ((packet.flags & MSHLFLAGS_TABLEWEAK) == 0) packet.direct->Release();
     return S_OK;
   }
   if ((packet.flags & MSHLFLAGS_TABLEWEAK) != 0) {
@@ -996,7 +1192,15 @@ HRESULT ReadRecord(IStream* stream, WireRecord* record) {
                      kSource);
     return RPC_E_INVALID_OBJREF;
   };
-  if (read != sizeof *record) return invalid("it ends before the end of the marshal record");
+  if (read != sizeof *record) {
+    // As Windows, for which a stream that runs out is a read fault.
+    SetCallErrorInfo(STG_E_READFAULT,
+                     "The stream ends before the end of the marshal record (" +
+                         std::to_string(read) + " of " + std::to_string(sizeof *record) +
+                         " bytes left at its current position).",
+                     kSource);
+    return STG_E_READFAULT;
+  }
   if (std::memcmp(record->signature, kSignature, sizeof kSignature) != 0) {
     return invalid("the record's signature is wrong (not written by CoMarshalInterface, or "
                    "the stream is not positioned at its start)");
@@ -1064,8 +1268,9 @@ class GlobalInterfaceTableImpl final : public IGlobalInterfaceTable, public IAgi
     }
     return S_OK;
   }
-  // A process singleton: references are not counted (as on Windows).
-  STDMETHODIMP_(ULONG) AddRef() override { return 2; }
+  // A process singleton: references are not counted, and both report 1, as
+  // Windows' table does (Wine's ole32 tests, run on Windows, check it).
+  STDMETHODIMP_(ULONG) AddRef() override { return 1; }
   STDMETHODIMP_(ULONG) Release() override { return 1; }
 
   STDMETHODIMP RegisterInterfaceInGlobal(IUnknown* pUnk, REFIID riid, DWORD* pdwCookie) override {
@@ -1118,7 +1323,137 @@ GlobalInterfaceTableImpl& TheGit() {
   return *git;
 }
 
+// The class object of CLSID_StdGlobalInterfaceTable (CoGetClassObject): its
+// CreateInstance hands out the table. A process singleton like the table.
+class GlobalInterfaceTableFactory final : public IClassFactory, public IAgileObject {
+ public:
+  STDMETHODIMP QueryInterface(REFIID riid, void** ppv) override {
+    if (ppv == nullptr) return E_POINTER;
+    if (riid == IID_IUnknown || riid == IID_IClassFactory) {
+      *ppv = static_cast<IClassFactory*>(this);
+    } else if (riid == IID_IAgileObject) {
+      *ppv = static_cast<IAgileObject*>(this);
+    } else {
+      *ppv = nullptr;
+      return E_NOINTERFACE;
+    }
+    return S_OK;
+  }
+  STDMETHODIMP_(ULONG) AddRef() override { return 2; }
+  STDMETHODIMP_(ULONG) Release() override { return 1; }
+  STDMETHODIMP CreateInstance(IUnknown* pUnkOuter, REFIID riid, void** ppv) override {
+    if (ppv == nullptr) return E_INVALIDARG;
+    *ppv = nullptr;
+    if (pUnkOuter != nullptr) return CLASS_E_NOAGGREGATION;
+    return TheGit().QueryInterface(riid, ppv);
+  }
+  STDMETHODIMP LockServer(BOOL) override { return S_OK; }
+};
+
+GlobalInterfaceTableFactory& TheGitFactory() {
+  static GlobalInterfaceTableFactory* factory = new GlobalInterfaceTableFactory;
+  return *factory;
+}
+
 // --- The free-threaded marshaler ---------------------------------------------------
+
+// The free-threaded marshaler's own in-process data (its IMarshal methods
+// called directly), laid out as Windows': the MSHLFLAGS (4 bytes), the
+// interface pointer (8 bytes), then 16 bytes that Windows leaves opaque and
+// that hold here a keyed check of the first two, so that data not written by
+// this process's marshaler is refused (RPC_E_INVALID_OBJREF) before its
+// pointer is touched. Like Windows', the data is not tracked: it may be
+// unmarshaled or released in any order, and keeping the object alive is the
+// caller's affair (NORMAL and TABLESTRONG data hold one reference, which
+// unmarshaling NORMAL data and releasing either hands back; TABLEWEAK data
+// holds none).
+constexpr std::size_t kFtmDataSize = sizeof(DWORD) + sizeof(std::uint64_t) + sizeof(GUID);
+
+bool IsInProcess(DWORD context) { return context == MSHCTX_INPROC || context == MSHCTX_CROSSCTX; }
+
+void FtmCheck(DWORD flags, std::uint64_t pointer, std::uint64_t check[2]) {
+  std::uint64_t h = S().secret ^ 0x5bd1e9955bd1e995ull;
+  auto mix = [&h](std::uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+  };
+  mix(flags);
+  mix(pointer);
+  check[0] = h;
+  mix(0xc4ceb9fe1a85ec53ull);
+  check[1] = h;
+}
+
+HRESULT MarshalFreeThreaded(IStream* stream, REFIID riid, IUnknown* unk, DWORD flags) {
+  if (stream == nullptr || unk == nullptr || (flags & ~kKnownFlags) != 0) return E_INVALIDARG;
+  void* itf = nullptr;
+  HRESULT hr = unk->QueryInterface(riid, &itf);
+  if (FAILED(hr)) return hr;
+  if (itf == nullptr) return E_NOINTERFACE;
+  const auto pointer = reinterpret_cast<std::uint64_t>(itf);
+  unsigned char data[kFtmDataSize];
+  std::uint64_t check[2];
+  FtmCheck(flags, pointer, check);
+  std::memcpy(data, &flags, sizeof(DWORD));
+  std::memcpy(data + sizeof(DWORD), &pointer, sizeof pointer);
+  std::memcpy(data + sizeof(DWORD) + sizeof pointer, check, sizeof check);
+  ULONG written = 0;
+  hr = stream->Write(data, sizeof data, &written);
+  if (SUCCEEDED(hr) && written != sizeof data) hr = STG_E_MEDIUMFULL;
+  // TABLEWEAK data holds no reference (Windows'); the others keep the
+  // QueryInterface's one.
+  if (FAILED(hr) || (flags & MSHLFLAGS_TABLEWEAK) != 0) static_cast<IUnknown*>(itf)->Release();
+  return hr;
+}
+
+// Reads and checks free-threaded marshal data; *object is its pointer.
+HRESULT ReadFreeThreaded(IStream* stream, DWORD* flags, IUnknown** object) {
+  if (stream == nullptr) return E_INVALIDARG;
+  unsigned char data[kFtmDataSize];
+  ULONG read = 0;
+  HRESULT hr = stream->Read(data, sizeof data, &read);
+  if (FAILED(hr)) return hr;
+  if (read != sizeof data) return STG_E_READFAULT;
+  std::uint64_t pointer = 0;
+  std::uint64_t check[2];
+  std::uint64_t expected[2];
+  std::memcpy(flags, data, sizeof(DWORD));
+  std::memcpy(&pointer, data + sizeof(DWORD), sizeof pointer);
+  std::memcpy(check, data + sizeof(DWORD) + sizeof pointer, sizeof check);
+  FtmCheck(*flags, pointer, expected);
+  if (pointer == 0 || check[0] != expected[0] || check[1] != expected[1]) {
+    SetCallErrorInfo(RPC_E_INVALID_OBJREF,
+                     "The stream does not hold data written by this process's free-threaded "
+                     "marshaler.",
+                     kSource);
+    return RPC_E_INVALID_OBJREF;
+  }
+  *object = reinterpret_cast<IUnknown*>(pointer);
+  return S_OK;
+}
+
+HRESULT UnmarshalFreeThreaded(IStream* stream, REFIID riid, void** ppv) {
+  if (ppv == nullptr) return E_INVALIDARG;
+  *ppv = nullptr;
+  DWORD flags = 0;
+  IUnknown* object = nullptr;
+  HRESULT hr = ReadFreeThreaded(stream, &flags, &object);
+  if (FAILED(hr)) return hr;
+  hr = object->QueryInterface(riid, ppv);
+  // NORMAL data hands its reference over, whatever the QueryInterface gave.
+  if (IsNormal(flags)) object->Release();
+  return hr;
+}
+
+HRESULT ReleaseFreeThreaded(IStream* stream) {
+  DWORD flags = 0;
+  IUnknown* object = nullptr;
+  HRESULT hr = ReadFreeThreaded(stream, &flags, &object);
+  if (FAILED(hr)) return hr;
+  if ((flags & MSHLFLAGS_TABLEWEAK) == 0) object->Release();
+  return S_OK;
+}
 
 class FreeThreadedMarshaler final : public IUnknown {
  public:
@@ -1161,20 +1496,25 @@ class FreeThreadedMarshaler final : public IUnknown {
       *pCid = kClsidInProcFreeMarshaler;
       return S_OK;
     }
-    STDMETHODIMP GetMarshalSizeMax(REFIID, void*, DWORD, void*, DWORD, DWORD* pSize) override {
+    STDMETHODIMP GetMarshalSizeMax(REFIID, void*, DWORD dwDestContext, void*, DWORD,
+                                   DWORD* pSize) override {
       if (pSize == nullptr) return E_POINTER;
-      *pSize = static_cast<DWORD>(kMarshalRecordSize);
+      *pSize = IsInProcess(dwDestContext) ? static_cast<DWORD>(kFtmDataSize)
+                                          : static_cast<DWORD>(kMarshalRecordSize);
       return S_OK;
     }
     STDMETHODIMP MarshalInterface(IStream* pStm, REFIID riid, void* pv, DWORD dwDestContext,
                                   void* pvDestContext, DWORD mshlflags) override {
       IUnknown* unk = pv != nullptr ? static_cast<IUnknown*>(pv) : controlling_;
-      return CoMarshalInterface(pStm, riid, unk, dwDestContext, pvDestContext, mshlflags);
+      if (!IsInProcess(dwDestContext)) {
+        return CoMarshalInterface(pStm, riid, unk, dwDestContext, pvDestContext, mshlflags);
+      }
+      return MarshalFreeThreaded(pStm, riid, unk, mshlflags);
     }
     STDMETHODIMP UnmarshalInterface(IStream* pStm, REFIID riid, void** ppv) override {
-      return CoUnmarshalInterface(pStm, riid, ppv);
+      return UnmarshalFreeThreaded(pStm, riid, ppv);
     }
-    STDMETHODIMP ReleaseMarshalData(IStream* pStm) override { return CoReleaseMarshalData(pStm); }
+    STDMETHODIMP ReleaseMarshalData(IStream* pStm) override { return ReleaseFreeThreaded(pStm); }
     STDMETHODIMP DisconnectObject(DWORD) override { return S_OK; }
 
    private:
@@ -1430,6 +1770,15 @@ HRESULT WINAPI CoLockObjectExternal(LPUNKNOWN pUnk, BOOL fLock, BOOL fLastUnlock
     }
   }
   identity->Release();
+  if (unlocked && !fLastUnlockReleases) {
+    // Windows: such an unlock counts table-weak data as references, so it
+    // does not release an object that TABLEWEAK data still names.
+    std::lock_guard lock(S().mu);
+    if (stub->weak > 0 && stub->strong == 1) {
+      --stub->strong;
+      unlocked = false;
+    }
+  }
   if (unlocked) ReleaseStrong(stub);
   return S_OK;
 }
@@ -1447,6 +1796,12 @@ HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvRe
   if (ppv == nullptr) return E_INVALIDARG;
   *ppv = nullptr;
   if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  if (rclsid == CLSID_StdGlobalInterfaceTable) {
+    if ((dwClsContext & (CLSCTX_INPROC_SERVER | CLSCTX_LOCAL_SERVER)) == 0) {
+      return REGDB_E_CLASSNOTREG;
+    }
+    return TheGitFactory().QueryInterface(riid, ppv);
+  }
   std::uint64_t packet = 0;
   HRESULT hr = LookupClassPacket(rclsid, &packet);
   if (FAILED(hr)) return hr;

@@ -43,6 +43,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -361,6 +362,9 @@ LRESULT CALLBACK PostWindowProc(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lpara
     std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored): %s\n",
                  e.what());
   } catch (...) {
+    // A forced unwind (ExitThread inside the callable) goes on: the thread
+    // is ending, and swallowing it would abort the process.
+    if (!std::current_exception()) throw;
     std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored)\n");
   }
   return 0;

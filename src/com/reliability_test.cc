@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "apartments/apartment.h"
 #include "apartments/error_info.h"
 #include "com/com_test_util.h"
 #include "com/error_info.h"
@@ -450,6 +453,46 @@ TEST_F(ReliabilityTest, ExitThreadInsideCallIsExplainedAsRanAndExited) {
   EXPECT_TRUE(GetExitCodeThread(server, &code));
   EXPECT_EQ(code, 44u);
   CloseHandle(server);
+}
+
+// Tests that ExitThread inside a modern Apartment::Call ends the apartment's
+// thread, and the call returns RPC_E_DISCONNECTED saying it ran and its
+// thread exited (no std::terminate, no "never ran").
+TEST_F(ReliabilityTest, ExitThreadInsideModernCallIsDisconnected) {
+  ::apartments::Apartment apartment({.name = "modern-exit"});
+  ::apartments::Result<int> r = apartment.Call([]() -> int { ExitThread(7); });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, RPC_E_DISCONNECTED);
+  EXPECT_NE(r.error().message.find("exited inside the call"), std::string::npos)
+      << r.error().message;
+  ::apartments::Result<int> after = apartment.Call([] { return 1; });
+  ASSERT_FALSE(after.has_value());
+  EXPECT_EQ(after.error().code, RPC_E_DISCONNECTED);
+}
+
+// Tests that ExitThread inside a CallFuture callable gives the future
+// RPC_E_DISCONNECTED (it used to abort: the callable's catch-all swallowed
+// the forced unwind).
+TEST_F(ReliabilityTest, ExitThreadInsideCallFutureAnswersTheFuture) {
+  ::apartments::Apartment apartment({.name = "future-exit"});
+  std::future<::apartments::Result<int>> future = apartment.CallFuture([]() -> int { ExitThread(8); });
+  ASSERT_EQ(future.wait_for(std::chrono::milliseconds(kBoundMs)), std::future_status::ready);
+  ::apartments::Result<int> r = future.get();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, RPC_E_DISCONNECTED);
+  EXPECT_NE(r.error().message.find("exited"), std::string::npos) << r.error().message;
+}
+
+// Tests that ExitThread inside a callable posted with Apartment::Post ends
+// the apartment's thread without aborting the process (the catch-all that
+// reports a posted callable's exception used to swallow the forced unwind).
+TEST_F(ReliabilityTest, ExitThreadInsidePostedCallableEndsOnlyItsThread) {
+  ::apartments::Apartment apartment({.name = "post-exit"});
+  ASSERT_EQ(apartment.Post([] { ExitThread(9); }), S_OK);
+  EXPECT_TRUE(Eventually([&] {
+    ::apartments::Result<int> r = apartment.Call([] { return 1; });
+    return !r.has_value() && r.error().code == RPC_E_DISCONNECTED;
+  }));
 }
 
 // --- Explanations of failed interface arguments --------------------------------------

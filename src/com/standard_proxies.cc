@@ -26,7 +26,9 @@ class ClassFactoryProxy final : public InterfaceProxy<IClassFactory> {
       ran = true;
       void* object = nullptr;
       HRESULT hr = static_cast<IClassFactory*>(itf)->CreateInstance(nullptr, iid, &object);
-      if (FAILED(hr) || object == nullptr) return FAILED(hr) ? hr : E_NOINTERFACE;
+      // The callee's HRESULT comes back unchanged, a success with a null
+      // object included (S_FALSE or S_OK with *ppv == NULL, as Windows).
+      if (FAILED(hr) || object == nullptr) return hr;
       HRESULT marshaled = MarshalArgument(static_cast<IUnknown*>(object), iid, &token);
       static_cast<IUnknown*>(object)->Release();
       return FAILED(marshaled) ? marshaled : hr;

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <iterator>
 #include <utility>
 
 #include "apartments/diagnostics.h"
@@ -138,8 +139,29 @@ namespace {
 using internal::CycleFinding;
 using internal::ReportCycle;
 
+// Whether the waits, followed from this thread hop by hop (NextWaitHopTid:
+// no names, no text, no allocation), come back to it. Almost every chain
+// ends at the first or second hop (the thread waited for is running, or idle
+// in its message loop), so this is what an ordinary wait pays: one or two
+// short kernel-lock reads. Only a chain that comes back is built in full.
+bool MayCloseCycle(DWORD self) {
+  DWORD seen[16];
+  std::size_t count = 0;
+  DWORD current = self;
+  for (;;) {
+    const DWORD next = internal::NextWaitHopTid(current);
+    if (next == 0) return false;
+    if (next == self) return true;
+    if (std::find(seen, seen + count, next) != seen + count) return false;  // Not through us.
+    if (count == std::size(seen)) return true;  // Long chain: let the full walk decide.
+    seen[count++] = next;
+    current = next;
+  }
+}
+
 void Check() {
   const DWORD self = internal::CurrentThreadId();
+  if (!MayCloseCycle(self)) return;
   std::vector<ChainHop> hops;
   WaitChain chain = internal::BuildWaitChain(self, &hops);
   // Only cycles through this thread: any other was checked when it closed.

@@ -296,7 +296,8 @@ void RecordFailedClose(HANDLE handle, const void* call_site) noexcept {
 
 bool FindHandleClose(HANDLE handle, HandleCloseRecord* close,
                      std::vector<HandleCloseRecord>* later_failed_closes) {
-  const auto value = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(handle));
+  const auto value =
+      static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(UntaggedHandle(handle)));
   std::vector<HandleCloseRecord> found;
   for (const Entry& e : g_ring) {
     HandleCloseRecord r;
@@ -387,6 +388,28 @@ std::string ExplainInvalidHandle(const char* function, HANDLE handle, const Obje
             " (counting from 0) is bad: ";
   }
   text += DescribeHandleProblem(handle, expected);
+  StoreExplanation(text);
+  return text;
+}
+
+std::string ExplainAccessDenied(const char* function, HANDLE handle, ObjectKind kind,
+                                ACCESS_MASK granted, const char* needed) {
+  char mask[16];
+  std::snprintf(mask, sizeof mask, "0x%08X", static_cast<unsigned>(granted));
+  std::string text = std::string(function) + " failed with ERROR_ACCESS_DENIED: handle " +
+                     HandleValueText(handle) + " is " + WithArticle(kind) +
+                     " handle without the " + needed + " right (its access mask is " + mask +
+                     "). Rights are fixed when a handle is made: Create* grants all of them, "
+                     "Open*, Create*Ex and DuplicateHandle grant what they were asked for.";
+  StoreExplanation(text);
+  return text;
+}
+
+std::string ExplainNotSignalable(const char* function, HANDLE handle, ObjectKind kind) {
+  std::string text = std::string(function) + " failed with ERROR_INVALID_HANDLE: handle " +
+                     HandleValueText(handle) + " is open, but it is " + WithArticle(kind) +
+                     ", which cannot be signaled: the object to signal must be an event, a "
+                     "mutex or a semaphore.";
   StoreExplanation(text);
   return text;
 }

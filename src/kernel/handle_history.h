@@ -114,6 +114,16 @@ std::string ExplainInvalidHandle(const char* function, HANDLE handle,
                                  const ObjectKind* expected = nullptr, std::size_t position = 0,
                                  std::size_t count = 1);
 
+// Failure paths of functions that need an access right: sets the last error
+// explanation to "`function` failed with ERROR_ACCESS_DENIED: handle ... is
+// an event handle without the `needed` right (its access mask is ...)" and
+// returns it.
+std::string ExplainAccessDenied(const char* function, HANDLE handle, ObjectKind kind,
+                                ACCESS_MASK granted, const char* needed);
+// SignalObjectAndWait's failure on an object that cannot be signaled (a
+// thread, the process): sets the explanation and returns it.
+std::string ExplainNotSignalable(const char* function, HANDLE handle, ObjectKind kind);
+
 // "thread 12 'worker'" (the name while the thread lives), for reports.
 std::string DescribeThread(DWORD tid);
 

@@ -1,8 +1,10 @@
 // The process-wide handle table.
 //
 // A handle value is (generation << 32) | (index << 2): a multiple of 4, never
-// NULL, never one of the pseudo-handles (-1, -2). Each slot packs its state
-// into one 64-bit word so lookups take no lock:
+// NULL, never one of the pseudo-handles (-1, -2). As on Windows, the two low
+// bits are tag bits that every lookup ignores: a handle with them set names the
+// same object (the pseudo-handles are matched exactly, before that).
+// Each slot packs its state into one 64-bit word so lookups take no lock:
 //   bits 63..32  generation (never 0), bumped when the slot is recycled
 //   bits 31..1   pin count: lookups in progress
 //   bit  0       open
@@ -12,6 +14,10 @@
 // slot's own object reference is dropped by whoever leaves the slot closed
 // with no pins (the closer, or the last unpinner), exactly once, and only then
 // is the slot recycled with a new generation.
+//
+// Access. Each slot holds the access mask its handle was granted, written
+// with the object while the slot is unreachable and read under a pin, so a
+// right check is one load and one test beside the lookup.
 //
 // History (kernel/handle_history.h): each slot remembers who made its handle
 // and when (two plain stores, made while the slot is unreachable), and the
@@ -36,7 +42,14 @@ constexpr std::uint32_t kMaxChunks = 1024;  // 1,048,576 handles at most.
 struct Slot {
   std::atomic<std::uint64_t> state{std::uint64_t{1} << 32};
   KernelObject* object = nullptr;  // Written only while the slot is unreachable.
-  std::uint32_t free_next = 0;     // Guarded by g_table_mu.
+  // One word for two lives, so a slot stays 32 bytes (two to a cache line):
+  // `free_next` while the slot is on the free list (guarded by g_table_mu),
+  // `access` while it is taken (written with `object`, while the slot is
+  // unreachable; read under a pin). Nobody reads one while the other is live.
+  union {
+    std::uint32_t free_next = 0;
+    ACCESS_MASK access;
+  };
   // Who made the open handle, and when: written with `object`, while the slot
   // is unreachable; read by the closer under its pin (see CloseHandleEntry).
   DWORD creator_tid = 0;
@@ -76,10 +89,12 @@ void Recycle(std::uint32_t index, Slot& slot) noexcept {
   object->Release();
 }
 
-// Pins the slot named by `handle`; nullptr when the handle is not open.
+static_assert(sizeof(Slot) == 32);
+
+// Pins the slot named by `handle` (tag bits ignored); nullptr when the handle
+// is not open.
 Slot* Pin(HANDLE handle, std::uint32_t* index_out) noexcept {
-  auto value = reinterpret_cast<std::uintptr_t>(handle);
-  if ((value & 3) != 0) return nullptr;
+  auto value = reinterpret_cast<std::uintptr_t>(handle) & ~std::uintptr_t{3};
   auto index = static_cast<std::uint32_t>((value & 0xFFFFFFFFu) >> 2);
   std::uint32_t generation = static_cast<std::uint32_t>(value >> 32);
   if (index == 0 || generation == 0 || (index >> kChunkBits) >= kMaxChunks) return nullptr;
@@ -117,28 +132,38 @@ bool IsPseudoHandle(HANDLE handle) noexcept {
   return handle == GetCurrentProcess() || handle == GetCurrentThread();
 }
 
-ObjectRef ResolveHandle(HANDLE handle) noexcept {
+HANDLE UntaggedHandle(HANDLE handle) noexcept {
+  if (IsPseudoHandle(handle)) return handle;
+  return reinterpret_cast<HANDLE>(reinterpret_cast<std::uintptr_t>(handle) & ~std::uintptr_t{3});
+}
+
+ObjectRef ResolveHandle(HANDLE handle, ACCESS_MASK* granted) noexcept {
   if (handle == GetCurrentProcess()) {
+    if (granted != nullptr) *granted = PROCESS_ALL_ACCESS;
     g_process_object.AddRef();
     return ObjectRef(&g_process_object);
   }
-  if (handle == GetCurrentThread()) return ObjectRef(CurrentThreadObject());
+  if (handle == GetCurrentThread()) {
+    if (granted != nullptr) *granted = THREAD_ALL_ACCESS;
+    return ObjectRef(CurrentThreadObject());
+  }
   std::uint32_t index;
   Slot* slot = Pin(handle, &index);
   if (slot == nullptr) return ObjectRef();
   KernelObject* object = slot->object;
+  if (granted != nullptr) *granted = slot->access;
   object->AddRef();
   Unpin(index, slot);
   return ObjectRef(object);
 }
 
-ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind) noexcept {
-  ObjectRef ref = ResolveHandle(handle);
+ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind, ACCESS_MASK* granted) noexcept {
+  ObjectRef ref = ResolveHandle(handle, granted);
   if (ref && ref->kind() != kind) return ObjectRef();
   return ref;
 }
 
-HANDLE InsertHandle(KernelObject* object) noexcept {
+HANDLE InsertHandle(KernelObject* object, ACCESS_MASK access) noexcept {
   APARTMENTS_CHECK(object != nullptr);
   std::uint32_t index;
   Slot* slot = nullptr;
@@ -168,6 +193,7 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
   }
   object->AddHandleRef();
   slot->object = object;
+  slot->access = access == kAllAccessForKind ? AllAccess(object->kind()) : access;
   slot->creator_tid = CurrentThreadId();
   slot->created = HandleHistoryNow();
   std::uint64_t state = slot->state.load(std::memory_order_relaxed);
@@ -179,6 +205,9 @@ HANDLE InsertHandle(KernelObject* object) noexcept {
 
 bool CloseHandleEntry(HANDLE handle, const void* call_site) noexcept {
   if (IsPseudoHandle(handle)) return true;
+  // The history records the handle's own value, so that a later failure on
+  // it, tagged or not, finds its close.
+  handle = UntaggedHandle(handle);
   std::uint32_t index;
   Slot* slot = Pin(handle, &index);
   if (slot == nullptr) {
@@ -214,10 +243,11 @@ HandleClass ClassifyHandle(HANDLE handle) noexcept {
     out.status = HandleStatus::kPseudo;
     return out;
   }
+  handle = UntaggedHandle(handle);
   auto value = reinterpret_cast<std::uintptr_t>(handle);
   auto index = static_cast<std::uint32_t>((value & 0xFFFFFFFFu) >> 2);
   std::uint32_t generation = static_cast<std::uint32_t>(value >> 32);
-  if ((value & 3) != 0 || index == 0 || generation == 0 ||
+  if (index == 0 || generation == 0 ||
       index >= g_next_unused.load(std::memory_order_relaxed)) {
     return out;
   }

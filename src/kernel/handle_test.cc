@@ -126,15 +126,16 @@ TEST_F(HandleTest, ClosingPseudoHandlesIsANoOp) {
   EXPECT_TRUE(CloseHandle(copy));
 }
 
-// Tests that forged values (misaligned, unused slots, huge indexes, a wrong
-// generation) are rejected with ERROR_INVALID_HANDLE.
+// Tests that forged values (unused slots, huge indexes, a wrong generation,
+// tagged values of those) are rejected with ERROR_INVALID_HANDLE.
 TEST_F(HandleTest, ForgedValuesAreRejected) {
   ScopedHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
   std::uintptr_t real = Bits(event.get());
   std::vector<HANDLE> forged = {
-      FromBits(real + 1),                          // Misaligned.
-      FromBits(real + 2),
-      FromBits(real + 3),
+      FromBits(real + 4),                          // The next index.
+      FromBits((real ^ (std::uintptr_t{1} << 63)) | 3),  // Wrong generation, tagged.
+      FromBits(1),                                 // NULL, tagged.
+      FromBits(3),
       FromBits(real ^ (std::uintptr_t{1} << 63)),  // Wrong generation.
       FromBits(real + (std::uintptr_t{0x4000} << 32)),
       FromBits(real & 0xFFFFFFFFu),                // Generation 0.
@@ -236,14 +237,102 @@ TEST_F(HandleTest, DuplicateWithNullTargetIsInvalid) {
   EXPECT_TRUE(IsOpen(event.get()));
 }
 
-// Tests that DuplicateHandle rejects unknown options with ERROR_INVALID_PARAMETER.
-TEST_F(HandleTest, DuplicateRejectsUnknownOptions) {
+// Tests that DuplicateHandle ignores option bits it does not know, as Windows
+// and Wine do: the duplicate is made. Regression: it failed with
+// ERROR_INVALID_PARAMETER and left the source open under
+// DUPLICATE_CLOSE_SOURCE, against its header.
+TEST_F(HandleTest, DuplicateIgnoresUnknownOptions) {
   ScopedHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-  HANDLE copy = reinterpret_cast<HANDLE>(0x4);
-  SetLastError(0);
-  EXPECT_FALSE(Duplicate(event.get(), &copy, DUPLICATE_SAME_ACCESS | 0x8));
-  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_PARAMETER));
+  HANDLE copy = nullptr;
+  ASSERT_TRUE(Duplicate(event.get(), &copy, DUPLICATE_SAME_ACCESS | 0x8 | 0x100));
+  ScopedHandle owned_copy(copy);
+  EXPECT_TRUE(SetEvent(copy));
   EXPECT_TRUE(IsOpen(event.get()));
+}
+
+// Tests that DUPLICATE_CLOSE_SOURCE with an unknown option bit closes the
+// source (and duplicates it).
+TEST_F(HandleTest, DuplicateCloseSourceWithUnknownOptionClosesSource) {
+  HANDLE event = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  HANDLE copy = nullptr;
+  ASSERT_TRUE(Duplicate(event, &copy, DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE | 0x100));
+  ScopedHandle owned_copy(copy);
+  EXPECT_FALSE(IsOpen(event));
+  EXPECT_TRUE(SetEvent(copy));
+}
+
+// Tests that DUPLICATE_CLOSE_SOURCE closes the source even when the
+// duplication fails (a bad target process handle, an access the object does
+// not have), as Windows documents.
+TEST_F(HandleTest, DuplicateCloseSourceClosesSourceWhenDuplicationFails) {
+  HANDLE first = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  HANDLE copy = nullptr;
+  SetLastError(0);
+  EXPECT_FALSE(DuplicateHandle(GetCurrentProcess(), first, nullptr, &copy, 0, FALSE,
+                               DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+  EXPECT_FALSE(IsOpen(first));
+  HANDLE second = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  SetLastError(0);
+  EXPECT_FALSE(DuplicateHandle(GetCurrentProcess(), second, GetCurrentProcess(), &copy,
+                               THREAD_QUERY_INFORMATION, FALSE, DUPLICATE_CLOSE_SOURCE));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_ACCESS_DENIED));
+  EXPECT_FALSE(IsOpen(second));
+}
+
+// Tests that a bad source process handle closes nothing, even with
+// DUPLICATE_CLOSE_SOURCE: the source handle belongs to that process.
+TEST_F(HandleTest, DuplicateWithBadSourceProcessClosesNothing) {
+  ScopedHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+  HANDLE copy = nullptr;
+  SetLastError(0);
+  EXPECT_FALSE(DuplicateHandle(nullptr, event.get(), GetCurrentProcess(), &copy, 0, FALSE,
+                               DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE));
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+  EXPECT_TRUE(IsOpen(event.get()));
+}
+
+// Tests that the two low bits of a handle are tag bits: a valid handle with
+// them set names its object for waits, SetEvent, DuplicateHandle (whose
+// result is untagged) and CloseHandle, as on Windows.
+TEST_F(HandleTest, TaggedHandleNamesItsObject) {
+  HANDLE event = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  ASSERT_NE(event, nullptr);
+  for (std::uintptr_t tag = 1; tag <= 3; ++tag) {
+    HANDLE tagged = FromBits(Bits(event) | tag);
+    SetLastError(12345);
+    EXPECT_EQ(WaitForSingleObject(tagged, 0), WAIT_TIMEOUT) << tag;
+    EXPECT_TRUE(SetEvent(tagged)) << tag;
+    EXPECT_EQ(WaitForMultipleObjects(1, &tagged, TRUE, 0), WAIT_OBJECT_0) << tag;
+    EXPECT_TRUE(ResetEvent(tagged)) << tag;
+    EXPECT_EQ(GetLastError(), 12345u) << tag;  // Success leaves the last error alone.
+    HANDLE copy = nullptr;
+    ASSERT_TRUE(Duplicate(tagged, &copy)) << tag;
+    EXPECT_EQ(Bits(copy) & 3, 0u) << tag;
+    EXPECT_TRUE(CloseHandle(copy)) << tag;
+  }
+  EXPECT_TRUE(CloseHandle(FromBits(Bits(event) | 2)));
+  SetLastError(0);
+  EXPECT_FALSE(CloseHandle(event));  // The tagged close closed it.
+  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+  EXPECT_FALSE(SetEvent(FromBits(Bits(event) | 1)));
+}
+
+// Tests that the pseudo-handles still work as themselves (waits time out on
+// the live thread and process; the thread one duplicates into a thread
+// handle), and that values next to them are not handles.
+TEST_F(HandleTest, PseudoHandlesStillWork) {
+  EXPECT_EQ(WaitForSingleObject(GetCurrentProcess(), 0), WAIT_TIMEOUT);
+  EXPECT_EQ(WaitForSingleObject(GetCurrentThread(), 0), WAIT_TIMEOUT);
+  HANDLE thread = nullptr;
+  ASSERT_TRUE(Duplicate(GetCurrentThread(), &thread));
+  ScopedHandle owned_thread(thread);
+  EXPECT_EQ(GetThreadId(thread), GetCurrentThreadId());
+  for (std::uintptr_t minus : {3u, 4u}) {
+    SetLastError(0);
+    EXPECT_EQ(WaitForSingleObject(FromBits(~std::uintptr_t{0} - minus + 1), 0), WAIT_FAILED);
+    EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+  }
 }
 
 // Tests that DuplicateHandle fails with ERROR_INVALID_HANDLE when a process

@@ -245,14 +245,46 @@ class ObjectRef {
   KernelObject* object_ = nullptr;
 };
 
+// Access rights. Every handle carries the access mask it was granted, as on
+// Windows: Create* grants everything (*_ALL_ACCESS) unless a Create*Ex asked
+// for less; Open* and DuplicateHandle grant what they asked for; the
+// pseudo-handles have all access. The Win32 functions check the right their
+// documentation names (win32_kernel.h). Internal callers (the message and COM
+// layers' own waits and events) resolve handles without a check.
+//
+// Everything a handle to an object of `kind` can be granted (its
+// *_ALL_ACCESS, with the implied "limited" rights of threads and processes).
+ACCESS_MASK AllAccess(ObjectKind kind) noexcept;
+// Maps a requested access mask for an object of `kind`, as the object manager
+// does: generic rights become the kind's specific ones, MAXIMUM_ALLOWED
+// becomes all access, and a thread's or process's full query/set right brings
+// its limited one. Returns ERROR_SUCCESS and sets *granted; ERROR_ACCESS_DENIED
+// for a right the kind does not have (or, unless `allow_none`, for no right at
+// all); ERROR_PRIVILEGE_NOT_HELD for ACCESS_SYSTEM_SECURITY.
+DWORD GrantAccess(ObjectKind kind, ACCESS_MASK desired, bool allow_none,
+                  ACCESS_MASK* granted) noexcept;
+
 // The handle table.
-// Resolves a handle (including the pseudo-handles) to its object, with a new
-// reference; empty when the handle is not open.
-ObjectRef ResolveHandle(HANDLE handle) noexcept;
+// `handle` without its tag bits (the two low bits, which Windows ignores);
+// pseudo-handles unchanged.
+HANDLE UntaggedHandle(HANDLE handle) noexcept;
+// Resolves a handle (including the pseudo-handles; tag bits ignored) to its
+// object, with a new reference; empty when the handle is not open. Stores the
+// handle's access mask in *granted when not null. No right is checked.
+ObjectRef ResolveHandle(HANDLE handle, ACCESS_MASK* granted = nullptr) noexcept;
 // Resolves a handle to an object of `kind`; empty when not open or another kind.
-ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind) noexcept;
-// Inserts `object`, adopting one reference; returns the new handle.
-HANDLE InsertHandle(KernelObject* object) noexcept;
+ObjectRef ResolveHandleAs(HANDLE handle, ObjectKind kind, ACCESS_MASK* granted = nullptr) noexcept;
+// The Win32 functions' resolve: `handle` as `kind`, with the rights `needed`
+// (0: none; `needed_name` names them for the explanation). On failure, empty,
+// with the last error ERROR_INVALID_HANDLE (not open, or another kind) or
+// ERROR_ACCESS_DENIED, and the last error explanation naming `function`.
+ObjectRef ResolveForCall(HANDLE handle, ObjectKind kind, const char* function, ACCESS_MASK needed,
+                         const char* needed_name);
+// InsertHandle's default: all access for the object's kind (AllAccess).
+inline constexpr ACCESS_MASK kAllAccessForKind = 0xFFFFFFFFu;
+// Inserts `object`, adopting one reference; returns the new handle, granted
+// `access`.
+HANDLE InsertHandle(KernelObject* object, ACCESS_MASK access = kAllAccessForKind) noexcept;
 // Closes a handle; false when it is not open. Pseudo-handles: true, no-op.
 // Either way the attempt is recorded in the handle history
 // (kernel/handle_history.h), with `call_site` (the closer's return address,
@@ -345,6 +377,13 @@ WaitRecord ReadWaitRecord(DWORD tid);
 using BlockHook = void (*)();
 void SetBlockHookForDiagnostics(BlockHook hook) noexcept;
 
+// The thread that thread `tid`'s current wait waits for, as wait chains
+// follow it (the target of a SendMessageW or COM call, a waited-on mutex's
+// owner, a waited-on thread that has not exited), or 0 (not blocked, or an
+// object no thread holds). Allocates nothing; takes the kernel lock briefly.
+// The deadlock hook's fast path: most chains end at the first or second hop.
+DWORD NextWaitHopTid(DWORD tid) noexcept;
+
 // One edge of a suspected cycle: thread `tid`, in the wait `wait_id`, waits
 // for thread `next_tid` (a mutex it owns, or the target of a sent message or
 // COM call).
@@ -365,11 +404,13 @@ namespace apartments::internal {
 
 // Creates an object of `kind` or opens the one named `name`, as CreateEventW
 // documents; `make(name, context)` builds a new object. Sets the last error.
+// The handle is granted `access` (already mapped by GrantAccess).
 HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind,
                          KernelObject* (*make)(std::wstring, void*), void* context,
-                         bool* created);
-// Opens the object named `name` if it is of `kind`; sets the last error.
-HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind);
+                         bool* created, ACCESS_MASK access);
+// Opens the object named `name` if it is of `kind`, with the access
+// `desired` (checked and mapped by GrantAccess); sets the last error.
+HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind, ACCESS_MASK desired);
 
 }  // namespace apartments::internal
 

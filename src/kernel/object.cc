@@ -1,4 +1,5 @@
 // Kernel objects: lifetime, names, and the per-thread kernel data.
+#include <cstdio>
 #include <map>
 
 #include "base/check.h"
@@ -87,15 +88,80 @@ const char* BlockKindName(BlockKind kind) noexcept {
   return "blocked";
 }
 
+namespace {
+
+// What the generic rights mean for each kind (Windows' generic mappings of
+// the Event, Mutant, Semaphore, Thread and Process object types).
+struct GenericMapping {
+  ACCESS_MASK read, write, execute, all;
+};
+GenericMapping MappingOf(ObjectKind kind) noexcept {
+  switch (kind) {
+    case ObjectKind::kEvent:
+      return {STANDARD_RIGHTS_READ | EVENT_QUERY_STATE, STANDARD_RIGHTS_WRITE | EVENT_MODIFY_STATE,
+              STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, EVENT_ALL_ACCESS};
+    case ObjectKind::kMutex:
+      return {STANDARD_RIGHTS_READ | MUTANT_QUERY_STATE, STANDARD_RIGHTS_WRITE,
+              STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, MUTANT_ALL_ACCESS};
+    case ObjectKind::kSemaphore:
+      return {STANDARD_RIGHTS_READ | SEMAPHORE_QUERY_STATE,
+              STANDARD_RIGHTS_WRITE | SEMAPHORE_MODIFY_STATE,
+              STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, SEMAPHORE_ALL_ACCESS};
+    case ObjectKind::kThread:
+      return {STANDARD_RIGHTS_READ | THREAD_GET_CONTEXT | THREAD_QUERY_INFORMATION,
+              STANDARD_RIGHTS_WRITE | THREAD_TERMINATE | THREAD_SUSPEND_RESUME |
+                  THREAD_SET_INFORMATION | THREAD_SET_CONTEXT,
+              STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, THREAD_ALL_ACCESS};
+    case ObjectKind::kProcess:
+      return {STANDARD_RIGHTS_READ | PROCESS_VM_READ | PROCESS_QUERY_INFORMATION,
+              STANDARD_RIGHTS_WRITE | PROCESS_CREATE_THREAD | PROCESS_VM_OPERATION |
+                  PROCESS_VM_WRITE | PROCESS_DUP_HANDLE | PROCESS_CREATE_PROCESS |
+                  PROCESS_SET_QUOTA | PROCESS_SET_INFORMATION | PROCESS_SUSPEND_RESUME,
+              STANDARD_RIGHTS_EXECUTE | SYNCHRONIZE, PROCESS_ALL_ACCESS};
+  }
+  return {0, 0, 0, 0};
+}
+
+}  // namespace
+
+ACCESS_MASK AllAccess(ObjectKind kind) noexcept { return MappingOf(kind).all; }
+
+DWORD GrantAccess(ObjectKind kind, ACCESS_MASK desired, bool allow_none,
+                  ACCESS_MASK* granted) noexcept {
+  // Only a privileged caller may ask for the right to a SACL.
+  if ((desired & ACCESS_SYSTEM_SECURITY) != 0) return ERROR_PRIVILEGE_NOT_HELD;
+  const GenericMapping m = MappingOf(kind);
+  ACCESS_MASK mask = desired & ~(GENERIC_READ | GENERIC_WRITE | GENERIC_EXECUTE | GENERIC_ALL |
+                                 MAXIMUM_ALLOWED);
+  if ((desired & GENERIC_READ) != 0) mask |= m.read;
+  if ((desired & GENERIC_WRITE) != 0) mask |= m.write;
+  if ((desired & GENERIC_EXECUTE) != 0) mask |= m.execute;
+  if ((desired & (GENERIC_ALL | MAXIMUM_ALLOWED)) != 0) mask |= m.all;
+  // Every object here grants its kind's full access to everyone in the
+  // process (no security descriptors), so the check is whether the kind has
+  // the rights at all; an access check for no right fails on Windows.
+  if ((mask & ~m.all) != 0 || (mask == 0 && !allow_none)) return ERROR_ACCESS_DENIED;
+  // Since Vista, the full query and set rights imply the limited ones.
+  if (kind == ObjectKind::kThread) {
+    if ((mask & THREAD_QUERY_INFORMATION) != 0) mask |= THREAD_QUERY_LIMITED_INFORMATION;
+    if ((mask & THREAD_SET_INFORMATION) != 0) mask |= THREAD_SET_LIMITED_INFORMATION;
+  } else if (kind == ObjectKind::kProcess) {
+    if ((mask & PROCESS_QUERY_INFORMATION) != 0) mask |= PROCESS_QUERY_LIMITED_INFORMATION;
+    if ((mask & PROCESS_SET_INFORMATION) != 0) mask |= PROCESS_SET_LIMITED_INFORMATION;
+  }
+  *granted = mask;
+  return ERROR_SUCCESS;
+}
+
 // Creates a named or unnamed object; see CreateEventW for the contract.
 // `make` constructs the new object. Sets the last error as Windows does.
 HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind, KernelObject* (*make)(std::wstring, void*),
-                         void* context, bool* created) {
+                         void* context, bool* created, ACCESS_MASK access) {
   *created = false;
   if (name == nullptr || name[0] == L'\0') {
     KernelObject* object = make(std::wstring(), context);
     *created = true;
-    HANDLE h = InsertHandle(object);
+    HANDLE h = InsertHandle(object, access);
     if (h == nullptr) SetLastError(ERROR_NO_SYSTEM_RESOURCES);
     else SetLastError(ERROR_SUCCESS);
     return h;
@@ -119,7 +185,7 @@ HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind, KernelObject* (*make)(st
       // An extra reference, so that InsertHandle failing (which releases the
       // reference it was given) never destroys the object under this lock.
       object->AddRef();
-      h = InsertHandle(object);
+      h = InsertHandle(object, access);
       if (h == nullptr && !existed) Names().erase(key);
     }
   }
@@ -141,11 +207,15 @@ HANDLE CreateNamedObject(LPCWSTR name, ObjectKind kind, KernelObject* (*make)(st
   return h;
 }
 
-HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind) {
+HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind, ACCESS_MASK desired) {
   if (name == nullptr) {
     SetLastError(ERROR_INVALID_PARAMETER);
     return nullptr;
   }
+  // Mapped first (it depends on the kind only), checked after the name: as on
+  // Windows, a missing name is ERROR_FILE_NOT_FOUND whatever the access.
+  ACCESS_MASK granted = 0;
+  const DWORD access_error = GrantAccess(kind, desired, /*allow_none=*/false, &granted);
   KernelObject* object = nullptr;
   HANDLE h = nullptr;
   {
@@ -155,7 +225,7 @@ HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind) {
     auto it = Names().find(name);
     if (it != Names().end() && it->second->TryAddRef()) {
       object = it->second;
-      if (object->kind() == kind) h = InsertHandle(object);
+      if (object->kind() == kind && access_error == ERROR_SUCCESS) h = InsertHandle(object, granted);
     }
   }
   if (object == nullptr) {
@@ -168,6 +238,22 @@ HANDLE OpenNamedObject(LPCWSTR name, ObjectKind kind) {
                             ": ERROR_INVALID_HANDLE.");
     object->Release();
     SetLastError(ERROR_INVALID_HANDLE);
+    return nullptr;
+  }
+  if (access_error != ERROR_SUCCESS) {
+    char mask[16];
+    std::snprintf(mask, sizeof mask, "0x%08X", static_cast<unsigned>(desired));
+    SetLastErrorExplanation(
+        std::string("The ") + ObjectKindName(kind) + " '" + WideToUtf8(name) + "' exists, but " +
+        (access_error == ERROR_PRIVILEGE_NOT_HELD
+             ? "ACCESS_SYSTEM_SECURITY needs a privilege no caller here holds"
+             : desired == 0 ? "an open that asks for no access right is refused, as on Windows"
+                            : "the access mask " + std::string(mask) + " asks for rights that " +
+                                  ObjectKindName(kind) + " handles do not have") +
+        (access_error == ERROR_PRIVILEGE_NOT_HELD ? ": ERROR_PRIVILEGE_NOT_HELD."
+                                                  : ": ERROR_ACCESS_DENIED."));
+    object->Release();
+    SetLastError(access_error);
     return nullptr;
   }
   SetLastError(h == nullptr ? ERROR_NO_SYSTEM_RESOURCES : ERROR_SUCCESS);

@@ -45,14 +45,11 @@ void* ThreadMain(void* argument) {
   return nullptr;  // Thread exit hooks signal the handle.
 }
 
-ObjectRef ResolveThread(HANDLE handle, const char* function) {
-  ObjectRef ref = ResolveHandleAs(handle, ObjectKind::kThread);
-  if (!ref) {
-    const ObjectKind thread = ObjectKind::kThread;
-    ExplainInvalidHandle(function, handle, &thread);
-    SetLastError(ERROR_INVALID_HANDLE);
-  }
-  return ref;
+// Resolves a thread handle for `function`, which needs the right `needed`
+// (named `needed_name`); sets the last error and its explanation on failure.
+ObjectRef ResolveThread(HANDLE handle, const char* function, ACCESS_MASK needed,
+                        const char* needed_name) {
+  return ResolveForCall(handle, ObjectKind::kThread, function, needed, needed_name);
 }
 
 void SetLinuxThreadName(DWORD tid, const std::wstring& description) {
@@ -120,7 +117,8 @@ HANDLE WINAPI CreateThread(LPSECURITY_ATTRIBUTES, SIZE_T dwStackSize,
 }
 
 DWORD WINAPI ResumeThread(HANDLE hThread) {
-  ObjectRef ref = ResolveThread(hThread, "ResumeThread");
+  ObjectRef ref = ResolveThread(hThread, "ResumeThread", THREAD_SUSPEND_RESUME,
+                                "THREAD_SUSPEND_RESUME");
   if (!ref) return static_cast<DWORD>(-1);
   auto& thread = static_cast<Thread&>(*ref.get());
   std::uint32_t previous = thread.suspend_count.load(std::memory_order_acquire);
@@ -132,7 +130,8 @@ DWORD WINAPI ResumeThread(HANDLE hThread) {
 }
 
 BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode) {
-  ObjectRef ref = ResolveThread(hThread, "GetExitCodeThread");
+  ObjectRef ref = ResolveThread(hThread, "GetExitCodeThread", THREAD_QUERY_LIMITED_INFORMATION,
+                                "THREAD_QUERY_LIMITED_INFORMATION");
   if (!ref) return FALSE;
   if (lpExitCode == nullptr) {
     SetLastError(ERROR_INVALID_PARAMETER);
@@ -150,15 +149,17 @@ VOID WINAPI ExitThread(DWORD dwExitCode) {
 }
 
 DWORD WINAPI GetThreadId(HANDLE Thread) {
-  ObjectRef ref = ResolveThread(Thread, "GetThreadId");
+  ObjectRef ref = ResolveThread(Thread, "GetThreadId", THREAD_QUERY_LIMITED_INFORMATION,
+                                "THREAD_QUERY_LIMITED_INFORMATION");
   if (!ref) return 0;
   return static_cast<apartments::internal::Thread&>(*ref.get()).tid.load(std::memory_order_relaxed);
 }
 
 HRESULT WINAPI SetThreadDescription(HANDLE hThread, LPCWSTR lpThreadDescription) {
   if (lpThreadDescription == nullptr) return E_INVALIDARG;
-  ObjectRef ref = ResolveThread(hThread, "SetThreadDescription");
-  if (!ref) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
+  ObjectRef ref = ResolveThread(hThread, "SetThreadDescription", THREAD_SET_LIMITED_INFORMATION,
+                                "THREAD_SET_LIMITED_INFORMATION");
+  if (!ref) return HRESULT_FROM_WIN32(GetLastError());
   auto& thread = static_cast<Thread&>(*ref.get());
   std::wstring description(lpThreadDescription);
   DWORD tid;
@@ -178,8 +179,9 @@ HRESULT WINAPI SetThreadDescription(HANDLE hThread, LPCWSTR lpThreadDescription)
 HRESULT WINAPI GetThreadDescription(HANDLE hThread, LPWSTR* ppszThreadDescription) {
   if (ppszThreadDescription == nullptr) return E_POINTER;
   *ppszThreadDescription = nullptr;
-  ObjectRef ref = ResolveThread(hThread, "GetThreadDescription");
-  if (!ref) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
+  ObjectRef ref = ResolveThread(hThread, "GetThreadDescription", THREAD_QUERY_LIMITED_INFORMATION,
+                                "THREAD_QUERY_LIMITED_INFORMATION");
+  if (!ref) return HRESULT_FROM_WIN32(GetLastError());
   auto& thread = static_cast<Thread&>(*ref.get());
   std::wstring description;
   {

@@ -615,6 +615,34 @@ void SetBlockHookForDiagnostics(BlockHook hook) noexcept {
   g_block_hook.store(hook, std::memory_order_relaxed);
 }
 
+DWORD NextWaitHopTid(DWORD tid) noexcept {
+  std::lock_guard lock(g_kernel_mu);
+  for (const KernelThreadData* data : LiveThreads()) {
+    if (data->tid != tid) continue;
+    const Wait* wait = data->current_wait;
+    if (wait == nullptr) return 0;
+    const DWORD target = TargetOf(*wait);
+    if (target != 0) return target;
+    for (DWORD i = 0; i < wait->count; ++i) {
+      const KernelObject* object = wait->objects[i];
+      if (object->kind() == ObjectKind::kMutex) {
+        const KernelThreadData* owner = static_cast<const Mutex*>(object)->owner;
+        if (owner != nullptr && owner->tid != tid) return owner->tid;
+      }
+    }
+    for (DWORD i = 0; i < wait->count; ++i) {
+      const KernelObject* object = wait->objects[i];
+      if (object->kind() == ObjectKind::kThread) {
+        const auto* thread = static_cast<const Thread*>(object);
+        const DWORD waited = thread->tid.load(std::memory_order_relaxed);
+        if (!thread->exited && waited != 0 && waited != tid) return waited;
+      }
+    }
+    return 0;
+  }
+  return 0;
+}
+
 bool WaitCycleStillHolds(const CycleHop* hops, std::size_t count) {
   std::lock_guard lock(g_kernel_mu);
   for (std::size_t h = 0; h < count; ++h) {

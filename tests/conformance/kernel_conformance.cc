@@ -221,6 +221,102 @@ int main() {
   Print("SignalObjectAndWait timing out", SignalObjectAndWait(to_signal, sem0, 0, FALSE));
   Print("  event left signaled", WaitForSingleObject(to_signal, 0));
 
+  // Tag bits: the two low bits of a handle value are ignored.
+  HANDLE tagged_event = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  HANDLE tagged = reinterpret_cast<HANDLE>(reinterpret_cast<ULONG_PTR>(tagged_event) | 3);
+  PrintWithError("wait on a tagged handle", WaitForSingleObject(tagged, 0));
+  Print("SetEvent on a tagged handle", SetEvent(tagged));
+  Print("  seen through the untagged one", WaitForSingleObject(tagged_event, 0));
+  HANDLE tagged_copy = nullptr;
+  Print("DuplicateHandle of a tagged handle",
+        DuplicateHandle(GetCurrentProcess(), tagged, GetCurrentProcess(), &tagged_copy, 0, FALSE,
+                        DUPLICATE_SAME_ACCESS));
+  Print("  the duplicate is untagged", (reinterpret_cast<ULONG_PTR>(tagged_copy) & 3) == 0);
+  CloseHandle(tagged_copy);
+  Print("CloseHandle of a tagged handle",
+        CloseHandle(reinterpret_cast<HANDLE>(reinterpret_cast<ULONG_PTR>(tagged_event) | 1)));
+  PrintWithError("  the untagged one is closed too", CloseHandle(tagged_event));
+
+  // Access rights.
+  HANDLE access_event = CreateEventW(nullptr, TRUE, FALSE, L"apartments-conformance-access");
+  PrintWithError("OpenEventW with no access is NULL",
+                 OpenEventW(0, FALSE, L"apartments-conformance-access") == nullptr);
+  PrintWithError("OpenEventW with a right events lack is NULL",
+                 OpenEventW(0x4, FALSE, L"apartments-conformance-access") == nullptr);
+  HANDLE sync_only = OpenEventW(SYNCHRONIZE, FALSE, L"apartments-conformance-access");
+  Print("OpenEventW(SYNCHRONIZE)", sync_only != nullptr);
+  PrintWithError("  SetEvent without EVENT_MODIFY_STATE", SetEvent(sync_only));
+  PrintWithError("  wait with SYNCHRONIZE", WaitForSingleObject(sync_only, 0));
+  CloseHandle(sync_only);
+  HANDLE write_only = OpenEventW(GENERIC_WRITE, FALSE, L"apartments-conformance-access");
+  Print("OpenEventW(GENERIC_WRITE)", write_only != nullptr);
+  Print("  SetEvent with GENERIC_WRITE", SetEvent(write_only));
+  PrintWithError("  wait without SYNCHRONIZE", WaitForSingleObject(write_only, 0));
+  PrintWithError("  wait-multiple without SYNCHRONIZE",
+                 WaitForMultipleObjects(1, &write_only, FALSE, 0));
+  CloseHandle(write_only);
+  HANDLE narrowed = nullptr;
+  Print("DuplicateHandle to SYNCHRONIZE",
+        DuplicateHandle(GetCurrentProcess(), access_event, GetCurrentProcess(), &narrowed, SYNCHRONIZE,
+                        FALSE, 0));
+  PrintWithError("  ResetEvent on the narrowed duplicate", ResetEvent(narrowed));
+  HANDLE same = nullptr;
+  Print("  DUPLICATE_SAME_ACCESS of it",
+        DuplicateHandle(GetCurrentProcess(), narrowed, GetCurrentProcess(), &same,
+                        EVENT_ALL_ACCESS, FALSE, DUPLICATE_SAME_ACCESS));
+  PrintWithError("  ResetEvent on that", ResetEvent(same));
+  CloseHandle(same);
+  CloseHandle(narrowed);
+  HANDLE sem_sync = nullptr;
+  DuplicateHandle(GetCurrentProcess(), sem, GetCurrentProcess(), &sem_sync, SYNCHRONIZE, FALSE, 0);
+  PrintWithError("ReleaseSemaphore without SEMAPHORE_MODIFY_STATE", ReleaseSemaphore(sem_sync, 1, nullptr));
+  CloseHandle(sem_sync);
+  HANDLE owned = CreateMutexW(nullptr, TRUE, nullptr);
+  HANDLE owned_sync = nullptr;
+  DuplicateHandle(GetCurrentProcess(), owned, GetCurrentProcess(), &owned_sync, SYNCHRONIZE, FALSE, 0);
+  PrintWithError("ReleaseMutex with SYNCHRONIZE only", ReleaseMutex(owned_sync));
+  CloseHandle(owned_sync);
+  CloseHandle(owned);
+  HANDLE ex_event = CreateEventExW(nullptr, nullptr, 0, SYNCHRONIZE);
+  Print("CreateEventExW(SYNCHRONIZE)", ex_event != nullptr);
+  PrintWithError("  SetEvent on it", SetEvent(ex_event));
+  CloseHandle(ex_event);
+  HANDLE thread_sync = nullptr;
+  DuplicateHandle(GetCurrentProcess(), GetCurrentThread(), GetCurrentProcess(), &thread_sync,
+                  SYNCHRONIZE, FALSE, 0);
+  PrintWithError("wait on a SYNCHRONIZE thread handle", WaitForSingleObject(thread_sync, 0));
+  PrintWithError("GetThreadId without THREAD_QUERY_LIMITED_INFORMATION",
+                 GetThreadId(thread_sync));
+  PrintWithError("QueueUserAPC without THREAD_SET_CONTEXT",
+                 QueueUserAPC(&CountApc, thread_sync, 1));
+  CloseHandle(thread_sync);
+  HANDLE thread_query = nullptr;
+  DuplicateHandle(GetCurrentProcess(), GetCurrentThread(), GetCurrentProcess(), &thread_query,
+                  THREAD_QUERY_INFORMATION, FALSE, 0);
+  Print("GetThreadId with THREAD_QUERY_INFORMATION",
+        GetThreadId(thread_query) == GetCurrentThreadId());
+  PrintWithError("wait on a THREAD_QUERY_INFORMATION thread handle",
+                 WaitForSingleObject(thread_query, 0));
+
+  // SignalObjectAndWait with an object that cannot be signaled.
+  PrintWithError("SignalObjectAndWait signaling a thread",
+                 SignalObjectAndWait(thread_query, access_event, 0, FALSE));
+  CloseHandle(thread_query);
+
+  // DuplicateHandle: unknown options are ignored; DUPLICATE_CLOSE_SOURCE
+  // closes the source even when the duplication fails.
+  HANDLE source = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  HANDLE moved = nullptr;
+  Print("DuplicateHandle with an unknown option",
+        DuplicateHandle(GetCurrentProcess(), source, GetCurrentProcess(), &moved, 0, FALSE,
+                        DUPLICATE_SAME_ACCESS | 0x100));
+  CloseHandle(moved);
+  PrintWithError("DuplicateHandle to a bad process, closing the source",
+                 DuplicateHandle(GetCurrentProcess(), source, nullptr, &moved, 0, FALSE,
+                                 DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE));
+  PrintWithError("  the source is closed", CloseHandle(source));
+  CloseHandle(access_event);
+
   CloseHandle(manual);
   CloseHandle(automatic);
   CloseHandle(sem0);
