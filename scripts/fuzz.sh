@@ -23,7 +23,7 @@ while (($#)); do
   esac
 done
 if ! command -v clang++ >/dev/null; then
-  echo "fuzz: clang++ not found (scripts/setup.sh installs clang and libfuzzer-14-dev); fuzzers skipped"
+  echo "fuzz: clang++ not found (scripts/setup.sh installs clang, libfuzzer-14-dev and libclang-rt-14-dev); fuzzers skipped"
   exit 0
 fi
 ((${#fuzzers[@]})) || fuzzers=(handle_wait_fuzz message_fuzz unmarshal_fuzz)

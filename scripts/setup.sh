@@ -7,7 +7,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev
-          libbenchmark-dev strace libdw-dev clang libfuzzer-14-dev)
+          libbenchmark-dev strace libdw-dev
+          clang libfuzzer-14-dev libclang-rt-14-dev)
 for option in "$@"; do
   case "$option" in
     --bench) packages+=(libboost-dev qt6-base-dev libcapnp-dev libwinpr2-dev

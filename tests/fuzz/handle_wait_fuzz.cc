@@ -25,6 +25,18 @@ struct State {
   std::vector<HANDLE> closed;  // handles this input closed: they must stay invalid
 };
 
+// The two low bits of a handle value are tag bits every call ignores.
+std::uintptr_t Untag(HANDLE h) { return reinterpret_cast<std::uintptr_t>(h) & ~std::uintptr_t{3}; }
+
+// The open slot whose handle `h` names (tag bits ignored), or -1.
+int SlotOf(const State& s, HANDLE h) {
+  if (h == GetCurrentProcess() || h == GetCurrentThread()) return -1;
+  for (int k = 0; k < kSlots; ++k) {
+    if (s.open[k] && Untag(s.slot[k]) == Untag(h)) return k;
+  }
+  return -1;
+}
+
 HANDLE Pick(State& s, fuzz::Input& in) {
   std::uint8_t how = in.Byte();
   switch (how % 8) {
@@ -35,6 +47,7 @@ HANDLE Pick(State& s, fuzz::Input& in) {
     case 1: return reinterpret_cast<HANDLE>(static_cast<std::uintptr_t>(in.U64()));  // forged
     case 2: return GetCurrentProcess();
     case 3: return nullptr;
+    case 4: return reinterpret_cast<HANDLE>(reinterpret_cast<std::uintptr_t>(s.slot[how % kSlots]) | (how >> 6));
     default: return s.slot[how % kSlots];
   }
 }
@@ -77,15 +90,16 @@ void RunOne(fuzz::Input& in, State& s) {
     case 1: Close(s, i); break;
     case 2: {  // close anything: open slots succeed, the rest fail as documented
       HANDLE h = Pick(s, in);
-      for (int k = 0; k < kSlots; ++k) {
-        if (s.open[k] && s.slot[k] == h) {
-          Close(s, k);
-          return;
-        }
+      if (int k = SlotOf(s, h); k >= 0) {
+        // Through the value given (tag bits and all): it names slot k.
+        Expect(CloseHandle(h) == TRUE, "CloseHandle of an open handle (tagged) failed");
+        s.closed.push_back(s.slot[k]);
+        s.open[k] = false;
+        return;
       }
       SetLastError(0);
       BOOL ok = CloseHandle(h);
-      if (h == GetCurrentProcess()) {
+      if (h == GetCurrentProcess() || h == GetCurrentThread()) {
         Expect(ok == TRUE, "CloseHandle of a pseudo-handle failed");
       } else if (!ok) {
         ExpectOneOf<DWORD>("CloseHandle", LastError(), {ERROR_INVALID_HANDLE});
@@ -101,30 +115,34 @@ void RunOne(fuzz::Input& in, State& s) {
       HANDLE source = Pick(s, in);
       DWORD options = in.Byte() & 3;
       if (in.Byte() % 8 == 0) options |= in.U32();
+      // Access: none, a random mask (rights the kind lacks, generic rights,
+      // MAXIMUM_ALLOWED, ACCESS_SYSTEM_SECURITY), or all.
+      DWORD access = 0;
+      switch (in.Below(4)) {
+        case 0: access = in.U32(); break;
+        case 1: access = 0x1F0003; break;  // EVENT_ALL_ACCESS
+        default: break;
+      }
       HANDLE dup = nullptr;
       const bool null_target = in.Byte() % 8 == 0;
+      const int source_slot = SlotOf(s, source);
       SetLastError(0);
-      BOOL ok = DuplicateHandle(GetCurrentProcess(), source, GetCurrentProcess(), null_target ? nullptr : &dup, 0,
-                                FALSE, options);
-      int source_slot = -1;
-      for (int k = 0; k < kSlots; ++k) {
-        if (s.open[k] && s.slot[k] == source) source_slot = k;
-      }
+      BOOL ok = DuplicateHandle(GetCurrentProcess(), source, GetCurrentProcess(), null_target ? nullptr : &dup,
+                                access, FALSE, options);
       if (!ok) {
         ExpectOneOf<DWORD>("DuplicateHandle", LastError(),
-                           {ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED});
+                           {ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED,
+                            ERROR_ACCESS_DENIED, ERROR_PRIVILEGE_NOT_HELD});
         Expect(dup == nullptr, "failed DuplicateHandle left a handle");
       }
       if (source_slot >= 0 && (options & DUPLICATE_CLOSE_SOURCE)) {
         // The source is closed, whether or not the duplication succeeded
-        // (the header's promise; Windows does the same). Checked only when
-        // asked: issue 18 (defect 5) found it left open on a failure.
+        // (the header's promise, as Windows documents).
         SetLastError(0);
-        if (getenv("APARTMENTS_FUZZ_STRICT_CLOSE_SOURCE") != nullptr && WaitForSingleObject(source, 0) != WAIT_FAILED) {
+        if (WaitForSingleObject(s.slot[source_slot], 0) != WAIT_FAILED || LastError() != ERROR_INVALID_HANDLE) {
           fuzz::Fail("DUPLICATE_CLOSE_SOURCE left the source open");
         }
-        if (!ok) CloseHandle(source);  // left open by a failed duplication: not a leak of this input
-        s.closed.push_back(source);
+        s.closed.push_back(s.slot[source_slot]);
         s.open[source_slot] = false;
       }
       if (ok && dup != nullptr) {
@@ -141,7 +159,9 @@ void RunOne(fuzz::Input& in, State& s) {
       SetLastError(0);
       DWORD r = WaitForSingleObject(h, 0);
       ExpectOneOf<DWORD>("WaitForSingleObject", r, {WAIT_OBJECT_0, WAIT_ABANDONED, WAIT_TIMEOUT, WAIT_FAILED});
-      if (r == WAIT_FAILED) ExpectOneOf<DWORD>("WaitForSingleObject error", LastError(), {ERROR_INVALID_HANDLE});
+      if (r == WAIT_FAILED) {
+        ExpectOneOf<DWORD>("WaitForSingleObject error", LastError(), {ERROR_INVALID_HANDLE, ERROR_ACCESS_DENIED});
+      }
       break;
     }
     case 5: {  // WaitForMultipleObjects(Ex), zero timeout, any count
@@ -154,7 +174,7 @@ void RunOne(fuzz::Input& in, State& s) {
       DWORD r = WaitForMultipleObjectsEx(n, null_array ? nullptr : handles, all, 0, FALSE);
       if (r == WAIT_FAILED) {
         ExpectOneOf<DWORD>("WaitForMultipleObjects error", LastError(),
-                           {ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER});
+                           {ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_ACCESS_DENIED});
       } else if (r != WAIT_TIMEOUT) {
         Expect((r < WAIT_OBJECT_0 + n) || (r >= WAIT_ABANDONED_0 && r < WAIT_ABANDONED_0 + n),
                "WaitForMultipleObjects: result out of range");
@@ -166,7 +186,9 @@ void RunOne(fuzz::Input& in, State& s) {
       HANDLE h = Pick(s, in);
       SetLastError(0);
       BOOL ok = in.Byte() % 3 == 0 ? SetEvent(h) : in.Byte() % 2 ? ResetEvent(h) : PulseEvent(h);
-      if (!ok) ExpectOneOf<DWORD>("SetEvent/ResetEvent/PulseEvent", LastError(), {ERROR_INVALID_HANDLE});
+      if (!ok) {
+        ExpectOneOf<DWORD>("SetEvent/ResetEvent/PulseEvent", LastError(), {ERROR_INVALID_HANDLE, ERROR_ACCESS_DENIED});
+      }
       break;
     }
     case 7: {  // ReleaseSemaphore, any count
@@ -176,14 +198,16 @@ void RunOne(fuzz::Input& in, State& s) {
       SetLastError(0);
       if (!ReleaseSemaphore(h, count, in.Byte() & 1 ? &previous : nullptr)) {
         ExpectOneOf<DWORD>("ReleaseSemaphore", LastError(),
-                           {ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_TOO_MANY_POSTS});
+                           {ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_TOO_MANY_POSTS, ERROR_ACCESS_DENIED});
       }
       break;
     }
     case 8: {  // ReleaseMutex
       HANDLE h = Pick(s, in);
       SetLastError(0);
-      if (!ReleaseMutex(h)) ExpectOneOf<DWORD>("ReleaseMutex", LastError(), {ERROR_INVALID_HANDLE, ERROR_NOT_OWNER});
+      if (!ReleaseMutex(h)) {
+        ExpectOneOf<DWORD>("ReleaseMutex", LastError(), {ERROR_INVALID_HANDLE, ERROR_NOT_OWNER, ERROR_ACCESS_DENIED});
+      }
       break;
     }
     case 9: {  // SignalObjectAndWait, zero timeout
@@ -193,14 +217,16 @@ void RunOne(fuzz::Input& in, State& s) {
       ExpectOneOf<DWORD>("SignalObjectAndWait", r, {WAIT_OBJECT_0, WAIT_ABANDONED, WAIT_TIMEOUT, WAIT_FAILED});
       if (r == WAIT_FAILED) {
         ExpectOneOf<DWORD>("SignalObjectAndWait error", LastError(),
-                           {ERROR_INVALID_HANDLE, ERROR_TOO_MANY_POSTS, ERROR_NOT_OWNER});
+                           {ERROR_INVALID_HANDLE, ERROR_TOO_MANY_POSTS, ERROR_NOT_OWNER, ERROR_ACCESS_DENIED});
       }
       break;
     }
     case 10: {  // GetHandleInformation-like queries: the thread id of anything
       HANDLE h = Pick(s, in);
       SetLastError(0);
-      if (GetThreadId(h) == 0) ExpectOneOf<DWORD>("GetThreadId", LastError(), {ERROR_INVALID_HANDLE});
+      if (GetThreadId(h) == 0) {
+        ExpectOneOf<DWORD>("GetThreadId", LastError(), {ERROR_INVALID_HANDLE, ERROR_ACCESS_DENIED});
+      }
       break;
     }
     case 11: {  // CoWaitForMultipleHandles outside any apartment (waits without pumping)
@@ -212,7 +238,8 @@ void RunOne(fuzz::Input& in, State& s) {
       HRESULT hr = CoWaitForMultipleHandles(flags, 0, n, handles, &index);
       ExpectOneOf<HRESULT>("CoWaitForMultipleHandles", hr,
                            {S_OK, RPC_S_CALLPENDING, E_INVALIDARG, RPC_E_NO_SYNC,
-                            HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)});
+                            HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE), E_ACCESSDENIED,
+                            HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED)});
       break;
     }
     case 12: {  // closed handles stay closed

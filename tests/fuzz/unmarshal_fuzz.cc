@@ -144,8 +144,8 @@ void Exercise(IUnknown* p) {
 }
 
 const std::initializer_list<HRESULT> kUnmarshalResults = {
-    S_OK, E_INVALIDARG, RPC_E_INVALID_OBJREF, CO_E_OBJNOTCONNECTED, E_NOINTERFACE, RPC_E_DISCONNECTED,
-    RPC_E_SYS_CALL_FAILED, E_OUTOFMEMORY};
+    S_OK, E_INVALIDARG, STG_E_READFAULT, RPC_E_INVALID_OBJREF, CO_E_OBJNOTCONNECTED, CO_E_OBJNOTREG,
+    E_NOINTERFACE, RPC_E_DISCONNECTED, RPC_E_SYS_CALL_FAILED, E_OUTOFMEMORY};
 
 }  // namespace
 
@@ -177,8 +177,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 1: {
       HRESULT hr = CoReleaseMarshalData(stream);
       ExpectOneOf<HRESULT>("CoReleaseMarshalData", hr,
-                           {S_OK, E_INVALIDARG, RPC_E_INVALID_OBJREF, CO_E_OBJNOTCONNECTED, RPC_E_DISCONNECTED,
-                            RPC_E_SYS_CALL_FAILED});
+                           {S_OK, E_INVALIDARG, STG_E_READFAULT, RPC_E_INVALID_OBJREF, CO_E_OBJNOTCONNECTED,
+                            CO_E_OBJNOTREG, RPC_E_DISCONNECTED, RPC_E_SYS_CALL_FAILED});
       stream->Release();
       break;
     }

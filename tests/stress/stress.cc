@@ -602,7 +602,11 @@ void PostNormal(Entry& entry, IUnknown* object) {
   entry.mailbox.push_back(stream);
 }
 
-bool UnmarshalAllowed(HRESULT hr) { return hr == S_OK || hr == CO_E_OBJNOTCONNECTED; }
+// Unmarshaling data whose object went away: CO_E_OBJNOTCONNECTED (NORMAL data,
+// or the apartment shut down), CO_E_OBJNOTREG (table data no longer
+// exported), or S_OK with a proxy whose calls fail (released NORMAL data, as
+// on Windows).
+bool UnmarshalAllowed(HRESULT hr) { return hr == S_OK || hr == CO_E_OBJNOTCONNECTED || hr == CO_E_OBJNOTREG; }
 
 // Gets a proxy (or the agile object) of a random entry by a random path.
 void Acquire(ThreadCtx& ctx) {
