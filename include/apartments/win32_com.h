@@ -451,8 +451,7 @@ APARTMENTS_INTERFACE(IGlobalInterfaceTable, IUnknown, "00000146-0000-0000-C000-0
 
 // Asks a proxy for several interfaces in one go (every standard proxy answers
 // it): each entry's pItf/hr is filled in; the call returns S_OK when every
-// interface was found, CO_S_NOTALLINTERFACES when some were, E_NOINTERFACE
-// when none was.
+// interface was found, S_FALSE when some were, E_NOINTERFACE when none was.
 typedef struct tagMULTI_QI {
   const IID* pIID;
   IUnknown* pItf;

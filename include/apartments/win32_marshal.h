@@ -65,8 +65,10 @@
 // for any other interface gives E_NOINTERFACE. A call's result is the
 // callee's HRESULT unchanged, a success code with a null [out] object
 // included. Every proxy also answers, locally, as Windows' proxy manager:
-//   IMultiQI         QueryMultipleInterfaces: S_OK, CO_S_NOTALLINTERFACES or
-//                    E_NOINTERFACE, with each entry's pItf and hr filled in.
+//   IMultiQI         QueryMultipleInterfaces: S_OK (all found), S_FALSE
+//                    (some), E_NOINTERFACE (none), with each entry's pItf
+//                    and hr filled in (entries whose pItf is not null on
+//                    input are ignored, as documented).
 //   IMarshal         the standard marshaler (GetUnmarshalClass:
 //                    CLSID_StdMarshal); the data it writes names the
 //                    original object, as CoMarshalInterface of the proxy.

@@ -91,7 +91,8 @@ TEST_F(MarshalTest, ClassFactoryProxyReturnsSuccessWithNullObjectUnchanged) {
     IStream* stream = nullptr;
     a.Run([&] {
       NullFactory* factory = MakeComObject<NullFactory>(result);
-      stream = MarshalInto(static_cast<IClassFactory*>(factory), MSHLFLAGS_NORMAL, IID_IClassFactory);
+      stream =
+          MarshalInto(static_cast<IClassFactory*>(factory), MSHLFLAGS_NORMAL, IID_IClassFactory);
       factory->Release();
     });
     b.Run([&] {
@@ -226,8 +227,8 @@ TEST_F(MarshalTest, ShortStreamIsReadFault) {
   a.Run([&] {
     Counter* counter = MakeComObject<Counter>(&death);
     IStream* stream = NewStream();
-    ASSERT_EQ(CoMarshalInterface(stream, IID_ICounter, static_cast<ICounter*>(counter), MSHCTX_INPROC,
-                                 nullptr, MSHLFLAGS_NORMAL),
+    ASSERT_EQ(CoMarshalInterface(stream, IID_ICounter, static_cast<ICounter*>(counter),
+                                 MSHCTX_INPROC, nullptr, MSHLFLAGS_NORMAL),
               S_OK);
     // At the end of the stream.
     EXPECT_EQ(CoReleaseMarshalData(stream), STG_E_READFAULT);
@@ -362,7 +363,8 @@ TEST_F(MarshalTest, UnlockWithoutLastUnlockReleasesKeepsTableWeakObject) {
     a.Run([&] {
       counter = MakeComObject<Counter>(&death);
       stream = MarshalInto(static_cast<ICounter*>(counter), MSHLFLAGS_TABLEWEAK);
-      ASSERT_EQ(CoLockObjectExternal(static_cast<ICounter*>(counter), TRUE, last_unlock_releases), S_OK);
+      ASSERT_EQ(CoLockObjectExternal(static_cast<ICounter*>(counter), TRUE, last_unlock_releases),
+                S_OK);
       ASSERT_EQ(CoLockObjectExternal(static_cast<ICounter*>(counter), FALSE, last_unlock_releases),
                 S_OK);
     });
@@ -424,8 +426,9 @@ TEST_F(MarshalTest, FreeThreadedMarshalerDataHasWindowsSizeAndLayout) {
     EXPECT_EQ(clsid, kClsidInProcFreeMarshaler);
     for (DWORD flags : {MSHLFLAGS_NORMAL, MSHLFLAGS_TABLESTRONG, MSHLFLAGS_TABLEWEAK}) {
       IStream* stream = NewStream();
-      ASSERT_EQ(marshal->MarshalInterface(stream, IID_IUnknown, &object, MSHCTX_INPROC, nullptr, flags),
-                S_OK);
+      ASSERT_EQ(
+          marshal->MarshalInterface(stream, IID_IUnknown, &object, MSHCTX_INPROC, nullptr, flags),
+          S_OK);
       EXPECT_EQ(StreamBytes(stream), size);
       HGLOBAL global = nullptr;
       ASSERT_EQ(GetHGlobalFromStream(stream, &global), S_OK);
@@ -463,7 +466,8 @@ TEST_F(MarshalTest, FreeThreadedMarshalerReferencesAndSequences) {
               S_OK);
     EXPECT_EQ(object.locks, 1);
     Rewind(stream);
-    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)), S_OK);
+    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)),
+              S_OK);
     EXPECT_EQ(out, static_cast<IUnknown*>(&object));
     out->Release();
     EXPECT_EQ(object.locks, 0);
@@ -473,7 +477,8 @@ TEST_F(MarshalTest, FreeThreadedMarshalerReferencesAndSequences) {
                                         MSHLFLAGS_TABLESTRONG),
               S_OK);
     Rewind(stream);
-    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)), S_OK);
+    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)),
+              S_OK);
     out->Release();
     EXPECT_EQ(object.locks, 1);
     Rewind(stream);
@@ -486,7 +491,8 @@ TEST_F(MarshalTest, FreeThreadedMarshalerReferencesAndSequences) {
               S_OK);
     EXPECT_EQ(object.locks, 0);
     Rewind(stream);
-    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)), S_OK);
+    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)),
+              S_OK);
     EXPECT_EQ(object.locks, 1);
     out->Release();
     EXPECT_EQ(object.locks, 0);
@@ -503,7 +509,8 @@ TEST_F(MarshalTest, FreeThreadedMarshalerReferencesAndSequences) {
     EXPECT_EQ(object.locks, 0);
     object.AddRef();  // what keeps the object alive is the caller's affair
     Rewind(stream);
-    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)), S_OK);
+    ASSERT_EQ(marshal->UnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&out)),
+              S_OK);
     EXPECT_EQ(out, static_cast<IUnknown*>(&object));
     EXPECT_EQ(object.locks, 1);
     object.Release();
@@ -597,11 +604,13 @@ TEST_F(MarshalTest, GlobalInterfaceTableClassObjectAndCounts) {
     void* none = nullptr;
     EXPECT_EQ(factory->QueryInterface(IID_IGlobalInterfaceTable, &none), E_NOINTERFACE);
     IGlobalInterfaceTable* git = nullptr;
-    ASSERT_EQ(factory->CreateInstance(nullptr, IID_IGlobalInterfaceTable, reinterpret_cast<void**>(&git)),
-              S_OK);
+    ASSERT_EQ(
+        factory->CreateInstance(nullptr, IID_IGlobalInterfaceTable, reinterpret_cast<void**>(&git)),
+        S_OK);
     EXPECT_EQ(git, GlobalInterfaceTable());
     IUnknown* outer = git;
-    EXPECT_EQ(factory->CreateInstance(outer, IID_IGlobalInterfaceTable, &none), CLASS_E_NOAGGREGATION);
+    EXPECT_EQ(factory->CreateInstance(outer, IID_IGlobalInterfaceTable, &none),
+              CLASS_E_NOAGGREGATION);
     factory->Release();
     IGlobalInterfaceTable* created = nullptr;
     ASSERT_EQ(CoCreateInstance(CLSID_StdGlobalInterfaceTable, nullptr, CLSCTX_INPROC_SERVER,
@@ -673,9 +682,10 @@ TEST_F(MarshalTest, ProxyAnswersMultiQiMarshalAndClientSecurity) {
   stream->Release();
 }
 
-// Tests IMultiQI::QueryMultipleInterfaces on a proxy: S_OK when all are
-// found, CO_S_NOTALLINTERFACES with per-entry results when some are,
-// E_NOINTERFACE when none is.
+// Tests IMultiQI::QueryMultipleInterfaces on a proxy, as documented (and
+// as Wine answers): S_OK when all are found, S_FALSE with per-entry results
+// when some are, E_NOINTERFACE when none is; an entry whose pItf is set on
+// input is ignored.
 TEST_F(MarshalTest, ProxyQueryMultipleInterfaces) {
   DeathRecord death;
   AptThread a, b;
@@ -693,7 +703,7 @@ TEST_F(MarshalTest, ProxyQueryMultipleInterfaces) {
     MULTI_QI some[3] = {{&IID_IHolder, nullptr, E_FAIL},
                         {&IID_IUnsupported, nullptr, E_FAIL},
                         {&IID_IUnknown, nullptr, E_FAIL}};
-    EXPECT_EQ(mqi->QueryMultipleInterfaces(3, some), CO_S_NOTALLINTERFACES);
+    EXPECT_EQ(mqi->QueryMultipleInterfaces(3, some), S_FALSE);
     EXPECT_EQ(some[0].hr, S_OK);
     ASSERT_NE(some[0].pItf, nullptr);
     EXPECT_EQ(some[1].hr, E_NOINTERFACE);
@@ -709,6 +719,12 @@ TEST_F(MarshalTest, ProxyQueryMultipleInterfaces) {
     all[0].pItf->Release();
     MULTI_QI none[1] = {{&IID_IUnsupported, nullptr, E_FAIL}};
     EXPECT_EQ(mqi->QueryMultipleInterfaces(1, none), E_NOINTERFACE);
+    IUnknown* preset = reinterpret_cast<IUnknown*>(0x1);
+    MULTI_QI ignored[2] = {{&IID_ICounter, preset, E_FAIL}, {&IID_IUnknown, nullptr, E_FAIL}};
+    EXPECT_EQ(mqi->QueryMultipleInterfaces(2, ignored), S_OK);
+    EXPECT_EQ(ignored[0].pItf, preset);
+    EXPECT_EQ(ignored[0].hr, E_FAIL);
+    ignored[1].pItf->Release();
     mqi->Release();
     proxy->Release();
   });
@@ -780,7 +796,8 @@ TEST_F(MarshalTest, ProxyClientSecurityBlanket) {
     ICounter* proxy = nullptr;
     ASSERT_EQ(Unmarshal(stream, &proxy), S_OK);
     IClientSecurity* security = nullptr;
-    ASSERT_EQ(proxy->QueryInterface(IID_IClientSecurity, reinterpret_cast<void**>(&security)), S_OK);
+    ASSERT_EQ(proxy->QueryInterface(IID_IClientSecurity, reinterpret_cast<void**>(&security)),
+              S_OK);
     IMarshal* marshal = nullptr;
     ASSERT_EQ(proxy->QueryInterface(IID_IMarshal, reinterpret_cast<void**>(&marshal)), S_OK);
     EXPECT_EQ(security->QueryBlanket(proxy, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -806,8 +823,8 @@ TEST_F(MarshalTest, ProxyClientSecurityBlanket) {
     IUnknown* identity = nullptr;
     ASSERT_EQ(proxy->QueryInterface(IID_IUnknown, reinterpret_cast<void**>(&identity)), S_OK);
     DWORD imp_now = 0;
-    EXPECT_EQ(security->QueryBlanket(identity, nullptr, nullptr, nullptr, nullptr, &imp_now, nullptr,
-                                     nullptr),
+    EXPECT_EQ(security->QueryBlanket(identity, nullptr, nullptr, nullptr, nullptr, &imp_now,
+                                     nullptr, nullptr),
               S_OK);
     EXPECT_EQ(imp_now, static_cast<DWORD>(RPC_C_IMP_LEVEL_IMPERSONATE));
     identity->Release();

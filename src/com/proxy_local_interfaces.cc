@@ -69,10 +69,13 @@ ULONG ProxyLocalInterfaces::MultiQI::Release() { return parts_->manager_->Releas
 HRESULT ProxyLocalInterfaces::MultiQI::QueryMultipleInterfaces(ULONG cMQIs, MULTI_QI* pMQIs) {
   if (cMQIs == 0) return E_INVALIDARG;
   if (pMQIs == nullptr) return E_POINTER;
+  ULONG requested = 0;
   ULONG found = 0;
   for (ULONG i = 0; i < cMQIs; ++i) {
     MULTI_QI& entry = pMQIs[i];
-    entry.pItf = nullptr;
+    // As documented, an entry whose pItf is not null on input is ignored.
+    if (entry.pItf != nullptr) continue;
+    ++requested;
     if (entry.pIID == nullptr) {
       entry.hr = E_POINTER;
       continue;
@@ -84,8 +87,10 @@ HRESULT ProxyLocalInterfaces::MultiQI::QueryMultipleInterfaces(ULONG cMQIs, MULT
       ++found;
     }
   }
-  if (found == cMQIs) return S_OK;
-  return found == 0 ? E_NOINTERFACE : CO_S_NOTALLINTERFACES;
+  // The documented results (Windows' proxy manager; CO_S_NOTALLINTERFACES is
+  // CoCreateInstanceEx's code, not this method's).
+  if (found == requested) return S_OK;
+  return found == 0 ? E_NOINTERFACE : S_FALSE;
 }
 
 // --- IMarshal ---------------------------------------------------------------------
@@ -115,7 +120,8 @@ HRESULT ProxyLocalInterfaces::Marshal::MarshalInterface(IStream* pStm, REFIID ri
                                                         DWORD mshlflags) {
   // Whatever `pv` says, the data names the object this proxy stands for.
   IUnknown* identity = nullptr;
-  HRESULT hr = parts_->manager_->QueryInterfaceProxy(IID_IUnknown, reinterpret_cast<void**>(&identity));
+  HRESULT hr =
+      parts_->manager_->QueryInterfaceProxy(IID_IUnknown, reinterpret_cast<void**>(&identity));
   if (FAILED(hr)) return hr;
   hr = CoMarshalInterface(pStm, riid, identity, dwDestContext, pvDestContext, mshlflags);
   identity->Release();

@@ -284,6 +284,158 @@ DWORD WINAPI DepartingServer(LPVOID) {
   return 0;
 }
 
+// ---- Issue 17: proxies, references and marshal data ------------------------
+
+// A class factory whose CreateInstance succeeds with S_FALSE and no object.
+struct NullFactory : public IClassFactory {
+  HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** ppv) override {
+    if (IsEqualGUID(riid, IID_IUnknown) || IsEqualGUID(riid, IID_IClassFactory)) {
+      *ppv = static_cast<IClassFactory*>(this);
+      return S_OK;
+    }
+    *ppv = nullptr;
+    return E_NOINTERFACE;
+  }
+  ULONG STDMETHODCALLTYPE AddRef() override { return 2; }
+  ULONG STDMETHODCALLTYPE Release() override { return 1; }
+  HRESULT STDMETHODCALLTYPE CreateInstance(IUnknown*, REFIID, void** ppv) override {
+    *ppv = nullptr;
+    return S_FALSE;
+  }
+  HRESULT STDMETHODCALLTYPE LockServer(BOOL) override { return S_OK; }
+};
+NullFactory g_null_factory;
+IStream* g_factory_data;   // NORMAL marshal data of g_null_factory
+IStream* g_released_data;  // NORMAL data released before it is unmarshaled
+
+DWORD WINAPI FactoryClient(LPVOID) {
+  CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+  IClassFactory* factory = nullptr;
+  Hr("issue17: unmarshal the factory",
+     CoUnmarshalInterface(g_factory_data, IID_IClassFactory, reinterpret_cast<void**>(&factory)));
+  if (factory != nullptr) {
+    IUnknown* object = reinterpret_cast<IUnknown*>(1);
+    Hr("issue17: CreateInstance returning S_FALSE with no object",
+       factory->CreateInstance(nullptr, IID_IUnknown, reinterpret_cast<void**>(&object)));
+    Val("issue17: the object is null", object == nullptr);
+    const IID* local[3] = {&IID_IMultiQI, &IID_IMarshal, &IID_IClientSecurity};
+    const char* names[3] = {"issue17: proxy QueryInterface(IMultiQI)",
+                            "issue17: proxy QueryInterface(IMarshal)",
+                            "issue17: proxy QueryInterface(IClientSecurity)"};
+    for (int i = 0; i < 3; ++i) {
+      IUnknown* itf = nullptr;
+      Hr(names[i], factory->QueryInterface(*local[i], reinterpret_cast<void**>(&itf)));
+      if (itf != nullptr) itf->Release();
+    }
+    IMultiQI* mqi = nullptr;
+    factory->QueryInterface(IID_IMultiQI, reinterpret_cast<void**>(&mqi));
+    if (mqi != nullptr) {
+      MULTI_QI entries[2];
+      entries[0].pIID = &IID_IUnknown;
+      entries[0].pItf = nullptr;
+      entries[0].hr = E_FAIL;
+      entries[1].pIID = &IID_IGlobalInterfaceTable;
+      entries[1].pItf = nullptr;
+      entries[1].hr = E_FAIL;
+      Hr("issue17: QueryMultipleInterfaces, one of two",
+         mqi->QueryMultipleInterfaces(2, entries));
+      Hr("issue17: QueryMultipleInterfaces entry 0", entries[0].hr);
+      Hr("issue17: QueryMultipleInterfaces entry 1", entries[1].hr);
+      if (entries[0].pItf != nullptr) entries[0].pItf->Release();
+      mqi->Release();
+    }
+    factory->Release();
+  }
+  IStream* proxy = nullptr;
+  Hr("issue17: unmarshal released NORMAL data",
+     CoUnmarshalInterface(g_released_data, IID_IStream, reinterpret_cast<void**>(&proxy)));
+  if (proxy != nullptr) {
+    Hr("issue17: call through it", SeekTo(proxy, 0, nullptr));
+    proxy->Release();
+  }
+  CoUninitialize();
+  return 0;
+}
+
+void Issue17() {
+  g_factory_data = NewStream();
+  Hr("issue17: marshal a factory",
+     CoMarshalInterface(g_factory_data, IID_IClassFactory, &g_null_factory, MSHCTX_INPROC, nullptr,
+                        MSHLFLAGS_NORMAL));
+  // The stream is at its end: nothing left to read.
+  Hr("issue17: CoReleaseMarshalData at the end of the stream", CoReleaseMarshalData(g_factory_data));
+  IUnknown* none = nullptr;
+  Hr("issue17: CoUnmarshalInterface at the end of the stream",
+     CoUnmarshalInterface(g_factory_data, IID_IUnknown, reinterpret_cast<void**>(&none)));
+  Rewind(g_factory_data);
+  g_released_data = NewStream();
+  {
+    IStream* object = NewStream();
+    Hr("issue17: marshal a stream NORMAL",
+       CoMarshalInterface(g_released_data, IID_IStream, object, MSHCTX_INPROC, nullptr,
+                          MSHLFLAGS_NORMAL));
+    object->Release();
+    Rewind(g_released_data);
+    Hr("issue17: CoReleaseMarshalData", CoReleaseMarshalData(g_released_data));
+    Rewind(g_released_data);
+  }
+  RunThread(FactoryClient);
+  g_factory_data->Release();
+  g_released_data->Release();
+
+  // The free-threaded marshaler's in-process data.
+  IUnknown* ftm = nullptr;
+  Hr("issue17: CoCreateFreeThreadedMarshaler", CoCreateFreeThreadedMarshaler(nullptr, &ftm));
+  IMarshal* marshal = nullptr;
+  ftm->QueryInterface(IID_IMarshal, reinterpret_cast<void**>(&marshal));
+  ftm->Release();
+  DWORD size = 0;
+  Hr("issue17: FTM GetMarshalSizeMax",
+     marshal->GetMarshalSizeMax(IID_IClassFactory, &g_null_factory, MSHCTX_INPROC, nullptr,
+                                MSHLFLAGS_NORMAL, &size));
+  Val("issue17: FTM marshal size", size);
+  IStream* data = NewStream();
+  Hr("issue17: FTM MarshalInterface TABLEWEAK",
+     marshal->MarshalInterface(data, IID_IClassFactory, &g_null_factory, MSHCTX_INPROC, nullptr,
+                               MSHLFLAGS_TABLEWEAK));
+  LARGE_INTEGER zero;
+  zero.QuadPart = 0;
+  ULARGE_INTEGER end;
+  end.QuadPart = 0;
+  data->Seek(zero, STREAM_SEEK_CUR, &end);
+  Val("issue17: FTM bytes written", static_cast<unsigned long>(end.QuadPart));
+  Rewind(data);
+  IClassFactory* same = nullptr;
+  Hr("issue17: FTM UnmarshalInterface",
+     marshal->UnmarshalInterface(data, IID_IClassFactory, reinterpret_cast<void**>(&same)));
+  Val("issue17: FTM gives the object itself", same == &g_null_factory);
+  Rewind(data);
+  Hr("issue17: FTM ReleaseMarshalData", marshal->ReleaseMarshalData(data));
+  data->Release();
+  marshal->Release();
+
+  // The global interface table's class object and reference counts.
+  IClassFactory* factory = nullptr;
+  Hr("issue17: CoGetClassObject(StdGlobalInterfaceTable)",
+     CoGetClassObject(CLSID_StdGlobalInterfaceTable, CLSCTX_INPROC_SERVER, nullptr,
+                      IID_IClassFactory, reinterpret_cast<void**>(&factory)));
+  if (factory != nullptr) {
+    IUnknown* git = nullptr;
+    Hr("issue17: its QueryInterface(IGlobalInterfaceTable)",
+       factory->QueryInterface(IID_IGlobalInterfaceTable, reinterpret_cast<void**>(&git)));
+    if (git != nullptr) git->Release();
+    factory->Release();
+  }
+  IGlobalInterfaceTable* table = nullptr;
+  CoCreateInstance(CLSID_StdGlobalInterfaceTable, nullptr, CLSCTX_INPROC_SERVER,
+                   IID_IGlobalInterfaceTable, reinterpret_cast<void**>(&table));
+  Val("issue17: GIT AddRef", table->AddRef());
+  Val("issue17: GIT AddRef again", table->AddRef());
+  Val("issue17: GIT Release", table->Release());
+  Val("issue17: GIT Release again", table->Release());
+  table->Release();
+}
+
 }  // namespace
 
 int main() {
@@ -452,6 +604,8 @@ int main() {
     CoWait(server);
   }
   CloseHandle(server);
+
+  Issue17();
 
   // Error info.
   {
