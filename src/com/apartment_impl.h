@@ -75,6 +75,9 @@ struct ChannelCall {
   // withdrawn from the queue is never touched by the target again, and a
   // call the target took is waited for until it completes.
   CallCancel* cancel = nullptr;
+  // What the target's message filter is told about the call, or null
+  // ({NULL, IID_NULL, 0}). Owned by the caller, which waits.
+  const CallDescription* description = nullptr;
 
   // Written by whoever completes the call, before it signals `reply`.
   CallOutcome outcome = CallOutcome::kPending;
@@ -244,6 +247,13 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
                 const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
                 bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
                 int spin_peer_cpu = -1);
+
+// CoWaitForMultipleHandles in an STA (co_wait.cc): Windows' rule, which
+// differs from ModalWait's (see co_wait.cc). `flags` are the COWAIT_* flags.
+// Returns as WaitForMultipleObjectsEx (WAIT_IO_COMPLETION when alertable and
+// APCs ran; WAIT_OBJECT_0 + count only for COWAIT_INPUTAVAILABLE).
+DWORD CoWaitInSta(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
+                  const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD flags);
 
 // Test-only: `hook` is called with each outgoing call's reply event handle
 // (the per-call event the callee signals) right before the channel resolves
