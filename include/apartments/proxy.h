@@ -42,13 +42,20 @@
 // `[in, out]` interface pointers (an `I**` that already holds a pointer) are
 // not supported: the callee sees *pp == nullptr.
 //
+// The object's apartment's message filter is told the call's object,
+// interface and method number (HandleInComingCall's INTERFACEINFO, as on
+// Windows): the number is the method's vtable slot, QueryInterface, AddRef
+// and Release being 0-2.
+//
 // Thread safety: a proxy is used from the apartment that unmarshaled it
 // (other apartments get RPC_E_WRONG_THREAD, except Release). Calls block and
 // wait as the channel does (apartments/win32_marshal.h).
 #ifndef APARTMENTS_PROXY_H_
 #define APARTMENTS_PROXY_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <tuple>
@@ -63,17 +70,39 @@ namespace internal {
 // A borrowed callable: what a proxy runs in the object's apartment. Holds a
 // pointer to the callable, which must outlive the call (it does: the caller
 // waits).
+// `method` is the method's vtable slot (INTERFACEINFO::wMethod).
 class ServerCall {
  public:
   template <typename F>
-  explicit ServerCall(F& f) noexcept
-      : object_(&f), invoke_([](void* o, void* itf) -> HRESULT { return (*static_cast<F*>(o))(itf); }) {}
+  explicit ServerCall(F& f, WORD method = 0) noexcept
+      : object_(&f),
+        invoke_([](void* o, void* itf) -> HRESULT { return (*static_cast<F*>(o))(itf); }),
+        method_(method) {}
   HRESULT operator()(void* itf) const { return invoke_(object_, itf); }
+  WORD method() const noexcept { return method_; }
 
  private:
   void* object_;
   HRESULT (*invoke_)(void*, void*);
+  WORD method_;
 };
+
+// The vtable slot of a virtual member function. Itanium C++ ABI (GCC and
+// Clang on Linux): a pointer to a virtual member function holds 1 + the byte
+// offset of its slot. COM interfaces inherit singly, so the slot in the
+// declaring interface is the slot in every interface derived from it. The
+// argument is a constant at every call site, so this folds to a constant.
+template <typename M>
+WORD VtableSlot(M method) noexcept {
+  struct Representation {
+    std::uintptr_t pointer;
+    std::ptrdiff_t adjustment;
+  } representation;
+  static_assert(sizeof(M) == sizeof(Representation), "Itanium C++ ABI member pointers expected");
+  std::memcpy(&representation, &method, sizeof representation);
+  if ((representation.pointer & 1) == 0) return 0;  // Not virtual: never a COM method.
+  return static_cast<WORD>((representation.pointer - 1) / sizeof(void*));
+}
 
 // The proxy manager as interface proxies see it (implemented in src/com).
 class ProxyManagerBase {
@@ -249,7 +278,7 @@ HRESULT ForwardCall(ProxyManagerBase* manager, HRESULT (STDMETHODCALLTYPE C::*me
           if (FAILED(finished)) method_hr = finished;
           return method_hr;
         };
-        hr = manager->Call(InterfaceId<I>(), ServerCall(server));
+        hr = manager->Call(InterfaceId<I>(), ServerCall(server, VtableSlot(method)));
         bool succeeded = ran && SUCCEEDED(hr);
         HRESULT finished = S_OK;
         ((finished = FAILED(finished) ? finished : a.ClientFinish(succeeded)), ...);

@@ -154,13 +154,21 @@ HRESULT WINAPI CoGetCurrentLogicalThreadId(GUID* pguid);
 // CoWaitForMultipleHandles()
 //
 // Waits for one (or, with COWAIT_WAITALL, all) of `cHandles` handles, at most
-// MAXIMUM_WAIT_OBJECTS - 1, or `dwTimeout` ms. In an STA it is the COM modal
-// loop: it serves incoming COM calls and messages sent to the thread while it
-// waits, consults the thread's message filter (MessagePending) when other
-// input arrives, leaves other posted messages queued (with
-// COWAIT_DISPATCH_WINDOW_MESSAGES it dispatches them too), and a WM_QUIT seen
-// meanwhile is kept for after the wait. Anywhere else (MTA, no apartment) it
-// waits without pumping. Published as BlockKind::kComCall.
+// MAXIMUM_WAIT_OBJECTS - 1, or `dwTimeout` ms. In an STA it pumps as Windows'
+// does there (not as the modal loop of an outgoing call): the handles come
+// first (a wait already satisfied returns at once and dispatches nothing);
+// with COWAIT_ALERTABLE, queued APCs run first, even while messages are
+// pending (S_OK, *lpdwindex = WAIT_IO_COMPLETION); while it waits it serves
+// incoming COM calls and messages sent to the thread, and dispatches posted
+// DDE messages (WM_DDE_FIRST..WM_DDE_LAST, any window of the thread, in
+// order); other posted messages stay queued but count as examined (a later
+// MsgWaitForMultipleObjects does not wake for them), unless
+// COWAIT_DISPATCH_WINDOW_MESSAGES dispatches them too. A quit posted with
+// PostQuitMessage is consumed and not posted again, as on Windows (a WM_QUIT
+// posted to a window as a message stays queued). The message filter's
+// MessagePending is not consulted (there is no outgoing call). Anywhere else
+// (MTA, no apartment) it waits without pumping or examining the queue.
+// Published as BlockKind::kComCall.
 // COWAIT_WAITALL in an STA has Windows' documented meaning: it returns only
 // once every handle is signaled AND input has arrived in the queue
 // (MsgWaitForMultipleObjectsEx with MWMO_WAITALL), and serves nothing while it
@@ -186,7 +194,13 @@ HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cH
 // The filter's HandleInComingCall decides on each incoming call (CALLTYPE_
 // TOPLEVEL, CALLTYPE_NESTED for a callback in the causality of this thread's
 // pending outgoing call, CALLTYPE_TOPLEVEL_CALLPENDING for an unrelated call
-// arriving while one is pending); SERVERCALL_REJECTED and
+// arriving while one is pending), with an INTERFACEINFO naming the call as
+// Windows does: the object's interface pointer, the interface's IID and the
+// method's vtable number (IClassFactory::CreateInstance: IID_IClassFactory,
+// 3); the runtime's own calls between apartments are IRemUnknown calls
+// (IID_IRemUnknown, 3 RemQueryInterface, 5 RemRelease; win32_com.h).
+// A call made with the modern API (apartments::Apartment::Call) names no
+// interface: {NULL, IID_NULL, 0}. SERVERCALL_REJECTED and
 // SERVERCALL_RETRYLATER reach the caller's RetryRejectedCall, whose answer is
 // honoured: (DWORD)-1 fails the call with RPC_E_CALL_REJECTED, 0-99 retries at
 // once, 100 and above retries after that many ms (spent in the modal loop).

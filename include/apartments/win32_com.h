@@ -535,11 +535,25 @@ typedef enum tagPENDINGMSG {
   PENDINGMSG_WAITDEFPROCESS = 2
 } PENDINGMSG;
 
+// What IMessageFilter::HandleInComingCall is told about an incoming call, as
+// Windows fills it: `pUnk` the object's interface pointer the call is made on
+// (valid during HandleInComingCall only), `iid` that interface, `wMethod` the
+// method's number in its vtable (QueryInterface 0, AddRef 1, Release 2, then
+// the interface's own methods in declaration order: IClassFactory's
+// CreateInstance is 3). COM's own calls between apartments (a proxy's remote
+// QueryInterface, and the release of the references an apartment held) are
+// IRemUnknown calls: `iid` IID_IRemUnknown, `wMethod` 3 (RemQueryInterface)
+// or 5 (RemRelease), `pUnk` the runtime's IRemUnknown object.
 typedef struct tagINTERFACEINFO {
   IUnknown* pUnk;
   IID iid;
   WORD wMethod;
 } INTERFACEINFO, *LPINTERFACEINFO;
+
+// The interface of COM's own reference-counting calls between apartments, as
+// message filters see them (its methods are not callable here).
+struct IRemUnknown : public IUnknown {};
+APARTMENTS_INTERFACE(IRemUnknown, IUnknown, "00000131-0000-0000-C000-000000000046");
 
 struct IMessageFilter : public IUnknown {
   STDMETHOD_(DWORD, HandleInComingCall)(DWORD dwCallType, HTASK htaskCaller, DWORD dwTickCount,

@@ -248,9 +248,9 @@ HRESULT WINAPI CoCreateFreeThreadedMarshaler(LPUNKNOWN punkOuter, LPUNKNOWN* ppu
 //
 // Creates an object of class `rclsid`. Known classes: CLSID_StdGlobalInterfaceTable
 // (the process's one global interface table; IGlobalInterfaceTable), and
-// classes registered with CoRegisterClassObject in this process.
-// Blocking: a registered class object living in another apartment is called
-// through its proxy.
+// classes registered with CoRegisterClassObject, found as CoGetClassObject
+// finds them. Blocking: a registered class object living in another apartment
+// (CLSCTX_LOCAL_SERVER) is called through its proxy.
 // Returns S_OK; E_INVALIDARG for a null `ppv`; CLASS_E_NOAGGREGATION for a
 // non-null `pUnkOuter` with the table; REGDB_E_CLASSNOTREG for any other
 // class or a `dwClsContext` without CLSCTX_INPROC_SERVER;
@@ -261,31 +261,42 @@ HRESULT WINAPI CoCreateInstance(REFCLSID rclsid, LPUNKNOWN pUnkOuter, DWORD dwCl
 // CoRegisterClassObject()
 //
 // Registers `pUnk` (an IClassFactory, living in the calling apartment) as the
-// class object of `rclsid` for this process; *lpdwRegister receives a cookie
-// for CoRevokeClassObject. `dwClsContext` must include CLSCTX_INPROC_SERVER or
-// CLSCTX_LOCAL_SERVER; `flags` (REGCLS_*) is accepted and ignored: every
-// registration may be used many times, from any apartment (other
-// apartments get a proxy of the factory).
-// Returns S_OK; E_INVALIDARG for null arguments; CO_E_OBJISREG when the
-// class is already registered; CO_E_NOTINITIALIZED; marshaling errors.
+// class object of `rclsid` in the calling apartment; *lpdwRegister receives a
+// cookie for CoRevokeClassObject. As on Windows, the registration belongs to
+// that apartment: it is revoked (the object released on its thread) when the
+// apartment ends (its last CoUninitialize), an in-process activation
+// (CLSCTX_INPROC_*) finds it only from that apartment (elsewhere:
+// REGDB_E_CLASSNOTREG), and a registration for CLSCTX_LOCAL_SERVER is also
+// found from other apartments asking for CLSCTX_LOCAL_SERVER, which get a
+// proxy of the factory: their calls go through the registering apartment
+// (waiting while it does not pump, failing as calls into it do). Another
+// apartment may register the same class. `flags` (REGCLS_*) is accepted and
+// ignored: every registration may be used many times.
+// Returns S_OK; E_INVALIDARG for null arguments; CO_E_OBJISREG when this
+// apartment already registered the class for an overlapping context;
+// CO_E_NOTINITIALIZED; marshaling errors.
 HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwClsContext,
                                      DWORD flags, LPDWORD lpdwRegister);
 
 // CoRevokeClassObject()
 //
-// Removes a registration. Returns S_OK; CO_E_OBJNOTREG for an unknown
-// cookie; CO_E_NOTINITIALIZED.
+// Removes a registration. Returns S_OK; CO_E_OBJNOTREG for an unknown cookie
+// (or one already revoked, also by the end of its apartment);
+// RPC_E_WRONG_THREAD from an apartment other than the registering one (the
+// registration stays); CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister);
 
 // CoGetClassObject()
 //
-// The class object of `rclsid` (registered with CoRegisterClassObject): the
-// object itself in its own apartment, a proxy elsewhere. For
+// The class object of `rclsid` registered with CoRegisterClassObject: the
+// calling apartment's own registration for a context in `dwClsContext` (the
+// object itself), else, when `dwClsContext` has CLSCTX_LOCAL_SERVER, another
+// apartment's CLSCTX_LOCAL_SERVER registration (a proxy). For
 // CLSID_StdGlobalInterfaceTable, a class factory (a process singleton)
 // whose CreateInstance gives the global interface table (it answers
 // IClassFactory, not IGlobalInterfaceTable, as on Windows).
-// Returns S_OK; E_INVALIDARG for a null `ppv`;
-// REGDB_E_CLASSNOTREG; E_NOINTERFACE; CO_E_NOTINITIALIZED.
+// Returns S_OK; E_INVALIDARG for a null `ppv`; REGDB_E_CLASSNOTREG;
+// E_NOINTERFACE; CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvReserved,
                                 REFIID riid, LPVOID* ppv);
 

@@ -161,6 +161,9 @@ typedef struct tagCREATESTRUCTW {
 #define WM_NCCREATE 0x0081
 #define WM_NCDESTROY 0x0082
 #define WM_TIMER 0x0113
+// The DDE messages (<dde.h>), which CoWaitForMultipleHandles dispatches in an STA.
+#define WM_DDE_FIRST 0x03E0
+#define WM_DDE_LAST (WM_DDE_FIRST + 8)
 #define WM_USER 0x0400
 #define WM_APP 0x8000
 

@@ -89,9 +89,46 @@ ApartmentRef CurrentApartment();
 // started (never ran), or cancelled while running (the caller waited for
 // `invoke` to return and discarded its result). A call into the caller's own
 // apartment runs directly and is not cancellable.
+//
+// `description` (may be null; must outlive the call) says which object,
+// interface and method the call is, for the target's message filter
+// (HandleInComingCall's INTERFACEINFO); a call without one is described as
+// {NULL, IID_NULL, 0}.
 struct CallControl;
+class CallDescription;
 HRESULT InvokeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke,
-                          const CallControl* control = nullptr);
+                          const CallControl* control = nullptr,
+                          const CallDescription* description = nullptr);
+
+// What a message filter is told about an incoming call. Describe() runs on
+// the serving thread, before the call, only when that apartment has a
+// message filter, so the per-call cost is storing one pointer.
+class CallDescription {
+ public:
+  virtual INTERFACEINFO Describe() const noexcept = 0;
+
+ protected:
+  ~CallDescription() = default;
+};
+
+// The IRemUnknown method numbers of the runtime's own calls between
+// apartments (remote QueryInterface and Release), as Windows' message filters
+// see them, and the object they name (the apartment's IRemUnknown stands in).
+inline constexpr WORD kRemQueryInterfaceMethod = 3;
+inline constexpr WORD kRemReleaseMethod = 5;
+IUnknown* RemUnknownObject() noexcept;
+
+// A runtime call described as IRemUnknown method `method`.
+class RemUnknownCall final : public CallDescription {
+ public:
+  explicit constexpr RemUnknownCall(WORD method) noexcept : method_(method) {}
+  INTERFACEINFO Describe() const noexcept override {
+    return INTERFACEINFO{RemUnknownObject(), IID_IRemUnknown, method_};
+  }
+
+ private:
+  WORD method_;
+};
 
 // The runtime's own synchronous calls (releasing a stub's references): as
 // InvokeInApartment, but the target's message filter is not consulted (an

@@ -86,6 +86,9 @@ struct ChannelCall {
   // The runtime's own call (InvokeRuntimeInApartment): the target's message
   // filter is not consulted.
   bool runtime = false;
+  // What the target's message filter is told about the call, or null
+  // ({NULL, IID_NULL, 0}). Owned by the caller, which waits.
+  const CallDescription* description = nullptr;
 
   // Written by whoever completes the call, before it signals `reply`.
   CallOutcome outcome = CallOutcome::kPending;
@@ -283,6 +286,13 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
                 const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
                 bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
                 int spin_peer_cpu = -1);
+
+// CoWaitForMultipleHandles in an STA (co_wait.cc): Windows' rule, which
+// differs from ModalWait's (see co_wait.cc). `flags` are the COWAIT_* flags.
+// Returns as WaitForMultipleObjectsEx (WAIT_IO_COMPLETION when alertable and
+// APCs ran; WAIT_OBJECT_0 + count only for COWAIT_INPUTAVAILABLE).
+DWORD CoWaitInSta(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
+                  const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD flags);
 
 // Test-only: `hook` is called with each outgoing call's reply event handle
 // (the per-call event the callee signals) right before the channel resolves

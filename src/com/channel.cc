@@ -365,7 +365,8 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
       call_type = data.outgoing->causality == call->causality ? CALLTYPE_NESTED
                                                               : CALLTYPE_TOPLEVEL_CALLPENDING;
     }
-    INTERFACEINFO info{nullptr, IID_NULL, 0};
+    INTERFACEINFO info = call->description != nullptr ? call->description->Describe()
+                                                      : INTERFACEINFO{nullptr, IID_NULL, 0};
     DWORD verdict = filter->HandleInComingCall(
         call_type, reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(call->caller_tid)),
         GetTickCount() - call->posted_tick, &info);
@@ -546,22 +547,24 @@ struct RequestCancelOnStop {
 // returning RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
                    CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, bool runtime = false);
+                   bool discard_on_cancel, const CallDescription* description,
+                   bool runtime = false);
 
 }  // namespace
 
 HRESULT InvokeRuntimeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke) {
-  return InvokeImpl(target, invoke, nullptr, std::nullopt, false, /*runtime=*/true);
+  return InvokeImpl(target, invoke, nullptr, std::nullopt, false, /*description=*/nullptr,
+                    /*runtime=*/true);
 }
 
 HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke,
-                          const CallControl* control) {
+                          const CallControl* control, const CallDescription* description) {
   const bool win32_cancellable = ThreadCancellationEnabled();
   // A message filter may answer PENDINGMSG_CANCELCALL during the wait.
   const ComThreadData* thread_data = ComThreadDataIfAny();
   const bool filter_cancellable = thread_data != nullptr && thread_data->message_filter != nullptr;
   if (control == nullptr && !win32_cancellable && !filter_cancellable) {
-    return InvokeImpl(target_ref, invoke, nullptr, std::nullopt, false);
+    return InvokeImpl(target_ref, invoke, nullptr, std::nullopt, false, description);
   }
   // A cancellable call (com/cancel.h): its state, published to CoCancelCall
   // when the thread enabled cancellation, requested by the caller's stop
@@ -582,7 +585,8 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
       on_clock.emplace(cancel->wake);
     }
   }
-  const HRESULT hr = InvokeImpl(target_ref, invoke, cancel.get(), deadline, control != nullptr);
+  const HRESULT hr =
+      InvokeImpl(target_ref, invoke, cancel.get(), deadline, control != nullptr, description);
   cancel->MarkEnded(hr);
   return hr;
 }
@@ -591,7 +595,8 @@ namespace {
 
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
                    CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, bool runtime) {
+                   bool discard_on_cancel, const CallDescription* description,
+                   bool runtime) {
   if (!target_ref) return E_INVALIDARG;
   auto* target = static_cast<ApartmentImpl*>(target_ref.get());
   ComThreadData& data = CurrentComThreadData();
@@ -646,6 +651,7 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   call.target = target;
   call.cancel = cancel;
   call.runtime = runtime;
+  call.description = description;
   OutgoingScope scope(data, &call, reply_handle);
   // A cancellable call also waits on its wake event (com/cancel.h) until the
   // cancellation is handled.
@@ -834,11 +840,8 @@ HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cH
   if (CurrentSta(data) != nullptr) sta_ref = data->apartment;
   DWORD r;
   if (sta_ref) {
-    DWORD mwmo = (wait_all ? MWMO_WAITALL : 0) |
-                 ((dwFlags & COWAIT_ALERTABLE) != 0 ? MWMO_ALERTABLE : 0) |
-                 ((dwFlags & COWAIT_INPUTAVAILABLE) != 0 ? MWMO_INPUTAVAILABLE : 0);
-    r = ModalWait(*data, static_cast<ApartmentImpl*>(sta_ref.get()), objects, pHandles, cHandles,
-                  dwTimeout, mwmo, (dwFlags & COWAIT_DISPATCH_WINDOW_MESSAGES) != 0, nullptr, 0);
+    r = CoWaitInSta(*data, static_cast<ApartmentImpl*>(sta_ref.get()), objects, pHandles,
+                    cHandles, dwTimeout, dwFlags);
   } else {
     r = WaitForObjects(objects, pHandles, cHandles, wait_all, dwTimeout,
                        (dwFlags & COWAIT_ALERTABLE) != 0, WaitOptions{BlockKind::kComCall, 0});

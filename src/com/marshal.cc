@@ -101,6 +101,10 @@ struct ApartmentRecord {
 struct ClassRegistration {
   CLSID clsid;
   std::uint64_t packet;
+  // The registering apartment, which owns the registration (revoked at its
+  // end; revocable only from it), and the CLSCTX it was registered for.
+  std::uint64_t apartment_id = 0;
+  DWORD context = 0;
 };
 
 struct State {
@@ -115,6 +119,8 @@ struct State {
   DWORD next_cookie = 0x100;
   std::unordered_map<DWORD, std::uint64_t> git;  // cookie -> TABLESTRONG packet
   std::unordered_map<DWORD, ClassRegistration> classes;
+  // Apartments whose shutdown callback revokes their class objects (one each).
+  std::unordered_set<std::uint64_t> class_apartments;
   std::size_t live_stubs = 0;
   std::size_t live_proxies = 0;
 
@@ -486,11 +492,15 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     }
     if (!known) {
       bool disconnected = false;
-      hr = InvokeInApartment(stub_->apartment, [&]() -> HRESULT {
-        HRESULT ensured = EnsureInterface(stub_, riid);
-        disconnected = ensured == RPC_E_DISCONNECTED;
-        return ensured;
-      });
+      static constexpr RemUnknownCall kRemQueryInterface{kRemQueryInterfaceMethod};
+      hr = InvokeInApartment(
+          stub_->apartment,
+          [&]() -> HRESULT {
+            HRESULT ensured = EnsureInterface(stub_, riid);
+            disconnected = ensured == RPC_E_DISCONNECTED;
+            return ensured;
+          },
+          nullptr, &kRemQueryInterface);
       if (disconnected) return FailDisconnected();
       if (FAILED(hr)) return hr;
     }
@@ -512,18 +522,47 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     HRESULT hr = CheckUsable();
     if (FAILED(hr)) return hr;
     // The callable captures one pointer, so std::function stores it inline:
-    // no allocation per call.
-    struct Frame {
+    // no allocation per call. The frame also describes the call to the
+    // object's message filter (CallDescription: one pointer stored per call).
+    struct Frame final : CallDescription {
+      Frame(ProxyManager* s, const IID& i, const ServerCall& c) noexcept
+          : self(s), iid(i), call(c) {}
+      INTERFACEINFO Describe() const noexcept override {
+        return INTERFACEINFO{self->ServerInterface(iid), iid, call.method()};
+      }
       ProxyManager* self;
       const IID& iid;
       const ServerCall& call;
-      bool disconnected;
-    } frame{this, iid, call, false};
-    hr = InvokeInApartment(stub_->apartment, [&frame]() -> HRESULT {
-      return frame.self->CallOnStub(frame.iid, frame.call, &frame.disconnected);
-    });
+      bool disconnected = false;
+    } frame{this, iid, call};
+    hr = InvokeInApartment(
+        stub_->apartment,
+        [&frame]() -> HRESULT {
+          return frame.self->CallOnStub(frame.iid, frame.call, &frame.disconnected);
+        },
+        nullptr, &frame);
     if (frame.disconnected) return FailDisconnected();
     return hr;
+  }
+
+  // The object's interface `iid` as the stub holds it (no reference), or
+  // null once disconnected; on the stub's apartment, as CallOnStub's lookup.
+  IUnknown* ServerInterface(REFIID iid) const noexcept {
+    void* itf = nullptr;
+    if (stub_->apartment->kind() == ApartmentKind::kSta) {
+      // No lock, as in CallOnStub: only this thread changes the map.
+      if (stub_->connected.load(std::memory_order_acquire)) {
+        auto it = stub_->interfaces.find(iid);
+        if (it != stub_->interfaces.end()) itf = it->second;
+      }
+    } else {
+      std::lock_guard lock(S().mu);
+      if (stub_->connected) {
+        auto it = stub_->interfaces.find(iid);
+        if (it != stub_->interfaces.end()) itf = it->second;
+      }
+    }
+    return static_cast<IUnknown*>(itf);
   }
 
   // The server half of Call, on the stub's apartment.
@@ -1529,15 +1568,48 @@ class FreeThreadedMarshaler final : public IUnknown {
 
 // --- Class registry ------------------------------------------------------------------
 
-HRESULT LookupClassPacket(REFCLSID clsid, std::uint64_t* packet) {
+// The class objects an apartment registered belong to it, as on Windows
+// (Wine's compobj.c test_registered_object_thread_affinity, run on Windows):
+// an in-process activation (CLSCTX_INPROC_*) finds only the calling
+// apartment's registrations; CLSCTX_LOCAL_SERVER also finds those other
+// apartments registered for CLSCTX_LOCAL_SERVER, and returns a proxy, so that
+// activation goes through the registering apartment like any call into it.
+HRESULT LookupClassPacket(REFCLSID clsid, std::uint64_t apartment_id, DWORD context,
+                          std::uint64_t* packet) {
   std::lock_guard lock(S().mu);
+  const ClassRegistration* other_apartment = nullptr;
   for (auto& [cookie, registration] : S().classes) {
-    if (registration.clsid == clsid) {
+    if (registration.clsid != clsid) continue;
+    if (registration.apartment_id == apartment_id && (registration.context & context) != 0) {
       *packet = registration.packet;
       return S_OK;
     }
+    if ((registration.context & context & CLSCTX_LOCAL_SERVER) != 0 && other_apartment == nullptr) {
+      other_apartment = &registration;
+    }
   }
-  return REGDB_E_CLASSNOTREG;
+  if (other_apartment == nullptr) return REGDB_E_CLASSNOTREG;
+  *packet = other_apartment->packet;
+  return S_OK;
+}
+
+// Revokes every class object apartment `apartment_id` registered (its
+// shutdown callback, on its own thread).
+void RevokeApartmentClasses(std::uint64_t apartment_id) {
+  std::vector<std::uint64_t> packets;
+  {
+    std::lock_guard lock(S().mu);
+    S().class_apartments.erase(apartment_id);
+    for (auto it = S().classes.begin(); it != S().classes.end();) {
+      if (it->second.apartment_id == apartment_id) {
+        packets.push_back(it->second.packet);
+        it = S().classes.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (std::uint64_t packet : packets) (void)ReleasePacket(packet, nullptr);
 }
 
 }  // namespace
@@ -1795,7 +1867,8 @@ HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvRe
   using namespace apartments::internal;
   if (ppv == nullptr) return E_INVALIDARG;
   *ppv = nullptr;
-  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
   if (rclsid == CLSID_StdGlobalInterfaceTable) {
     if ((dwClsContext & (CLSCTX_INPROC_SERVER | CLSCTX_LOCAL_SERVER)) == 0) {
       return REGDB_E_CLASSNOTREG;
@@ -1803,7 +1876,7 @@ HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvRe
     return TheGitFactory().QueryInterface(riid, ppv);
   }
   std::uint64_t packet = 0;
-  HRESULT hr = LookupClassPacket(rclsid, &packet);
+  HRESULT hr = LookupClassPacket(rclsid, current->id(), dwClsContext, &packet);
   if (FAILED(hr)) return hr;
   return UnmarshalPacket(packet, riid, ppv, nullptr);
 }
@@ -1835,18 +1908,38 @@ HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwCl
   if (pUnk == nullptr || lpdwRegister == nullptr) return E_INVALIDARG;
   ApartmentRef current = CurrentApartment();
   if (!current) return CO_E_NOTINITIALIZED;
-  std::uint64_t existing = 0;
-  if (SUCCEEDED(LookupClassPacket(rclsid, &existing))) return CO_E_OBJISREG;
+  const std::uint64_t apartment_id = current->id();
+  // The registration ends with its apartment (Windows revokes an apartment's
+  // class objects at its CoUninitialize); the callback runs on that thread.
+  bool needs_callback;
+  {
+    std::lock_guard lock(S().mu);
+    needs_callback = S().class_apartments.insert(apartment_id).second;
+  }
+  // Registered outside the lock (the apartment takes its own lock, and its
+  // callbacks take ours).
+  if (needs_callback &&
+      !current->AddShutdownCallback([apartment_id] { RevokeApartmentClasses(apartment_id); })) {
+    std::lock_guard lock(S().mu);
+    S().class_apartments.erase(apartment_id);
+    return CO_E_NOTINITIALIZED;
+  }
   WireRecord record;
   HRESULT hr = MarshalToPacket(current, pUnk, IID_IUnknown, MSHLFLAGS_TABLESTRONG, &record);
   if (FAILED(hr)) return hr;
+  // Another apartment may register the same class (each finds its own).
+  auto same = [&](const ClassRegistration& registration) {
+    return registration.clsid == rclsid && registration.apartment_id == apartment_id &&
+           (registration.context & dwClsContext) != 0;
+  };
   bool duplicate = false;
   {
     std::lock_guard lock(S().mu);
-    for (auto& [cookie, registration] : S().classes) duplicate |= registration.clsid == rclsid;
+    for (auto& [cookie, registration] : S().classes) duplicate |= same(registration);
     if (!duplicate) {
       DWORD cookie = S().next_cookie++;
-      S().classes.emplace(cookie, ClassRegistration{rclsid, record.packet_id});
+      S().classes.emplace(cookie, ClassRegistration{rclsid, record.packet_id, apartment_id,
+                                                    dwClsContext});
       *lpdwRegister = cookie;
     }
   }
@@ -1859,12 +1952,15 @@ HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwCl
 
 HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister) {
   using namespace apartments::internal;
-  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  ApartmentRef current = CurrentApartment();
+  if (!current) return CO_E_NOTINITIALIZED;
   std::uint64_t packet = 0;
   {
     std::lock_guard lock(S().mu);
     auto it = S().classes.find(dwRegister);
     if (it == S().classes.end()) return CO_E_OBJNOTREG;
+    // Only the registering apartment may revoke (Windows).
+    if (it->second.apartment_id != current->id()) return RPC_E_WRONG_THREAD;
     packet = it->second.packet;
     S().classes.erase(it);
   }

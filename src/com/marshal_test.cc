@@ -778,8 +778,9 @@ class CounterFactory final : public ComObject<CounterFactory, IClassFactory> {
 };
 
 // Tests CoRegisterClassObject/CoCreateInstance: an object created from
-// another apartment lives in the factory's apartment and arrives as a
-// proxy; unknown classes give REGDB_E_CLASSNOTREG.
+// another apartment through a CLSCTX_LOCAL_SERVER registration lives in the
+// factory's apartment and arrives as a proxy; unknown classes give
+// REGDB_E_CLASSNOTREG; only the registering apartment may revoke.
 TEST_F(MarshalTest, ClassRegistryCreatesInFactoryApartment) {
   constexpr CLSID kClsid = GuidFromLiteral("3b0a4c1e-8f21-4d6a-9c11-2a7e5d0f6bff");
   DeathRecord death;
@@ -788,17 +789,17 @@ TEST_F(MarshalTest, ClassRegistryCreatesInFactoryApartment) {
   a.Run([&] {
     CounterFactory* factory = MakeComObject<CounterFactory>(&death);
     ASSERT_EQ(CoRegisterClassObject(kClsid, static_cast<IClassFactory*>(factory),
-                                    CLSCTX_INPROC_SERVER, REGCLS_MULTIPLEUSE, &registration),
+                                    CLSCTX_LOCAL_SERVER, REGCLS_MULTIPLEUSE, &registration),
               S_OK);
     DWORD twice = 0;
     EXPECT_EQ(CoRegisterClassObject(kClsid, static_cast<IClassFactory*>(factory),
-                                    CLSCTX_INPROC_SERVER, REGCLS_MULTIPLEUSE, &twice),
+                                    CLSCTX_LOCAL_SERVER, REGCLS_MULTIPLEUSE, &twice),
               CO_E_OBJISREG);
     factory->Release();
   });
   b.Run([&] {
     ICounter* counter = nullptr;
-    ASSERT_EQ(CoCreateInstance(kClsid, nullptr, CLSCTX_INPROC_SERVER, IID_ICounter,
+    ASSERT_EQ(CoCreateInstance(kClsid, nullptr, CLSCTX_LOCAL_SERVER, IID_ICounter,
                                reinterpret_cast<void**>(&counter)),
               S_OK);
     DWORD tid = 0;
@@ -809,6 +810,9 @@ TEST_F(MarshalTest, ClassRegistryCreatesInFactoryApartment) {
     EXPECT_EQ(CoCreateInstance(kUnknown, nullptr, CLSCTX_INPROC_SERVER, IID_ICounter,
                                reinterpret_cast<void**>(&counter)),
               REGDB_E_CLASSNOTREG);
+    EXPECT_EQ(CoRevokeClassObject(registration), RPC_E_WRONG_THREAD);
+  });
+  a.Run([&] {
     EXPECT_EQ(CoRevokeClassObject(registration), S_OK);
     EXPECT_EQ(CoRevokeClassObject(registration), CO_E_OBJNOTREG);
   });

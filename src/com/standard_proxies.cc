@@ -33,7 +33,8 @@ class ClassFactoryProxy final : public InterfaceProxy<IClassFactory> {
       static_cast<IUnknown*>(object)->Release();
       return FAILED(marshaled) ? marshaled : hr;
     };
-    HRESULT hr = manager()->Call(IID_IClassFactory, ServerCall(server));
+    HRESULT hr = manager()->Call(IID_IClassFactory,
+                                 ServerCall(server, VtableSlot(&IClassFactory::CreateInstance)));
     if (token == 0) return hr;
     if (FAILED(hr)) {
       ReleaseArgument(token);
