@@ -579,7 +579,12 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   if (!target_ref) return E_INVALIDARG;
   auto* target = static_cast<ApartmentImpl*>(target_ref.get());
   ComThreadData& data = CurrentComThreadData();
-  if (CurrentApartmentRaw(&data) == nullptr) {
+  // The runtime's own calls are also made from a thread in no apartment: a
+  // client apartment ending (its thread's apartment already let go of)
+  // releases its proxies' objects synchronously, as Windows does at
+  // CoUninitialize and in DLL_THREAD_DETACH (Wine's marshal tests,
+  // test_no_couninitialize_client); the wait does not pump then.
+  if (!runtime && CurrentApartmentRaw(&data) == nullptr) {
     SetCallErrorInfo(CO_E_NOTINITIALIZED,
                      "A call into " + target->Describe() + " from " +
                          ThreadText(CurrentThreadId()) +
