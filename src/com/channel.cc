@@ -301,8 +301,10 @@ void AbandonOnUnwind(ApartmentImpl* target, ChannelCall* call, KernelObject* rep
     const DWORD r = WaitForObjects(objects, handles, 1, false, INFINITE, false,
                                    WaitOptions{BlockKind::kComCall, target_tid, -1, false,
                                                &call->executing_tid});
-    if (r == WAIT_OBJECT_0) return;
+    if (r == WAIT_OBJECT_0) break;
   }
+  // Nobody reads the outcome: drop what the callee handed over.
+  if (IErrorInfo* info = std::exchange(call->error_info, nullptr)) info->Release();
 }
 
 }  // namespace
