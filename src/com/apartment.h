@@ -134,9 +134,10 @@ class RemUnknownCall final : public CallDescription {
 // InvokeInApartment, but the target's message filter is not consulted (an
 // application's filter rejects the application's calls, not the runtime's
 // bookkeeping) and the call is never cancellable (neither CoCancelCall nor
-// the caller's filter's PENDINGMSG_CANCELCALL can drop it). It still fails
-// when it cannot be made now: RPC_E_SYS_CALL_FAILED at the target's queue
-// quota, CO_E_NOTINITIALIZED, RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
+// the caller's filter's PENDINGMSG_CANCELCALL can drop it). It may be made
+// from a thread in no apartment (a client apartment ending), waiting without
+// pumping. It still fails when it cannot be made now: RPC_E_SYS_CALL_FAILED
+// at the target's queue quota, RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
 // RPC_E_DISCONNECTED; the caller then uses PostRuntimeWork.
 HRESULT InvokeRuntimeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke);
 

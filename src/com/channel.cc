@@ -317,8 +317,10 @@ void AbandonOnUnwind(ApartmentImpl* target, ChannelCall* call, KernelObject* rep
     const DWORD r = WaitForObjects(objects, handles, 1, false, INFINITE, false,
                                    WaitOptions{BlockKind::kComCall, target_tid, -1, false,
                                                &call->executing_tid});
-    if (r == WAIT_OBJECT_0) return;
+    if (r == WAIT_OBJECT_0) break;
   }
+  // Nobody reads the outcome: drop what the callee handed over.
+  if (IErrorInfo* info = std::exchange(call->error_info, nullptr)) info->Release();
 }
 
 }  // namespace
@@ -600,7 +602,12 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   if (!target_ref) return E_INVALIDARG;
   auto* target = static_cast<ApartmentImpl*>(target_ref.get());
   ComThreadData& data = CurrentComThreadData();
-  if (CurrentApartmentRaw(&data) == nullptr) {
+  // The runtime's own calls are also made from a thread in no apartment: a
+  // client apartment ending (its thread's apartment already let go of)
+  // releases its proxies' objects synchronously, as Windows does at
+  // CoUninitialize and in DLL_THREAD_DETACH (Wine's marshal tests,
+  // test_no_couninitialize_client); the wait does not pump then.
+  if (!runtime && CurrentApartmentRaw(&data) == nullptr) {
     SetCallErrorInfo(CO_E_NOTINITIALIZED,
                      "A call into " + target->Describe() + " from " +
                          ThreadText(CurrentThreadId()) +

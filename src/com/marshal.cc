@@ -595,7 +595,9 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     // made by the call itself.
     struct Releaser {
       void* itf;
-      ~Releaser() { static_cast<IUnknown*>(itf)->Release(); }
+      // noexcept(false): the object's Release may wait for another apartment
+      // (it may hold proxies), where a served call can end the thread.
+      ~Releaser() noexcept(false) { static_cast<IUnknown*>(itf)->Release(); }
     } releaser{itf};
     return call(itf);
   }

@@ -21,8 +21,11 @@
 //                its apartment shuts down)--> disconnected
 //   disconnected: calls through proxies get RPC_E_DISCONNECTED, unmarshaling
 //   CO_E_OBJNOTCONNECTED; its object references are released (on its thread)
-//   right after the transition, or at its apartment's shutdown when that
-//   thread could not be reached.
+//   right after the transition by a runtime call (no message filter, no
+//   cancellation), or, when that call cannot be made now (queue quota, a
+//   releasing thread inside an input-synchronous call), by one-way runtime
+//   work that runs when the thread next pumps, or at its apartment's
+//   shutdown at the latest: never lost.
 //
 // Locking: one mutex guards every table and every stub and proxy manager's
 // mutable state. Only AddRef is ever called on user objects while holding
