@@ -28,6 +28,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,15 @@ namespace apartments {
 namespace internal {
 namespace {
 
+// One line on stderr, once per process for each distinct line: the
+// environment is read again at each (re)start and by GetDiagnosticsOptions.
 void Warn(const std::string& line) {
+  static std::mutex mu;
+  static std::set<std::string>* warned = new std::set<std::string>();
+  {
+    std::lock_guard lock(mu);
+    if (!warned->insert(line).second) return;
+  }
   const std::string text = "apartments: " + line + "\n";
   std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
