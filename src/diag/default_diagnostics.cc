@@ -204,7 +204,14 @@ class DefaultDiagnostics {
   void SetProgramOptions(const DiagnosticsOptions& options) {
     std::lock_guard lock(mu_);
     program_ = options;
-    if (!started_.load(std::memory_order_relaxed)) return;
+    if (!started_.load(std::memory_order_relaxed)) {
+      // Reports made before the start (deadlock detection the program turned
+      // on itself, say) already go where the options say.
+      DiagnosticsOptions effective = program_;
+      ApplyEnvironment(effective);
+      sink_.Configure(effective);
+      return;
+    }
     StopLocked();
     StartLocked();
   }
