@@ -28,6 +28,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,15 @@ namespace apartments {
 namespace internal {
 namespace {
 
+// One line on stderr, once per process for each distinct line: the
+// environment is read again at each (re)start and by GetDiagnosticsOptions.
 void Warn(const std::string& line) {
+  static std::mutex mu;
+  static std::set<std::string>* warned = new std::set<std::string>();
+  {
+    std::lock_guard lock(mu);
+    if (!warned->insert(line).second) return;
+  }
   const std::string text = "apartments: " + line + "\n";
   std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
@@ -195,7 +204,14 @@ class DefaultDiagnostics {
   void SetProgramOptions(const DiagnosticsOptions& options) {
     std::lock_guard lock(mu_);
     program_ = options;
-    if (!started_.load(std::memory_order_relaxed)) return;
+    if (!started_.load(std::memory_order_relaxed)) {
+      // Reports made before the start (deadlock detection the program turned
+      // on itself, say) already go where the options say.
+      DiagnosticsOptions effective = program_;
+      ApplyEnvironment(effective);
+      sink_.Configure(effective);
+      return;
+    }
     StopLocked();
     StartLocked();
   }
