@@ -170,10 +170,11 @@ TEST_F(FilterInfoTest, ProxyRecipeMethodNumbersAreVtableSlots) {
   });
 }
 
-// Tests that the runtime's own calls are IRemUnknown calls, as on Windows: a
-// proxy's QueryInterface for an interface the stub does not hold yet is
-// RemQueryInterface (3), and the release of the last reference is RemRelease
-// (5), naming an object that answers QueryInterface(IID_IRemUnknown).
+// Tests that a proxy's QueryInterface for an interface the stub does not hold
+// yet reaches the filter as IRemUnknown::RemQueryInterface (3), naming an
+// object that answers QueryInterface(IID_IRemUnknown), and that the release
+// of the last reference (RemRelease) is the runtime's own traffic, which the
+// filter does not see, so that a rejecting filter cannot lose it (issue 18).
 TEST_F(FilterInfoTest, RuntimeCallsAreRemUnknownCalls) {
   AptThread server, client;
   RecordingFilter filter;
@@ -201,14 +202,13 @@ TEST_F(FilterInfoTest, RuntimeCallsAreRemUnknownCalls) {
     EXPECT_NE(seen[0].object, nullptr);
     if (holder != nullptr) holder->Release();
     proxy->Release();
-    seen = filter.TakeSeen();
-    ASSERT_EQ(seen.size(), 1u);
-    EXPECT_EQ(seen[0].iid, IID_IRemUnknown);
-    EXPECT_EQ(seen[0].method, 5);
+    EXPECT_TRUE(filter.TakeSeen().empty());
   });
   EXPECT_TRUE(filter.rem_unknown_answers());
   server.Run([&] {
     counter->Release();
+    // The release was delivered: the server's reference was the last one.
+    EXPECT_EQ(counter_death.deaths.load(), 1);
     EXPECT_EQ(CoRegisterMessageFilter(nullptr, nullptr), S_OK);
   });
 }
