@@ -143,6 +143,21 @@ extern "C" {
 HRESULT WINAPI CoMarshalInterface(LPSTREAM pStm, REFIID riid, LPUNKNOWN pUnk,
                                   DWORD dwDestContext, LPVOID pvDestContext, DWORD mshlflags);
 
+// CoGetMarshalSizeMax()
+//
+// The most bytes CoMarshalInterface writes for `pUnk` in context
+// `dwDestContext`, so that a caller can size its stream first.
+// Thread safety: any thread in an apartment. Does not block.
+// Returns S_OK with `*pulSize` set; E_INVALIDARG for a null `pulSize` or
+// `pUnk`, or unknown `mshlflags` bits; E_NOTIMPL for a context other than
+// MSHCTX_INPROC and MSHCTX_CROSSCTX (as CoMarshalInterface);
+// CO_E_NOTINITIALIZED when the calling thread is in no apartment.
+// Difference from Windows: the size is that of this library's own marshal
+// record (every object, the free-threaded marshaler's included, is written
+// as one), not of an OBJREF; an object's custom IMarshal is not asked.
+HRESULT WINAPI CoGetMarshalSizeMax(ULONG* pulSize, REFIID riid, LPUNKNOWN pUnk,
+                                   DWORD dwDestContext, LPVOID pvDestContext, DWORD mshlflags);
+
 // CoUnmarshalInterface()
 //
 // Reads marshal data from `pStm` at its current position (advancing it past

@@ -1732,6 +1732,18 @@ HRESULT WINAPI CoMarshalInterface(LPSTREAM pStm, REFIID riid, LPUNKNOWN pUnk, DW
   return hr;
 }
 
+HRESULT WINAPI CoGetMarshalSizeMax(ULONG* pulSize, REFIID riid, LPUNKNOWN pUnk,
+                                   DWORD dwDestContext, LPVOID pvDestContext, DWORD mshlflags) {
+  using namespace apartments::internal;
+  if (pulSize != nullptr) *pulSize = 0;
+  if (pulSize == nullptr || pUnk == nullptr || (mshlflags & ~kKnownFlags) != 0) return E_INVALIDARG;
+  if (dwDestContext != MSHCTX_INPROC && dwDestContext != MSHCTX_CROSSCTX) return E_NOTIMPL;
+  if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
+  // CoMarshalInterface writes one WireRecord, whatever the object.
+  *pulSize = static_cast<ULONG>(sizeof(WireRecord));
+  return S_OK;
+}
+
 HRESULT WINAPI CoUnmarshalInterface(LPSTREAM pStm, REFIID riid, LPVOID* ppv) {
   using namespace apartments::internal;
   if (ppv != nullptr) *ppv = nullptr;

@@ -221,6 +221,42 @@ TEST_F(MarshalTest, ProxyCallFromImplicitMtaIsWrongThread) {
 // Tests that CoUnmarshalInterface and CoReleaseMarshalData on a stream with
 // no bytes, or too few, left at its position return STG_E_READFAULT
 // (Wine's test_bad_marshal_stream), and that the data is intact afterwards.
+// Tests that CoGetMarshalSizeMax gives at least what CoMarshalInterface
+// writes, and fails as CoMarshalInterface does on bad arguments.
+TEST_F(MarshalTest, MarshalSizeMaxCoversWhatIsWritten) {
+  DeathRecord death;
+  AptThread a;
+  a.Run([&] {
+    Counter* counter = MakeComObject<Counter>(&death);
+    IUnknown* unk = static_cast<ICounter*>(counter);
+    ULONG size = 0;
+    ASSERT_EQ(CoGetMarshalSizeMax(&size, IID_ICounter, unk, MSHCTX_INPROC, nullptr,
+                                  MSHLFLAGS_NORMAL),
+              S_OK);
+    IStream* stream = NewStream();
+    ASSERT_EQ(CoMarshalInterface(stream, IID_ICounter, unk, MSHCTX_INPROC, nullptr,
+                                 MSHLFLAGS_NORMAL),
+              S_OK);
+    ULARGE_INTEGER end{};
+    ASSERT_EQ(stream->Seek(LARGE_INTEGER{}, STREAM_SEEK_CUR, &end), S_OK);
+    EXPECT_GT(size, 0u);
+    EXPECT_LE(end.QuadPart, size);
+    Rewind(stream);
+    EXPECT_EQ(CoReleaseMarshalData(stream), S_OK);
+    stream->Release();
+    EXPECT_EQ(CoGetMarshalSizeMax(nullptr, IID_ICounter, unk, MSHCTX_INPROC, nullptr,
+                                  MSHLFLAGS_NORMAL),
+              E_INVALIDARG);
+    size = 7;
+    EXPECT_EQ(CoGetMarshalSizeMax(&size, IID_ICounter, nullptr, MSHCTX_INPROC, nullptr,
+                                  MSHLFLAGS_NORMAL),
+              E_INVALIDARG);
+    EXPECT_EQ(size, 0u);
+    counter->Release();
+  });
+  EXPECT_EQ(death.deaths.load(), 1);
+}
+
 TEST_F(MarshalTest, ShortStreamIsReadFault) {
   DeathRecord death;
   AptThread a;
