@@ -19,28 +19,6 @@ namespace {
 constexpr CLSID kClsidStdMarshal = GuidFromLiteral("00000017-0000-0000-C000-000000000046");
 constexpr CLSID kClsidInProcFreeMarshaler = GuidFromLiteral("0000033A-0000-0000-C000-000000000046");
 
-IStream* NewStream() {
-  IStream* stream = nullptr;
-  EXPECT_EQ(CreateStreamOnHGlobal(nullptr, TRUE, &stream), S_OK);
-  return stream;
-}
-
-void Rewind(IStream* stream) {
-  LARGE_INTEGER zero{};
-  ASSERT_EQ(stream->Seek(zero, STREAM_SEEK_SET, nullptr), S_OK);
-}
-
-IStream* MarshalInto(IUnknown* object, DWORD flags, REFIID iid = IID_ICounter) {
-  IStream* stream = NewStream();
-  EXPECT_EQ(CoMarshalInterface(stream, iid, object, MSHCTX_INPROC, nullptr, flags), S_OK);
-  Rewind(stream);
-  return stream;
-}
-
-HRESULT Poke(ICounter* counter) {
-  int total = 0;
-  return counter->Add(1, &total);
-}
 
 template <typename T>
 HRESULT Unmarshal(IStream* stream, T** out) {

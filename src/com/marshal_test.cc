@@ -16,32 +16,6 @@
 namespace apartments::internal::testing {
 namespace {
 
-// A new memory stream (the caller releases it).
-IStream* NewStream() {
-  IStream* stream = nullptr;
-  EXPECT_EQ(CreateStreamOnHGlobal(nullptr, TRUE, &stream), S_OK);
-  return stream;
-}
-
-void Rewind(IStream* stream) {
-  LARGE_INTEGER zero{};
-  ASSERT_EQ(stream->Seek(zero, STREAM_SEEK_SET, nullptr), S_OK);
-}
-
-// Marshals `object` in the calling apartment with `flags` into a new stream,
-// rewound.
-IStream* MarshalInto(IUnknown* object, DWORD flags, REFIID iid = IID_ICounter) {
-  IStream* stream = NewStream();
-  EXPECT_EQ(CoMarshalInterface(stream, iid, object, MSHCTX_INPROC, nullptr, flags), S_OK);
-  Rewind(stream);
-  return stream;
-}
-
-// Calls Add(1) through `counter` and returns the HRESULT.
-HRESULT Poke(ICounter* counter) {
-  int total = 0;
-  return counter->Add(1, &total);
-}
 
 // Tests that NORMAL marshal data unmarshals once into a working proxy, and a
 // second unmarshal gives CO_E_OBJNOTCONNECTED with an explanation.

@@ -185,6 +185,33 @@ class Counter final : public ComObject<Counter, ICounter, IHolder> {
 };
 
 // Checks, at the end of a test, that no stub or proxy manager outlived it.
+// Stream helpers shared by the marshaling tests.
+inline IStream* NewStream() {  // A new memory stream (the caller releases it).
+  IStream* stream = nullptr;
+  EXPECT_EQ(CreateStreamOnHGlobal(nullptr, TRUE, &stream), S_OK);
+  return stream;
+}
+
+inline void Rewind(IStream* stream) {
+  LARGE_INTEGER zero{};
+  ASSERT_EQ(stream->Seek(zero, STREAM_SEEK_SET, nullptr), S_OK);
+}
+
+// Marshals `object` in the calling apartment with `flags` into a new stream,
+// rewound.
+inline IStream* MarshalInto(IUnknown* object, DWORD flags, REFIID iid = IID_ICounter) {
+  IStream* stream = NewStream();
+  EXPECT_EQ(CoMarshalInterface(stream, iid, object, MSHCTX_INPROC, nullptr, flags), S_OK);
+  Rewind(stream);
+  return stream;
+}
+
+// Calls Add(1) through `counter` and returns the HRESULT.
+inline HRESULT Poke(ICounter* counter) {
+  int total = 0;
+  return counter->Add(1, &total);
+}
+
 class MarshalTest : public ::testing::Test {
  protected:
   void TearDown() override {

@@ -132,10 +132,6 @@ DWORD RunThreadToEnd(std::function<DWORD()> body) {
 }
 
 // Calls Add(1) through `counter` and returns the HRESULT.
-HRESULT Poke(ICounter* counter) {
-  int total = 0;
-  return counter->Add(1, &total);
-}
 
 class ReliabilityTest : public MarshalTest {};
 
