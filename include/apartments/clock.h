@@ -29,8 +29,9 @@ class Clock {
 const Clock& GetClock() noexcept;
 
 // Installs `clock` as the process's clock (nullptr restores the system clock).
-// `clock` must outlive its installation. Meant for tests, set before the threads
-// that read it start; readers see either the old or the new clock.
+// `clock` must outlive its installation. Meant for tests; readers see either the
+// old or the new clock, and readers through internal::GuardedNow() are done
+// with the old one when this returns.
 void SetClockForTesting(const Clock* clock) noexcept;
 
 namespace internal {
@@ -47,6 +48,11 @@ void NotifyClockAdvanced() noexcept;
 // every message ("last pumped"), where milliseconds are plenty. An installed
 // test clock is read exactly. Any thread; never blocks.
 Clock::TimePoint CoarseNow() noexcept;
+// GetClock().Now() for threads that run beside tests (the default hang
+// watchdog and what it calls): SetClockForTesting does not return while such
+// a read of the clock it replaced is in progress, so a test may destroy its
+// FakeClock after uninstalling it. Any thread; never blocks.
+Clock::TimePoint GuardedNow() noexcept;
 }  // namespace internal
 
 // A manually advanced clock. Starts at an arbitrary fixed point, far (1000

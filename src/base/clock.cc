@@ -2,6 +2,7 @@
 
 #include "base/duration_text.h"
 
+#include <sched.h>
 #include <time.h>
 
 #include <cstdio>
@@ -19,6 +20,10 @@ class SystemClock final : public Clock {
 
 const SystemClock kSystemClock;
 std::atomic<const Clock*> g_clock{&kSystemClock};
+// Threads inside GuardedNow() with a test clock. SetClockForTesting waits for
+// it to drop to zero, so that a clock it replaced is no longer being read
+// when it returns (and the test may destroy it).
+std::atomic<int> g_guarded_readers{0};
 
 std::mutex g_listeners_mu;
 std::vector<std::pair<void (*)(void*), void*>>& Listeners() {
@@ -53,6 +58,19 @@ void NotifyClockAdvanced() noexcept {
   for (auto& [fn, context] : Listeners()) fn(context);
 }
 
+Clock::TimePoint GuardedNow() noexcept {
+  const Clock* clock = g_clock.load(std::memory_order_acquire);
+  if (__builtin_expect(clock == &kSystemClock, 1)) return kSystemClock.Now();
+  // Race-free with SetClockForTesting (all seq_cst): if our load below still
+  // sees the old clock, it precedes the writer's store, so our increment does
+  // too, and the writer's wait sees it until we are done with that clock.
+  g_guarded_readers.fetch_add(1, std::memory_order_seq_cst);
+  clock = g_clock.load(std::memory_order_seq_cst);
+  const Clock::TimePoint now = clock->Now();
+  g_guarded_readers.fetch_sub(1, std::memory_order_seq_cst);
+  return now;
+}
+
 Clock::TimePoint CoarseNow() noexcept {
   const Clock* clock = g_clock.load(std::memory_order_acquire);
   if (__builtin_expect(clock != &kSystemClock, 0)) return clock->Now();
@@ -82,7 +100,10 @@ std::string FormatDuration(Clock::Duration d) {
 const Clock& GetClock() noexcept { return *g_clock.load(std::memory_order_acquire); }
 
 void SetClockForTesting(const Clock* clock) noexcept {
-  g_clock.store(clock != nullptr ? clock : &kSystemClock, std::memory_order_release);
+  g_clock.store(clock != nullptr ? clock : &kSystemClock, std::memory_order_seq_cst);
+  // A background reader (the default hang watchdog) may still be inside the
+  // replaced clock's Now(): wait until it is out (see GuardedNow).
+  while (g_guarded_readers.load(std::memory_order_seq_cst) != 0) sched_yield();
 }
 
 }  // namespace apartments

@@ -79,7 +79,7 @@ bool ReportCycle(WaitChain chain, const std::vector<ChainHop>& hops, const Cycle
 
   DeadlockReport report;
   for (const ChainHop& hop : hops) report.threads.push_back(hop.tid);
-  report.detected_at = GetClock().Now();
+  report.detected_at = internal::GuardedNow();
   const std::string count = std::to_string(report.threads.size());
   if (finding.definite) {
     report.text = "Deadlock: " + count +

@@ -296,7 +296,7 @@ struct HangWatchdog::Impl {
   }
 
   void Poll() {
-    const Clock::TimePoint now = GetClock().Now();
+    const Clock::TimePoint now = internal::GuardedNow();
     std::vector<DWORD> tids;
     std::vector<std::pair<DWORD, internal::ThreadState*>> threads;
     internal::ForEachThreadState([&](internal::ThreadState& state) {
@@ -351,7 +351,7 @@ struct HangWatchdog::Impl {
     context.threshold = options.threshold;
     context.permanent_threshold = options.permanent_threshold;
     context.recent_reports = internal::RecentReports();
-    const Clock::TimePoint now = GetClock().Now();
+    const Clock::TimePoint now = internal::GuardedNow();
     for (const auto& [tid, e] : episodes) {
       if (!e.active) continue;
       internal::HangState hang;

@@ -193,7 +193,7 @@ std::uint32_t DispatchDepthOf(DWORD tid) {
 WaitChain BuildWaitChain(DWORD tid, std::vector<ChainHop>* hops) {
   WaitChain chain;
   chain.tid = tid;
-  const Clock::TimePoint now = GetClock().Now();
+  const Clock::TimePoint now = internal::GuardedNow();
   std::vector<DWORD> seen;            // Threads in chain order.
   std::vector<std::size_t> seen_at;   // Their node indices.
   DWORD current = tid;
@@ -376,7 +376,7 @@ WaitChain GetWaitChain(DWORD tid) { return internal::BuildWaitChain(tid, nullptr
 
 ProcessSnapshot TakeSnapshot() {
   ProcessSnapshot snapshot;
-  snapshot.taken_at = GetClock().Now();
+  snapshot.taken_at = internal::GuardedNow();
   std::vector<DWORD> tids;
   internal::ForEachThreadState([&](internal::ThreadState& state) {
     const DWORD tid = state.tid.load(std::memory_order_relaxed);
