@@ -276,14 +276,23 @@ void ReleaseStubReferencesInItsApartment(const std::shared_ptr<StubManager>& stu
     ReleaseStubReferences(stub);
     return;
   }
+  // Posted one-way unless the call ran: also when this thread leaves the
+  // call by a forced unwind (ExitThread in a call served while it waited),
+  // which withdraws the call if it had not started.
+  struct PostUnlessDelivered {
+    const std::shared_ptr<StubManager>& stub;
+    bool delivered = false;
+    ~PostUnlessDelivered() {
+      // False only once the apartment is gone: its shutdown released the stub.
+      if (!delivered) (void)PostRuntimeWork(stub->apartment, [s = stub] { ReleaseStubReferences(s); });
+    }
+  } fallback{stub};
   PreserveErrorInfo preserve;
   HRESULT hr = InvokeRuntimeInApartment(stub->apartment, [stub] {
     ReleaseStubReferences(stub);
     return S_OK;
   });
-  if (SUCCEEDED(hr)) return;
-  // False only once the apartment is gone: its shutdown released the stub.
-  (void)PostRuntimeWork(stub->apartment, [stub] { ReleaseStubReferences(stub); });
+  fallback.delivered = SUCCEEDED(hr);
 }
 
 // Drops one strong reference; the last one disconnects the stub and releases
