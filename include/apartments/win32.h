@@ -19,6 +19,8 @@
 //   win32_marshal.h CoMarshalInterface and friends, the global interface
 //                   table, CoDisconnectObject, CoLockObjectExternal, the
 //                   free-threaded marshaler, CoCreateInstance
+//   win32_inproc.h  in-process servers: DllGetClassObject's types,
+//                   CoFreeUnusedLibraries(Ex)
 #ifndef APARTMENTS_WIN32_H_
 #define APARTMENTS_WIN32_H_
 
@@ -29,5 +31,6 @@
 #include "apartments/win32_com.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_marshal.h"
+#include "apartments/win32_inproc.h"
 
 #endif  // APARTMENTS_WIN32_H_

@@ -263,8 +263,8 @@ HRESULT WINAPI CoCreateFreeThreadedMarshaler(LPUNKNOWN punkOuter, LPUNKNOWN* ppu
 //
 // Creates an object of class `rclsid`. Known classes: CLSID_StdGlobalInterfaceTable
 // (the process's one global interface table; IGlobalInterfaceTable), and
-// classes registered with CoRegisterClassObject, found as CoGetClassObject
-// finds them. Blocking: a registered class object living in another apartment
+// classes registered with CoRegisterClassObject or as in-process servers,
+// found as CoGetClassObject finds them. Blocking: a registered class object living in another apartment
 // (CLSCTX_LOCAL_SERVER) is called through its proxy.
 // Returns S_OK; E_INVALIDARG for a null `ppv`; CLASS_E_NOAGGREGATION for a
 // non-null `pUnkOuter` with the table; REGDB_E_CLASSNOTREG for any other
@@ -309,9 +309,15 @@ HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister);
 // apartment's CLSCTX_LOCAL_SERVER registration (a proxy). For
 // CLSID_StdGlobalInterfaceTable, a class factory (a process singleton)
 // whose CreateInstance gives the global interface table (it answers
-// IClassFactory, not IGlobalInterfaceTable, as on Windows).
+// IClassFactory, not IGlobalInterfaceTable, as on Windows). Otherwise, when
+// `dwClsContext` has CLSCTX_INPROC_SERVER, the class's registered in-process
+// server (apartments/win32_inproc.h, docs/inproc_servers.md): its library is
+// loaded and its DllGetClassObject asked, in the apartment its ThreadingModel
+// requires (a proxy when that is not the caller's).
 // Returns S_OK; E_INVALIDARG for a null `ppv`; REGDB_E_CLASSNOTREG;
-// E_NOINTERFACE; CO_E_NOTINITIALIZED.
+// E_NOINTERFACE; CO_E_NOTINITIALIZED; for in-process servers also
+// REGDB_E_BADTHREADINGMODEL, CO_E_DLLNOTFOUND, CO_E_ERRORINDLL and the
+// server's own failures, each explained in the error info.
 HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvReserved,
                                 REFIID riid, LPVOID* ppv);
 

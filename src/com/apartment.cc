@@ -30,6 +30,8 @@ std::atomic<DWORD> g_next_process_cookie{1};
 // The main STA: the first STA created while no main STA is alive.
 std::mutex g_main_sta_mu;
 bool g_main_sta_alive = false;  // Guarded by g_main_sta_mu.
+// The main STA while alive, for MainStaApartment() (in-process servers).
+std::weak_ptr<Apartment> g_main_sta;  // Guarded by g_main_sta_mu.
 
 // --- The MTA ----------------------------------------------------------------
 
@@ -191,6 +193,10 @@ HRESULT CreateSta(ComThreadData& data) {
     if (main_sta) g_main_sta_alive = true;
   }
   data.apartment = ApartmentImpl::MakeSta(main_sta, hwnd, info.queue, info.incarnation);
+  if (main_sta) {
+    std::lock_guard lock(g_main_sta_mu);
+    g_main_sta = data.apartment;
+  }
   PublishApartmentTag(data.apartment.get());
   return S_OK;
 }
@@ -207,6 +213,7 @@ void LeaveApartment(ComThreadData& data) {
     if (apartment->is_main_sta()) {
       std::lock_guard lock(g_main_sta_mu);
       g_main_sta_alive = false;
+      g_main_sta.reset();
     }
     // The filter goes with the apartment, as on Windows.
     if (IMessageFilter* filter = std::exchange(data.message_filter, nullptr)) filter->Release();
@@ -216,6 +223,16 @@ void LeaveApartment(ComThreadData& data) {
 }
 
 }  // namespace
+
+ApartmentRef MainStaApartment() {
+  std::lock_guard lock(g_main_sta_mu);
+  return g_main_sta.lock();
+}
+
+ApartmentRef MtaApartmentIfAny() {
+  std::lock_guard lock(g_mta_mu);
+  return MtaSlot();
+}
 
 // --- ApartmentImpl -------------------------------------------------------------
 

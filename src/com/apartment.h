@@ -59,6 +59,15 @@ using ApartmentRef = std::shared_ptr<Apartment>;
 // or null when the thread is in none (CO_E_NOTINITIALIZED territory).
 ApartmentRef CurrentApartment();
 
+// The process's main STA while it is alive (the first STA created while no
+// main STA was alive), or null. Any thread.
+ApartmentRef MainStaApartment();
+
+// The process's MTA while it exists (some thread is in it or a
+// CoIncrementMTAUsage cookie is outstanding), or null. Any thread; the
+// reference keeps the object, not the MTA's users.
+ApartmentRef MtaApartmentIfAny();
+
 // The channel. Runs `invoke` inside `target` on behalf of the calling thread,
 // and waits for it as COM does: an STA caller waits in the modal loop
 // (serving incoming calls and sent messages, consulting its message filter),

@@ -27,6 +27,7 @@
 #include "com/com_thread.h"
 #include "com/error_info.h"
 #include "com/guid_format.h"
+#include "com/inproc_server.h"
 #include "base/thread_state.h"
 #include "com/proxy_local_interfaces.h"
 
@@ -1900,6 +1901,10 @@ HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvRe
   }
   std::uint64_t packet = 0;
   HRESULT hr = LookupClassPacket(rclsid, current->id(), dwClsContext, &packet);
+  if (hr == REGDB_E_CLASSNOTREG && (dwClsContext & CLSCTX_INPROC_SERVER) != 0) {
+    // No run-time registration: a registered in-process server (inproc_server.cc).
+    return GetInprocServerClassObject(rclsid, riid, ppv);
+  }
   if (FAILED(hr)) return hr;
   return UnmarshalPacket(packet, riid, ppv, nullptr);
 }
