@@ -19,7 +19,10 @@
 //
 // Build it with -fvisibility=hidden (CMake: CXX_VISIBILITY_PRESET hidden,
 // VISIBILITY_INLINES_HIDDEN ON) so that its object counts are its own; the
-// four exports are marked visible by the macros.
+// four exports are marked visible by the macros. With GCC also build it with
+// -fno-gnu-unique: a GNU unique symbol (a static inside an inline function of
+// a header, the standard library's included) makes the loader refuse to
+// unload the library, so CoFreeUnusedLibraries could never unmap it.
 //
 // Registration entries: one file per class, named by the CLSID in registry
 // form ("{0A1B...}"), holding `key=value` lines:
@@ -204,7 +207,11 @@ inline HRESULT RegisterInprocServer(const InprocServerRegistration& registration
   if (dir.empty()) return SELFREG_E_CLASS;
   if (!internal::MakeDirectories(dir)) return internal::RegistrationErrno(errno);
   const std::string path = dir + "/" + ClassEntryFileName(registration.clsid);
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  // snprintf, not std::to_string: the latter's digit table is a GNU unique
+  // symbol, which makes a server that registers itself impossible to unload.
+  char pid[24];
+  std::snprintf(pid, sizeof pid, ".tmp.%ld", static_cast<long>(::getpid()));
+  const std::string temp = path + pid;
   std::FILE* f = std::fopen(temp.c_str(), "we");
   if (f == nullptr) return internal::RegistrationErrno(errno);
   std::string text = "# apartments in-process server (docs/inproc_servers.md)\nInprocServer32=" +
