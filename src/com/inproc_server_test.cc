@@ -240,15 +240,16 @@ TEST_F(InprocServerTest, LegacyFromMainStaIsTheObjectItself) {
   EXPECT_EQ(p.object_tid, main_sta.tid());
 }
 
-// Tests that a legacy class created from another STA and from the MTA lives
-// in the main STA, and the caller gets a proxy.
+// Tests that a legacy class created from another STA, the MTA and the
+// implicit MTA lives in the main STA, and the caller gets a proxy.
 TEST_F(InprocServerTest, LegacyFromOtherApartmentsLivesInMainSta) {
   Register(sample::CLSID_SampleApartment, "");
   AptThread main_sta(AptThread::kSta);
   ApartmentRef main = MainStaApartment();
   ASSERT_TRUE(main && main->thread_id() == main_sta.tid()) << "another main STA is alive";
   for (Placement p : {CreateInSta(sample::CLSID_SampleApartment),
-                      CreateInMta(sample::CLSID_SampleApartment)}) {
+                      CreateInMta(sample::CLSID_SampleApartment),
+                      CreateInImplicitMta(sample::CLSID_SampleApartment)}) {
     ASSERT_EQ(p.hr, S_OK);
     EXPECT_FALSE(p.direct);
     EXPECT_EQ(p.object_tid, main_sta.tid());
@@ -288,6 +289,37 @@ TEST_F(InprocServerTest, ClassObjectFromMtaIsProxyIntoHostSta) {
     where->Release();
     factory->Release();
   });
+}
+
+// A class implemented in the test binary, registered at run time.
+class LocalWhere final : public InprocObject<LocalWhere, sample::IWhere> {
+ public:
+  static constexpr DWORD kMarker = 0xFFFFFFFEu;
+  STDMETHODIMP WhereAmI(DWORD* thread_id, ULONGLONG* object_address) override {
+    *thread_id = kMarker;
+    *object_address = reinterpret_cast<std::uintptr_t>(static_cast<sample::IWhere*>(this));
+    return S_OK;
+  }
+  STDMETHODIMP Add(int a, int b, int* sum) override { return E_NOTIMPL; }
+};
+
+// Tests that a class object registered at run time (CoRegisterClassObject)
+// wins over the class's entry: the server is not loaded.
+TEST_F(InprocServerTest, RunTimeRegistrationWinsOverEntry) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInSta([] {
+    auto* factory = new InprocClassFactory<LocalWhere>();
+    DWORD cookie = 0;
+    ASSERT_EQ(CoRegisterClassObject(sample::CLSID_SampleApartment, factory, CLSCTX_INPROC_SERVER,
+                                    REGCLS_MULTIPLEUSE, &cookie),
+              S_OK);
+    factory->Release();
+    Placement p = CreateHere(sample::CLSID_SampleApartment);
+    EXPECT_EQ(p.hr, S_OK);
+    EXPECT_EQ(p.object_tid, LocalWhere::kMarker);
+    EXPECT_EQ(CoRevokeClassObject(cookie), S_OK);
+  });
+  EXPECT_EQ(LoadedInprocServersForTesting(), 0u);
 }
 
 // --- Unloading -------------------------------------------------------------------
@@ -534,14 +566,22 @@ TEST_F(InprocServerTest, FirstDirectoryWins) {
 }
 
 // Tests that an entry without a ThreadingModel line reads back as the legacy
-// model (empty), and that unregistering a class never registered succeeds.
-TEST_F(InprocServerTest, LegacyEntryAndIdempotentUnregister) {
+// model (empty).
+TEST_F(InprocServerTest, LegacyEntryHasNoThreadingModel) {
   Register(sample::CLSID_SampleApartment, "");
   ClassEntry entry;
   ASSERT_TRUE(ReadClassEntry(sample::CLSID_SampleApartment, &entry));
   EXPECT_EQ(entry.threading_model, "");
+}
+
+// Tests that unregistering a class that has no entry succeeds, as a second
+// DllUnregisterServer does.
+TEST_F(InprocServerTest, UnregisteringTwiceSucceeds) {
+  Register(sample::CLSID_SampleApartment, "Both");
   EXPECT_EQ(UnregisterInprocServer(sample::CLSID_SampleApartment), S_OK);
   EXPECT_EQ(UnregisterInprocServer(sample::CLSID_SampleApartment), S_OK);
+  ClassEntry entry;
+  EXPECT_FALSE(ReadClassEntry(sample::CLSID_SampleApartment, &entry));
 }
 
 }  // namespace
