@@ -368,33 +368,38 @@ HRESULT GetInprocServerClassObject(REFCLSID clsid, REFIID riid, void** ppv) {
   hr = ChooseApartment(model, current, clsid, &target);
   if (SUCCEEDED(hr)) {
     const LPFNGETCLASSOBJECT get = library->get_class_object;
+    // DllGetClassObject's own answer, to explain its failures (the channel
+    // explains its own).
+    HRESULT server_hr = S_OK;
     if (target->IsCurrent()) {
-      hr = get(clsid, riid, ppv);
+      hr = server_hr = get(clsid, riid, ppv);
     } else {
       // Got and marshaled in the object's apartment, unmarshaled here: the
-      // caller gets a proxy, as from Windows' host apartments.
+      // caller gets a proxy, as from Windows' host apartments. `server_hr`
+      // and `stream` are read after the call returned (the channel's wait
+      // orders them).
       IStream* stream = nullptr;
       hr = InvokeInApartment(target, [&]() -> HRESULT {
         IUnknown* object = nullptr;
-        HRESULT inner = get(clsid, riid, reinterpret_cast<void**>(&object));
-        if (FAILED(inner)) return inner;
-        inner = CoMarshalInterThreadInterfaceInStream(riid, object, &stream);
+        server_hr = get(clsid, riid, reinterpret_cast<void**>(&object));
+        if (FAILED(server_hr)) return server_hr;
+        const HRESULT marshaled = CoMarshalInterThreadInterfaceInStream(riid, object, &stream);
         object->Release();
-        return inner;
+        return marshaled;
       });
       if (SUCCEEDED(hr)) hr = CoGetInterfaceAndReleaseStream(stream, riid, ppv);
     }
-    if (FAILED(hr) && hr != E_NOINTERFACE && hr != CLASS_E_CLASSNOTAVAILABLE &&
-        hr != RPC_E_DISCONNECTED && hr != RPC_E_SYS_CALL_FAILED) {
-      SetCallErrorInfo(hr,
-                       "DllGetClassObject of the in-process server '" + entry.library_path +
-                           "' failed for " + ClassEntryFileName(clsid) + ": " + HResultText(hr),
-                       kSource);
-    } else if (hr == CLASS_E_CLASSNOTAVAILABLE) {
-      SetCallErrorInfo(hr,
+    if (server_hr == CLASS_E_CLASSNOTAVAILABLE) {
+      SetCallErrorInfo(server_hr,
                        "the in-process server '" + entry.library_path + "' does not serve " +
-                           ClassEntryFileName(clsid) + " (its DllGetClassObject said "
-                           "CLASS_E_CLASSNOTAVAILABLE)",
+                           ClassEntryFileName(clsid) +
+                           " (its DllGetClassObject said CLASS_E_CLASSNOTAVAILABLE)",
+                       kSource);
+    } else if (FAILED(server_hr)) {
+      SetCallErrorInfo(server_hr,
+                       "DllGetClassObject of the in-process server '" + entry.library_path +
+                           "' failed for " + ClassEntryFileName(clsid) + ": " +
+                           HResultText(server_hr),
                        kSource);
     }
   }

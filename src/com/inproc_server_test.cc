@@ -516,9 +516,10 @@ TEST_F(InprocServerTest, BadThreadingModelIsRejected) {
 }
 
 // Tests that a class the server does not serve gives its DllGetClassObject's
-// CLASS_E_CLASSNOTAVAILABLE, explained.
+// CLASS_E_CLASSNOTAVAILABLE, explained on the caller's thread also when the
+// server was asked in the host STA.
 TEST_F(InprocServerTest, ClassTheServerDoesNotServe) {
-  Register(kUnregistered, "Both");
+  Register(kUnregistered, "Apartment");
   RunInMta([] {
     IUnknown* unknown = nullptr;
     EXPECT_EQ(CoCreateInstance(kUnregistered, nullptr, CLSCTX_INPROC_SERVER, IID_PPV_ARGS(&unknown)),
