@@ -161,6 +161,27 @@ TEST_F(InprocServerTest, HostStaThreadNamesItselfAndItsClass) {
       << name;
 }
 
+// Tests that explanations name the host STA as such, with its class: a call
+// through a proxy after the host STA ended says which apartment went away.
+TEST_F(InprocServerTest, ExplanationsNameTheHostSta) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInMta([] {
+    sample::IWhere* where = nullptr;
+    ASSERT_EQ(CoCreateInstance(sample::CLSID_SampleApartment, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&where)),
+              S_OK);
+    ShutdownInprocHostsForTesting();
+    DWORD tid = 0;
+    ULONGLONG address = 0;
+    EXPECT_EQ(where->WhereAmI(&tid, &address), RPC_E_DISCONNECTED);
+    const std::string why = LastErrorDescription();
+    EXPECT_NE(why.find("host STA (for " + ClassEntryFileName(sample::CLSID_SampleApartment)),
+              std::string::npos)
+        << why;
+    where->Release();
+  });
+}
+
 // Tests that a Free class created from an STA lives in the MTA (a proxy, a
 // thread other than the caller's and the host STA's).
 TEST_F(InprocServerTest, FreeFromStaLivesInMta) {
