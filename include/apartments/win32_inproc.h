@@ -30,8 +30,9 @@ extern "C" {
 //
 // Unloads the in-process servers that CoGetClassObject/CoCreateInstance
 // loaded and that are no longer in use, as Windows does: each loaded server's
-// DllCanUnloadNow is called (outside any runtime lock, on the calling
-// thread); a server that does not export it, or answers S_FALSE, stays. A
+// DllCanUnloadNow is called on the calling thread, holding the runtime's
+// table of loaded servers (so it must not activate COM classes itself); a
+// server that does not export it, or answers S_FALSE, stays. A
 // server answering S_OK becomes a candidate, stamped with the time; a later
 // call at least `dwUnloadDelay` ms after that unloads it (dlclose), if it still
 // answers S_OK. A server used again while a candidate (CoGetClassObject)
