@@ -200,11 +200,14 @@ class InprocServers {
         raw->tid = GetCurrentThreadId();
       }
       {
+        // Notified under the lock: the waiter destroys `ready_cv` as soon as
+        // it returns, which it cannot do before this lock is released (TSan
+        // saw notify_one racing with the destructor).
         std::lock_guard ready_lock(ready_mu);
         start_hr = hr;
         ready = true;
+        ready_cv.notify_one();
       }
-      ready_cv.notify_one();
       if (FAILED(hr)) return;
       while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
       CoUninitialize();
