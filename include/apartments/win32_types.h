@@ -80,6 +80,13 @@ typedef void* HANDLE;
 typedef HANDLE* PHANDLE;
 typedef HANDLE* LPHANDLE;
 
+// A window's handle is declared with the basic types, as in Windows' windef.h:
+// code that only stores one (the thread activity records in src/base) needs
+// nothing of the message API.
+typedef struct HWND__ {
+  int unused;
+} * HWND;
+
 #ifndef TRUE
 #define TRUE 1
 #endif

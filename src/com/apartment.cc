@@ -483,16 +483,6 @@ void PublishApartmentTag(const Apartment* apartment) noexcept {
                                                      std::memory_order_relaxed);
 }
 
-std::string ThreadNameOf(DWORD tid) {
-  std::string name;
-  ForEachThreadState([&](ThreadState& state) {
-    if (name.empty() && state.tid.load(std::memory_order_relaxed) == tid) {
-      name = state.DescriptionUtf8();
-    }
-  });
-  return name;
-}
-
 void ApartmentThreadExit(ComThreadData& data) {
   if (data.apartment && !data.mta_worker) LeaveApartment(data);
   if (IMessageFilter* filter = std::exchange(data.message_filter, nullptr)) filter->Release();

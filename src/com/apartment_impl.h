@@ -41,7 +41,7 @@
 #include "apartments/clock.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_message.h"
-#include "base/duration_text.h"
+#include "base/explain.h"
 #include "com/apartment.h"
 #include "com/com_thread.h"
 #include "kernel/kernel.h"
@@ -53,11 +53,8 @@ class MessageQueue;
 class ApartmentImpl;
 struct CallCancel;
 
-// The message an STA's window receives for an incoming call; lParam is the
-// ChannelCall*.
-inline constexpr UINT kComCallMessage = WM_USER + 0x0C0A;
-// The message that wakes an STA to run its runtime work (PostRuntimeWork).
-inline constexpr UINT kComRuntimeMessage = WM_USER + 0x0C0B;
+// kComCallMessage (an STA window's incoming call) and kComRuntimeMessage (its
+// runtime work, PostRuntimeWork) are in base/activity.h, for diagnostics.
 
 // kCancelled: the callee found the call cancelled before it started it (it
 // never ran); `result` is RPC_E_CALL_CANCELED or RPC_E_TIMEOUT.
@@ -261,17 +258,8 @@ ApartmentImpl* CurrentSta(ComThreadData* data);
 // The calling thread's causality id for a new outgoing call.
 GUID CurrentCausality(ComThreadData& data);
 
-// ThreadState::apartment_tag: the kind in the top two bits, the id below.
-inline constexpr std::uint64_t kApartmentTagSta = 1ull << 62;
-inline constexpr std::uint64_t kApartmentTagMainSta = 2ull << 62;
-inline constexpr std::uint64_t kApartmentTagMta = 3ull << 62;
-inline constexpr std::uint64_t kApartmentTagKindMask = 3ull << 62;
-inline constexpr std::uint64_t kApartmentTagIdMask = ~kApartmentTagKindMask;
 // Publishes the calling thread's apartment (null: none) for diagnostics.
 void PublishApartmentTag(const Apartment* apartment) noexcept;
-
-// The name of thread `tid` (SetThreadDescription) as UTF-8, or "".
-std::string ThreadNameOf(DWORD tid);
 
 // The modal loop of an STA thread (see CoWaitForMultipleHandles): waits on
 // `count` objects like MsgWaitForMultipleObjectsEx (flags MWMO_*), serving

@@ -9,7 +9,6 @@
 #include <string>
 #include <utility>
 
-#include "apartments/diagnostics.h"
 #include "apartments/message_queue.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_kernel.h"
@@ -30,23 +29,6 @@ namespace {
 constexpr char kSource[] = "apartments channel";
 
 std::atomic<void (*)(HANDLE)> g_reply_event_hook{nullptr};
-
-std::string HandleText(HANDLE handle) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(handle));
-  return buffer;
-}
-
-std::string ThreadText(DWORD tid) {
-  std::string name = ThreadNameOf(tid);
-  std::string out = "thread " + std::to_string(tid);
-  if (!name.empty()) out += " '" + name + "'";
-  return out;
-}
-
-std::string Ago(Clock::TimePoint since) {
-  return FormatDuration(GetClock().Now() - since) + " ago";
-}
 
 // "event 'name' (handle 0x1c, not signaled)", "mutex (handle 0x20, owned by
 // thread 12 'worker')".
@@ -100,11 +82,13 @@ std::string DescribeBlocking(DWORD tid) {
          " does not pump messages).";
 }
 
-// The full wait chain of the target thread (diagnostics layer), hop by hop
-// beyond the one sentence of DescribeBlocking: "" for the MTA (no one thread).
+// The full wait chain of the target thread, hop by hop beyond the one
+// sentence of DescribeBlocking, from the diagnostics layer's hook
+// (base/explain.h): "" for the MTA (no one thread) or without the hook.
 std::string TargetWaitChain(DWORD tid) {
-  if (tid == 0) return std::string();
-  return "\nWait chain of " + ThreadText(tid) + ":\n" + FormatWaitChain(GetWaitChain(tid));
+  std::string chain = WaitChainText(tid);
+  if (chain.empty()) return chain;
+  return "\nWait chain of " + ThreadText(tid) + ":\n" + chain;
 }
 
 void ExplainQueueFull(ApartmentImpl* target) {

@@ -27,6 +27,7 @@
 #include "com/com_thread.h"
 #include "com/error_info.h"
 #include "com/guid_format.h"
+#include "base/explain.h"
 #include "base/thread_state.h"
 #include "com/proxy_local_interfaces.h"
 
@@ -144,13 +145,6 @@ std::string Hex(const void* p) {
   return buffer;
 }
 
-std::string SecondsAgo(Clock::TimePoint when) {
-  double seconds = std::chrono::duration<double>(GetClock().Now() - when).count();
-  char buffer[48];
-  std::snprintf(buffer, sizeof buffer, "%.3f s ago", seconds);
-  return buffer;
-}
-
 std::string DescribeCurrentThread() {
   ApartmentRef current = CurrentApartment();
   std::string where = current ? current->Describe() : "no apartment";
@@ -165,7 +159,7 @@ std::string DescribeStub(const StubManager& stub) {
 // Requires S().mu (reads the disconnect fields).
 std::string DescribeDisconnectLocked(const StubManager& stub) {
   std::string text = DescribeStub(stub) + " was disconnected ";
-  text += SecondsAgo(stub.disconnect_time);
+  text += Ago(stub.disconnect_time);
   switch (stub.reason) {
     case DisconnectReason::kDisconnectObject:
       text += " by CoDisconnectObject on its apartment's thread";
@@ -618,7 +612,7 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     if (client_gone_ || client_->IsShutDown()) {
       std::string text = "This proxy of " + DescribeStub(*stub_) + " belonged to " +
                          client_->Describe() + ", which was uninitialized " +
-                         SecondsAgo(client_gone_ ? client_gone_time_ : client_->shutdown_time()) +
+                         Ago(client_gone_ ? client_gone_time_ : client_->shutdown_time()) +
                          "; the proxies an apartment held are disconnected when it goes, "
                          "whichever thread uses them afterwards.";
       lock.unlock();
