@@ -14,7 +14,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "apartments/win32_types.h"  // HWND (a type only).
+#include "apartments/win32_typedefs.h"  // HWND, UINT (types only).
 
 namespace apartments::internal {
 

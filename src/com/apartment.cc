@@ -465,7 +465,7 @@ GUID CurrentCausality(ComThreadData& data) {
   return data.logical_thread_id;
 }
 
-void PublishApartmentTag(const Apartment* apartment) noexcept {
+void PublishApartmentTag(const ComApartment* apartment) noexcept {
   std::uint64_t tag = 0;
   if (apartment != nullptr) {
     const std::uint64_t kind = apartment->kind() == ApartmentKind::kMta ? kApartmentTagMta

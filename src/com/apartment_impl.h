@@ -5,11 +5,14 @@
 // A call's life (ChannelCall, on the caller's stack for the whole call):
 //   caller: Enqueue -----------------> queued (linked in target's list,
 //                                       and for an STA posted to its window)
-//   target: TakeQueued -> running -> Complete(kDone | kRejected)
-//   teardown: takes the list   ----> Complete(kDisconnected)
-// Exactly one Complete() per Enqueue(): whoever unlinks the record from the
-// target's list (the serving thread or the teardown) owns it until it
-// completes it. Complete() stores the outcome, then signals the call's reply
+//   target: TakeDispatched (STA) or TakeOldest (MTA worker) -> ServeCall ->
+//           CompleteCall(kDone | kRejected | kCancelled | kThreadExited)
+//   teardown (Shutdown): takes the list -> CompleteCall(kDisconnected)
+//   caller: Withdraw (a cancelled or timed-out call still queued): unlinked,
+//           never runs, no CompleteCall
+// Exactly one CompleteCall() per Enqueue() not withdrawn: whoever unlinks the
+// record from the target's list (the serving thread or the teardown) owns it
+// until it completes it. CompleteCall() stores the outcome, then signals the call's reply
 // event, and never touches the record again; the caller reads the outcome
 // after its wait on the reply event returns (SignalEvent's release, the
 // wait's acquire), so the record may live on the caller's stack.
@@ -122,7 +125,7 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
 //   kRunning --Shutdown()--> kShuttingDown (new Enqueue: RPC_E_DISCONNECTED;
 //            callbacks run) --> kGone (queued calls completed kDisconnected;
 //            STA window destroyed)
-class ApartmentImpl final : public Apartment, public std::enable_shared_from_this<ApartmentImpl> {
+class ApartmentImpl final : public ComApartment, public std::enable_shared_from_this<ApartmentImpl> {
  public:
   enum class State : std::uint8_t { kRunning, kShuttingDown, kGone };
 
@@ -133,7 +136,7 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
 
   ApartmentImpl(ApartmentKind kind, bool main_sta, DWORD tid);
 
-  // Apartment.
+  // ComApartment.
   ApartmentKind kind() const noexcept override { return kind_; }
   bool is_main_sta() const noexcept override { return main_sta_; }
   std::uint64_t id() const noexcept override { return id_; }
@@ -259,7 +262,7 @@ ApartmentImpl* CurrentSta(ComThreadData* data);
 GUID CurrentCausality(ComThreadData& data);
 
 // Publishes the calling thread's apartment (null: none) for diagnostics.
-void PublishApartmentTag(const Apartment* apartment) noexcept;
+void PublishApartmentTag(const ComApartment* apartment) noexcept;
 
 // The modal loop of an STA thread (see CoWaitForMultipleHandles): waits on
 // `count` objects like MsgWaitForMultipleObjectsEx (flags MWMO_*), serving

@@ -350,14 +350,15 @@ TEST(Win32CancelTest, CoCancelCallFromAnotherThread) {
     caller_tid = GetCurrentThreadId();
     EXPECT_EQ(CoCancelCall(0, 0), CO_E_CANCEL_DISABLED);
     ASSERT_EQ(CoEnableCallCancellation(nullptr), S_OK);
-    HRESULT hr = apartment.Invoke([&]() -> HRESULT {
+    // The call's HRESULT: its error, else the callee's.
+    Result<HRESULT> r = apartment.Call([&]() -> HRESULT {
       running.Set();
       if (!cancelled.Wait()) return E_FAIL;
       seen = CoTestCancel();
       return seen.load() == RPC_E_CALL_CANCELED ? RPC_E_CALL_CANCELED : S_OK;
     });
     EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);
-    result.set_value(hr);
+    result.set_value(r ? *r : r.code());
   });
   ASSERT_TRUE(running.Wait());
   EXPECT_EQ(CoCancelCall(caller_tid.load(), 0), S_OK);
@@ -380,7 +381,7 @@ TEST(Win32CancelTest, CoCancelCallReportsCompletionWithinTimeout) {
   BoundedThread caller([&] {
     caller_tid = GetCurrentThreadId();
     ASSERT_EQ(CoEnableCallCancellation(nullptr), S_OK);
-    HRESULT hr = apartment.Invoke([&]() -> HRESULT {
+    Result<HRESULT> r = apartment.Call([&]() -> HRESULT {
       running.Set();
       // Returns once the cancel request is visible (bounded), ignoring it.
       for (auto until = std::chrono::steady_clock::now() + kBound;
@@ -390,7 +391,7 @@ TEST(Win32CancelTest, CoCancelCallReportsCompletionWithinTimeout) {
       return S_FALSE;
     });
     EXPECT_EQ(CoDisableCallCancellation(nullptr), S_OK);
-    result.set_value(hr);
+    result.set_value(r ? *r : r.code());
   });
   ASSERT_TRUE(running.Wait());
   EXPECT_EQ(CoCancelCall(caller_tid.load(), 10), RPC_E_CALL_COMPLETE);
@@ -455,12 +456,12 @@ TEST(ModernFutureTest, CallFutureDeliversValueFaultAndDisconnect) {
 }
 
 TEST(ModernCheckerDeathTest, WrongApartmentAborts) {
-  // Tests that APARTMENTS_DCHECK_ON_APARTMENT aborts, naming the expression, when used
+  // Tests that APARTMENTS_CHECK_ON_APARTMENT aborts, naming the expression, when used
   // off the apartment's thread, and passes on it.
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   Apartment apartment({.name = "affine"});
-  EXPECT_TRUE(apartment.Call([&] { APARTMENTS_DCHECK_ON_APARTMENT(apartment); }).has_value());
-  EXPECT_DEATH(APARTMENTS_DCHECK_ON_APARTMENT(apartment), "apartment");
+  EXPECT_TRUE(apartment.Call([&] { APARTMENTS_CHECK_ON_APARTMENT(apartment); }).has_value());
+  EXPECT_DEATH(APARTMENTS_CHECK_ON_APARTMENT(apartment), "apartment");
 }
 
 }  // namespace

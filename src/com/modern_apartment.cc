@@ -397,7 +397,7 @@ std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn) {
 void RemoveShutdownHook(ModernState* state, std::uint64_t id) { state->RemoveHook(id); }
 
 void OnWrongApartment(const char* expr, const char* file, int line) noexcept {
-  std::fprintf(stderr, "%s:%d: APARTMENTS_DCHECK_ON_APARTMENT(%s) failed on thread %u\n", file,
+  std::fprintf(stderr, "%s:%d: APARTMENTS_CHECK_ON_APARTMENT(%s) failed on thread %u\n", file,
                line, expr, static_cast<unsigned>(GetCurrentThreadId()));
   std::fflush(stderr);
   std::abort();
