@@ -1,6 +1,7 @@
 // Tests of call cancellation and deadlines (com/cancel.h): the channel's
 // withdrawal of queued calls, cancellation of running calls, the Win32
 // CoCancelCall family and the modern API's stop tokens and deadlines.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -33,10 +34,9 @@ namespace {
 
 using internal::testing::Block;
 using internal::testing::BoundedThread;
-using internal::testing::Contains;
-using internal::testing::ScopedPostLimit;
 using internal::testing::Eventually;
 using internal::testing::QueueDepth;
+using internal::testing::ScopedPostLimit;
 using internal::testing::TestEvent;
 
 constexpr auto kBound = std::chrono::seconds(10);
@@ -69,8 +69,8 @@ TEST(CancelTest, CancelWhileQueuedWithdrawsCallAndFreesQuotaSlot) {
   ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
   Error error = future.get();
   EXPECT_EQ(error.code, RPC_E_CALL_CANCELED);
-  EXPECT_TRUE(Contains(error.message, "never ran")) << error.message;
-  EXPECT_TRUE(Contains(error.message, "cancel-queued")) << error.message;
+  EXPECT_THAT(error.message, ::testing::HasSubstr("never ran"));
+  EXPECT_THAT(error.message, ::testing::HasSubstr("cancel-queued"));
   EXPECT_EQ(QueueDepth(apartment.thread_id()), kLimit - 1);
   EXPECT_EQ(apartment.Post([] {}), S_OK);  // The freed slot.
   release.Set();
@@ -108,7 +108,7 @@ TEST(CancelTest, CancelAfterTargetTookItsBatchLeavesTombstone) {
   ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
   Error error = future.get();
   EXPECT_EQ(error.code, RPC_E_CALL_CANCELED);
-  EXPECT_TRUE(Contains(error.message, "never ran")) << error.message;
+  EXPECT_THAT(error.message, ::testing::HasSubstr("never ran"));
   second_release.Set();
   caller.Join();
   ASSERT_TRUE(apartment.Call([] {}).has_value());
@@ -165,7 +165,7 @@ TEST(CancelTest, CancelWhileRunningReachesCallee) {
   ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
   Error error = future.get();
   EXPECT_EQ(error.code, RPC_E_CALL_CANCELED);
-  EXPECT_TRUE(Contains(error.message, "while it was running")) << error.message;
+  EXPECT_THAT(error.message, ::testing::HasSubstr("while it was running"));
   EXPECT_TRUE(saw_stop.load());
   EXPECT_EQ(test_before.load(), RPC_S_CALLPENDING);
   EXPECT_EQ(test_after.load(), RPC_E_CALL_CANCELED);
@@ -195,10 +195,10 @@ TEST(CancelTest, CancelRacingCompletionHasExactlyOneOutcome) {
         ++said_ran;
       } else {
         ASSERT_EQ(r.error().code, RPC_E_CALL_CANCELED);
-        if (Contains(r.error().message, "never ran")) {
+        if (::testing::Value(r.error().message, ::testing::HasSubstr("never ran"))) {
           ++said_never;
         } else {
-          ASSERT_TRUE(Contains(r.error().message, "while it was running")) << r.error().message;
+          ASSERT_THAT(r.error().message, ::testing::HasSubstr("while it was running"));
           ++said_ran;
         }
       }
@@ -235,8 +235,8 @@ TEST(CancelTest, DeadlineWithFakeClockTimesOutQueuedCall) {
   ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
   Error error = future.get();
   EXPECT_EQ(error.code, RPC_E_TIMEOUT);
-  EXPECT_TRUE(Contains(error.message, "deadline passed")) << error.message;
-  EXPECT_TRUE(Contains(error.message, "never ran")) << error.message;
+  EXPECT_THAT(error.message, ::testing::HasSubstr("deadline passed"));
+  EXPECT_THAT(error.message, ::testing::HasSubstr("never ran"));
   EXPECT_EQ(QueueDepth(apartment.thread_id()), 0u);
   release.Set();
   caller.Join();
@@ -440,7 +440,7 @@ TEST(ModernFutureTest, CallFutureDeliversValueFaultAndDisconnect) {
   Result<int> faulted = fault.get();
   ASSERT_FALSE(faulted.has_value());
   EXPECT_EQ(faulted.error().code, RPC_E_SERVERFAULT);
-  EXPECT_TRUE(Contains(faulted.error().message, "no luck"));
+  EXPECT_THAT(faulted.error().message, ::testing::HasSubstr("no luck"));
   TestEvent started, release;
   Block(*apartment, started, release);
   std::atomic<bool> ran{false};
@@ -552,7 +552,7 @@ TEST(ChannelCancelTest, StaCallerCancelsRunningMtaCall) {
         },
         &control);
     EXPECT_EQ(hr, RPC_E_CALL_CANCELED);
-    EXPECT_TRUE(Contains(LastErrorDescription(), "the MTA")) << LastErrorDescription();
+    EXPECT_THAT(LastErrorDescription(), ::testing::HasSubstr("the MTA"));
   });
   canceller.Join();
   EXPECT_TRUE(saw_stop.load());
