@@ -595,13 +595,19 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
 
 namespace {
 
-HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
-                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, const CallDescription* description,
-                   bool runtime) {
-  if (!target_ref) return E_INVALIDARG;
-  auto* target = static_cast<ApartmentImpl*>(target_ref.get());
-  ComThreadData& data = CurrentComThreadData();
+// InvokeImpl's steps, in the order a call takes them: CheckCaller and
+// CheckNotInInputSyncCall refuse a call that cannot be made; then, for each
+// attempt, Enqueue posts it, AwaitReply waits for it (in the modal loop on an
+// STA) or withdraws it on cancellation, TakeOutcome turns its outcome into
+// the caller's result, and RetryRejected asks the caller's message filter
+// whether to try again after the callee's filter rejected it. The steps on
+// every call's path are inlined into InvokeImpl (APARTMENTS_CHANNEL_STEP): the call costs
+// what it did as one function.
+#define APARTMENTS_CHANNEL_STEP [[gnu::always_inline]] inline
+
+// Refuses a call from a thread in no apartment (unless it is the runtime's
+// own) or into an apartment that has shut down; S_OK otherwise.
+APARTMENTS_CHANNEL_STEP HRESULT CheckCaller(ApartmentImpl* target, ComThreadData& data, bool runtime) {
   // The runtime's own calls are also made from a thread in no apartment: a
   // client apartment ending (its thread's apartment already let go of)
   // releases its proxies' objects synchronously, as Windows does at
@@ -621,27 +627,236 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
     ExplainDisconnected(target, DisconnectStage::kBeforeCall);
     return RPC_E_DISCONNECTED;
   }
-  if (target->IsCurrent()) return RunDirect(target, invoke);
-  if (MessageQueue* queue = CurrentQueueIfAny()) {
-    SentMessage* sent = queue->current_received();
-    if (sent != nullptr && !sent->replied) {
-      SetCallErrorInfo(
-          RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
-          "The call from " + ThreadText(CurrentThreadId()) + " into " + target->Describe() +
-              " was refused with RPC_E_CANTCALLOUT_ININPUTSYNCCALL: this thread is inside a "
-              "message that " + ThreadText(sent->sender_tid) +
-              " sent it with SendMessage (an input-synchronous call), and that thread stays "
-              "blocked until the message returns. Post a message to yourself and make the call "
-              "from there, or call ReplyMessage first. The call never ran.",
-          kSource);
-      return RPC_E_CANTCALLOUT_ININPUTSYNCCALL;
+  return S_OK;
+}
+
+// Refuses a call made inside a message sent to this thread with SendMessage
+// that it has not replied to (an input-synchronous call); S_OK otherwise.
+APARTMENTS_CHANNEL_STEP HRESULT CheckNotInInputSyncCall(ApartmentImpl* target) {
+  MessageQueue* queue = CurrentQueueIfAny();
+  if (queue == nullptr) return S_OK;
+  SentMessage* sent = queue->current_received();
+  if (sent == nullptr || sent->replied) return S_OK;
+  SetCallErrorInfo(
+      RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
+      "The call from " + ThreadText(CurrentThreadId()) + " into " + target->Describe() +
+          " was refused with RPC_E_CANTCALLOUT_ININPUTSYNCCALL: this thread is inside a "
+          "message that " + ThreadText(sent->sender_tid) +
+          " sent it with SendMessage (an input-synchronous call), and that thread stays "
+          "blocked until the message returns. Post a message to yourself and make the call "
+          "from there, or call ReplyMessage first. The call never ran.",
+      kSource);
+  return RPC_E_CANTCALLOUT_ININPUTSYNCCALL;
+}
+
+// One outgoing call on the caller's side, across its attempts.
+struct OutgoingCall {
+  ApartmentImpl* target;
+  ComThreadData& data;
+  ApartmentImpl* sta;  // the caller's own STA (kept alive by InvokeImpl), or null
+  CallCancel* cancel;  // null when the call is not cancellable
+  const std::optional<Clock::TimePoint>& deadline;
+  bool discard_on_cancel;
+  ChannelCall& call;
+  HANDLE reply_handle;
+  KernelObject* reply;
+  // What the wait is on: the reply event, and for a cancellable call also its
+  // wake event (com/cancel.h) until the cancellation is handled (count 2).
+  // The arrays are InvokeImpl's locals, so that this struct, which nothing
+  // outside InvokeImpl sees, lives in registers.
+  KernelObject** objects;
+  HANDLE* handles;
+  DWORD count;
+  // Set by Enqueue for each attempt: whom the wait is for, and where to spin.
+  DWORD target_tid = 0;
+  int spin_peer_cpu = -1;
+};
+
+// Posts the call to its target: S_OK, or the explained failure.
+APARTMENTS_CHANNEL_STEP HRESULT Enqueue(OutgoingCall& c) {
+  HRESULT hr = c.target->Enqueue(&c.call);
+  if (hr == HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)) {
+    ExplainQueueFull(c.target);
+    return RPC_E_SYS_CALL_FAILED;
+  }
+  if (FAILED(hr)) {
+    ExplainDisconnected(c.target, DisconnectStage::kBeforeCall);
+    return hr;
+  }
+  const bool sta_target = c.target->kind() == ApartmentKind::kSta;
+  c.target_tid =
+      sta_target ? c.target->thread_id() : c.call.executing_tid.load(std::memory_order_relaxed);
+  // Spin-then-sleep on the reply (base/spin.h), only when the callee's
+  // thread last went idle on another CPU. In the modal loop the spin also
+  // ends at once when input arrives (the queue's own event is among the
+  // objects), so incoming calls and sent messages are served as promptly.
+  c.spin_peer_cpu = sta_target ? c.target->owner_cpu() : -1;
+  return S_OK;
+}
+
+// A cancellable call's check before each wait: requests cancellation at the
+// deadline, and withdraws the call when cancellation was requested while it
+// is still queued (returns the reason, explained, with *withdrawn set). A
+// call the target already took keeps waiting for its reply (count 1).
+// Otherwise S_OK, with *timeout_ms the time left to the deadline.
+HRESULT CheckCancel(OutgoingCall& c, DWORD* timeout_ms, bool* withdrawn) {
+  if (c.deadline) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(*c.deadline - GetClock().Now());
+    if (left.count() <= 0) {
+      c.cancel->Request(RPC_E_TIMEOUT);
+    } else {
+      // Re-checked on every wakeup: a test's clock wakes us as it advances;
+      // the real clock, by this timeout.
+      *timeout_ms = static_cast<DWORD>(
+          std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
     }
   }
+  if (const HRESULT why = c.cancel->requested(); why != 0) {
+    if (c.target->Withdraw(&c.call)) {
+      *withdrawn = true;
+      ExplainCancelled(c.target, why, CancelStage::kQueued, S_OK);
+      return why;
+    }
+    // Taken by the target: the callee sees the request; wait for it.
+    c.count = 1;
+    *timeout_ms = INFINITE;
+  }
+  return S_OK;
+}
+
+// Waits until the call's reply event is signaled (S_OK), or until the call
+// is withdrawn on cancellation (the reason, explained). An exception or a
+// forced unwind through the wait abandons the call safely (AbandonOnUnwind).
+APARTMENTS_CHANNEL_STEP HRESULT AwaitReply(OutgoingCall& c) {
+  // No cost on the path that does not throw (table-driven unwinding).
+  bool withdrawn = false;
+  try {
+    for (;;) {
+      DWORD timeout_ms = INFINITE;
+      if (c.count == 2) {
+        if (const HRESULT why = CheckCancel(c, &timeout_ms, &withdrawn); why != S_OK) return why;
+      }
+      DWORD r;
+      if (c.sta != nullptr) {
+        r = ModalWait(c.data, c.sta, c.objects, c.handles, c.count, timeout_ms, 0, false, &c.call,
+                      c.target_tid, c.spin_peer_cpu);
+      } else {
+        r = WaitForObjects(c.objects, c.handles, c.count, false, timeout_ms, false,
+                           WaitOptions{BlockKind::kComCall, c.target_tid, c.spin_peer_cpu, false,
+                                       &c.call.executing_tid});
+      }
+      if (r == WAIT_OBJECT_0) return S_OK;
+    }
+  } catch (...) {
+    if (!withdrawn) {
+      AbandonOnUnwind(c.target, &c.call, c.reply, c.reply_handle, c.target_tid, c.sta,
+                      HandlingForcedUnwind());
+    }
+    throw;
+  }
+}
+
+// The result of a completed call (the callee's, or the channel's explained
+// failure); nullopt when the callee's message filter rejected it and the
+// caller may retry.
+APARTMENTS_CHANNEL_STEP std::optional<HRESULT> TakeOutcome(OutgoingCall& c) {
+  ChannelCall& call = c.call;
+  switch (call.outcome) {
+    case CallOutcome::kDone:
+      // The callee's explanation of its failure (a later explanation of the
+      // channel's own replaces it).
+      if (IErrorInfo* transported = std::exchange(call.error_info, nullptr)) {
+        if (IErrorInfo* old = ExchangeThreadErrorInfo(transported)) old->Release();
+      }
+      if (c.cancel != nullptr) {
+        if (const HRESULT why = c.cancel->requested(); why != 0 && c.discard_on_cancel) {
+          ExplainCancelled(c.target, why, CancelStage::kRunning, call.result);
+          return why;
+        }
+        if (call.result == RPC_E_CALL_CANCELED && !call.threw) {
+          SetCallErrorInfo(RPC_E_CALL_CANCELED,
+                           "The call into " + c.target->Describe() +
+                               " was cancelled while it was running there: the callee saw the "
+                               "request (CoTestCancel) and returned RPC_E_CALL_CANCELED.",
+                           kSource);
+        }
+      }
+      if (call.threw) ExplainServerFault(c.target, call.fault);
+      return call.result;
+    case CallOutcome::kCancelled:
+      ExplainCancelled(c.target, call.result, CancelStage::kBeforeStart, S_OK);
+      return call.result;
+    case CallOutcome::kDisconnected:
+      ExplainDisconnected(c.target, DisconnectStage::kWhileQueued);
+      return RPC_E_DISCONNECTED;
+    case CallOutcome::kThreadExited:
+      ExplainDisconnected(c.target, DisconnectStage::kThreadExited, &call);
+      return RPC_E_DISCONNECTED;
+    case CallOutcome::kRejected:
+      if (c.cancel != nullptr) {
+        if (const HRESULT why = c.cancel->requested(); why != 0) {
+          ExplainCancelled(c.target, why, CancelStage::kBeforeStart, S_OK);
+          return why;
+        }
+      }
+      return std::nullopt;
+    case CallOutcome::kPending:
+      APARTMENTS_CHECK_VALUES(false, "call woken while pending", call.caller_tid, c.target_tid);
+  }
+  return std::nullopt;
+}
+
+// Rejected by the callee's message filter: asks ours (RetryRejectedCall) and
+// waits as it says before the next attempt (S_OK), or gives up with
+// RPC_E_CALL_REJECTED, explained.
+HRESULT RetryRejected(OutgoingCall& c) {
+  IMessageFilter* filter = c.sta != nullptr ? c.data.message_filter : nullptr;
+  const DWORD answer =
+      filter != nullptr
+          ? filter->RetryRejectedCall(
+                reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(c.target->thread_id())),
+                GetTickCount() - c.call.posted_tick, c.call.reject_type)
+          : static_cast<DWORD>(-1);
+  if (answer == static_cast<DWORD>(-1)) {
+    SetCallErrorInfo(
+        RPC_E_CALL_REJECTED,
+        "The call into " + c.target->Describe() + " failed with RPC_E_CALL_REJECTED: the " +
+            "callee's message filter answered " +
+            (c.call.reject_type == SERVERCALL_REJECTED ? "SERVERCALL_REJECTED"
+                                                       : "SERVERCALL_RETRYLATER") +
+            " and the caller " +
+            (filter != nullptr ? "'s RetryRejectedCall returned -1 (give up)"
+                               : " has no message filter to retry it") +
+            ". The call never ran.",
+        kSource);
+    return RPC_E_CALL_REJECTED;
+  }
+  if (answer >= 100) {
+    if (c.sta != nullptr) {
+      ModalWait(c.data, c.sta, nullptr, nullptr, 0, answer, 0, false, &c.call,
+                c.target->thread_id());
+    } else {
+      Sleep(answer);
+    }
+  }
+  return S_OK;
+}
+
+HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
+                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
+                   bool discard_on_cancel, const CallDescription* description,
+                   bool runtime) {
+  if (!target_ref) return E_INVALIDARG;
+  auto* target = static_cast<ApartmentImpl*>(target_ref.get());
+  ComThreadData& data = CurrentComThreadData();
+  if (HRESULT hr = CheckCaller(target, data, runtime); FAILED(hr)) return hr;
+  if (target->IsCurrent()) return RunDirect(target, invoke);
+  if (HRESULT hr = CheckNotInInputSyncCall(target); FAILED(hr)) return hr;
   // Keep our own STA alive across the wait: a call served in the modal loop
   // may uninitialize it.
   ApartmentRef self_sta;
   if (CurrentSta(&data) != nullptr) self_sta = data.apartment;
-  auto* sta = static_cast<ApartmentImpl*>(self_sta.get());
 
   HANDLE reply_handle;
   ObjectRef reply_ref;
@@ -660,147 +875,25 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   call.runtime = runtime;
   call.description = description;
   OutgoingScope scope(data, &call, reply_handle);
-  // A cancellable call also waits on its wake event (com/cancel.h) until the
-  // cancellation is handled.
   KernelObject* objects[2] = {reply_ref.get(), cancel != nullptr ? cancel->wake : nullptr};
   HANDLE handles[2] = {reply_handle, nullptr};
-  DWORD count = cancel != nullptr ? 2 : 1;
-  const bool sta_target = target->kind() == ApartmentKind::kSta;
+  OutgoingCall c{.target = target,
+                 .data = data,
+                 .sta = static_cast<ApartmentImpl*>(self_sta.get()),
+                 .cancel = cancel,
+                 .deadline = deadline,
+                 .discard_on_cancel = discard_on_cancel,
+                 .call = call,
+                 .reply_handle = reply_handle,
+                 .reply = reply_ref.get(),
+                 .objects = objects,
+                 .handles = handles,
+                 .count = cancel != nullptr ? 2u : 1u};
   for (;;) {
-    HRESULT hr = target->Enqueue(&call);
-    if (hr == HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)) {
-      ExplainQueueFull(target);
-      return RPC_E_SYS_CALL_FAILED;
-    }
-    if (FAILED(hr)) {
-      ExplainDisconnected(target, DisconnectStage::kBeforeCall);
-      return hr;
-    }
-    DWORD target_tid =
-        sta_target ? target->thread_id() : call.executing_tid.load(std::memory_order_relaxed);
-    // Spin-then-sleep on the reply (base/spin.h), only when the callee's
-    // thread last went idle on another CPU. In the modal loop the spin also
-    // ends at once when input arrives (the queue's own event is among the
-    // objects), so incoming calls and sent messages are served as promptly.
-    const int spin_peer_cpu = sta_target ? target->owner_cpu() : -1;
-    // No cost on the path that does not throw (table-driven unwinding).
-    bool withdrawn = false;
-    try {
-      for (;;) {
-        DWORD timeout_ms = INFINITE;
-        if (count == 2) {
-          if (deadline) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-                *deadline - GetClock().Now());
-            if (left.count() <= 0) {
-              cancel->Request(RPC_E_TIMEOUT);
-            } else {
-              // Re-checked on every wakeup: a test's clock wakes us as it
-              // advances; the real clock, by this timeout.
-              timeout_ms = static_cast<DWORD>(
-                  std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
-            }
-          }
-          if (const HRESULT why = cancel->requested(); why != 0) {
-            if (target->Withdraw(&call)) {
-              withdrawn = true;
-              ExplainCancelled(target, why, CancelStage::kQueued, S_OK);
-              return why;
-            }
-            // Taken by the target: the callee sees the request; wait for it.
-            count = 1;
-            timeout_ms = INFINITE;
-          }
-        }
-        DWORD r;
-        if (sta != nullptr) {
-          r = ModalWait(data, sta, objects, handles, count, timeout_ms, 0, false, &call, target_tid,
-                        spin_peer_cpu);
-        } else {
-          r = WaitForObjects(objects, handles, count, false, timeout_ms, false,
-                             WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
-                                         &call.executing_tid});
-        }
-        if (r == WAIT_OBJECT_0) break;
-      }
-    } catch (...) {
-      if (!withdrawn) {
-        AbandonOnUnwind(target, &call, reply_ref.get(), reply_handle, target_tid, sta,
-                        HandlingForcedUnwind());
-      }
-      throw;
-    }
-    switch (call.outcome) {
-      case CallOutcome::kDone:
-        // The callee's explanation of its failure (a later explanation of the
-        // channel's own replaces it).
-        if (IErrorInfo* transported = std::exchange(call.error_info, nullptr)) {
-          if (IErrorInfo* old = ExchangeThreadErrorInfo(transported)) old->Release();
-        }
-        if (cancel != nullptr) {
-          if (const HRESULT why = cancel->requested(); why != 0 && discard_on_cancel) {
-            ExplainCancelled(target, why, CancelStage::kRunning, call.result);
-            return why;
-          }
-          if (call.result == RPC_E_CALL_CANCELED && !call.threw) {
-            SetCallErrorInfo(RPC_E_CALL_CANCELED,
-                             "The call into " + target->Describe() +
-                                 " was cancelled while it was running there: the callee saw the "
-                                 "request (CoTestCancel) and returned RPC_E_CALL_CANCELED.",
-                             kSource);
-          }
-        }
-        if (call.threw) ExplainServerFault(target, call.fault);
-        return call.result;
-      case CallOutcome::kCancelled:
-        ExplainCancelled(target, call.result, CancelStage::kBeforeStart, S_OK);
-        return call.result;
-      case CallOutcome::kDisconnected:
-        ExplainDisconnected(target, DisconnectStage::kWhileQueued);
-        return RPC_E_DISCONNECTED;
-      case CallOutcome::kThreadExited:
-        ExplainDisconnected(target, DisconnectStage::kThreadExited, &call);
-        return RPC_E_DISCONNECTED;
-      case CallOutcome::kRejected:
-        if (cancel != nullptr) {
-          if (const HRESULT why = cancel->requested(); why != 0) {
-            ExplainCancelled(target, why, CancelStage::kBeforeStart, S_OK);
-            return why;
-          }
-        }
-        break;
-      case CallOutcome::kPending:
-        APARTMENTS_CHECK_VALUES(false, "call woken while pending", call.caller_tid, target_tid);
-    }
-    // Rejected by the callee's message filter: ask ours.
-    IMessageFilter* filter = sta != nullptr ? data.message_filter : nullptr;
-    const DWORD answer =
-        filter != nullptr
-            ? filter->RetryRejectedCall(
-                  reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target->thread_id())),
-                  GetTickCount() - call.posted_tick, call.reject_type)
-            : static_cast<DWORD>(-1);
-    if (answer == static_cast<DWORD>(-1)) {
-      SetCallErrorInfo(
-          RPC_E_CALL_REJECTED,
-          "The call into " + target->Describe() + " failed with RPC_E_CALL_REJECTED: the " +
-              "callee's message filter answered " +
-              (call.reject_type == SERVERCALL_REJECTED ? "SERVERCALL_REJECTED"
-                                                       : "SERVERCALL_RETRYLATER") +
-              " and the caller " +
-              (filter != nullptr ? "'s RetryRejectedCall returned -1 (give up)"
-                                 : " has no message filter to retry it") +
-              ". The call never ran.",
-          kSource);
-      return RPC_E_CALL_REJECTED;
-    }
-    if (answer >= 100) {
-      if (sta != nullptr) {
-        ModalWait(data, sta, nullptr, nullptr, 0, answer, 0, false, &call, target->thread_id());
-      } else {
-        Sleep(answer);
-      }
-    }
+    if (HRESULT hr = Enqueue(c); FAILED(hr)) return hr;
+    if (HRESULT hr = AwaitReply(c); hr != S_OK) return hr;
+    if (std::optional<HRESULT> result = TakeOutcome(c)) return *result;
+    if (HRESULT hr = RetryRejected(c); FAILED(hr)) return hr;
   }
 }
 

@@ -164,7 +164,8 @@ IUnknown* ProxyManager::ServerInterface(REFIID iid) const noexcept {
   return static_cast<IUnknown*>(itf);
 }
 
-HRESULT ProxyManager::CallOnStub(REFIID iid, const ServerCall& call, bool* disconnected) {
+// Inline: on every call's path, and used only here (Call's lambda).
+inline HRESULT ProxyManager::CallOnStub(REFIID iid, const ServerCall& call, bool* disconnected) {
   void* itf = nullptr;
   if (stub_->apartment->kind() == ApartmentKind::kSta) {
     // No lock: an STA stub's `interfaces` changes only on its own thread,
@@ -200,16 +201,7 @@ HRESULT ProxyManager::CallOnStub(REFIID iid, const ServerCall& call, bool* disco
   return call(itf);
 }
 
-HRESULT ProxyManager::CheckUsable() {
-  // Fast path, no lock (every call through the proxy): each flag only ever
-  // goes from usable to unusable, so a stale read is the same race as a
-  // disconnect just after the check, which the call itself reports.
-  if (__builtin_expect(!client_gone_.load(std::memory_order_acquire) &&
-                           !client_->IsShutDown() && client_->IsCurrent() &&
-                           stub_->connected.load(std::memory_order_acquire),
-                       1)) {
-    return S_OK;
-  }
+HRESULT ProxyManager::CheckUsableSlow() {
   std::unique_lock lock(runtime_.mu());
   if (client_gone_ || client_->IsShutDown()) {
     std::string text = "This proxy of " + DescribeStub(*stub_) + " belonged to " +

@@ -81,7 +81,18 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
 
   // Whether the proxy may be used from the calling thread; sets error info
   // when not.
-  HRESULT CheckUsable();
+  HRESULT CheckUsable() {
+    // Fast path, no lock (every call through the proxy): each flag only ever
+    // goes from usable to unusable, so a stale read is the same race as a
+    // disconnect just after the check, which the call itself reports.
+    if (__builtin_expect(!client_gone_.load(std::memory_order_acquire) &&
+                             !client_->IsShutDown() && client_->IsCurrent() &&
+                             stub_->connected.load(std::memory_order_acquire),
+                         1)) {
+      return S_OK;
+    }
+    return CheckUsableSlow();
+  }
 
   // For unmarshaling data whose object is gone: the interface proxy for
   // `riid` without asking the object (its calls fail with
@@ -106,6 +117,8 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
     for (auto& [iid, proxy] : proxies_) delete proxy;
   }
 
+  // CheckUsable when its fast path did not answer: takes the lock.
+  HRESULT CheckUsableSlow();
   // QueryInterface's check: RPC_E_WRONG_THREAD from another apartment (a
   // proxy whose own apartment is gone is left to CheckUsable).
   HRESULT CheckQueryApartment();
