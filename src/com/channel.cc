@@ -340,14 +340,21 @@ void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result) {
   SignalEvent(*call->reply);
 }
 
-void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
+namespace {
+
+// ServeCall's steps: StartOrRefuse, RejectedByFilter, then Run.
+
+// Whether `call` may start here; when not (withdrawn, its apartment shut
+// down, cancelled or past its deadline), it is completed as such (a
+// withdrawn one is not touched at all). Inline: on every served call's path.
+[[gnu::always_inline]] inline bool StartOrRefuse(ApartmentImpl* apartment, ChannelCall* call) {
   if (apartment->kind() == ApartmentKind::kSta) {
     switch (apartment->TakeDispatched(call)) {
       case ApartmentImpl::Take::kWithdrawn:
-        return;  // A withdrawn call's tombstone: the record may be gone.
+        return false;  // A withdrawn call's tombstone: the record may be gone.
       case ApartmentImpl::Take::kDisconnected:
         CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
-        return;
+        return false;
       case ApartmentImpl::Take::kRun:
         break;
     }
@@ -357,68 +364,75 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
     if (cancel->deadline && GetClock().Now() >= *cancel->deadline) cancel->Request(RPC_E_TIMEOUT);
     if (HRESULT why = cancel->requested(); why != 0) {
       CompleteCall(call, CallOutcome::kCancelled, why);
-      return;
+      return false;
     }
   }
-  ComThreadData& data = CurrentComThreadData();
-  if (filter != nullptr && !call->runtime) {
-    DWORD call_type = CALLTYPE_TOPLEVEL;
-    if (data.outgoing != nullptr) {
-      call_type = data.outgoing->causality == call->causality ? CALLTYPE_NESTED
-                                                              : CALLTYPE_TOPLEVEL_CALLPENDING;
-    }
-    INTERFACEINFO info = call->description != nullptr ? call->description->Describe()
-                                                      : INTERFACEINFO{nullptr, IID_NULL, 0};
-    DWORD verdict = filter->HandleInComingCall(
-        call_type, reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(call->caller_tid)),
-        GetTickCount() - call->posted_tick, &info);
-    if (verdict == SERVERCALL_REJECTED || verdict == SERVERCALL_RETRYLATER) {
-      call->reject_type = verdict;
-      CompleteCall(call, CallOutcome::kRejected, RPC_E_CALL_REJECTED);
-      return;
-    }
-  }
-  call->executing_tid.store(CurrentThreadId(), std::memory_order_relaxed);
-  ScopedDispatch dispatch(CurrentThreadState().activity, nullptr, kComCallMessage, "COM call");
-  const GUID* saved_causality = data.incoming_causality;
-  data.incoming_causality = &call->causality;
-  IncomingCallScope incoming(call);
-  // The call's error info is its own: the serving thread's (it may be in its
-  // modal loop, waiting for its own call) is put aside and back, so a served
-  // call never leaves stale text on it; what the callee leaves with a failure
-  // goes to its caller.
-  // Touches `call` only in Finish, before it completes (an unwinding
-  // thread's destructor passes no call).
-  class RestoreErrorInfo {
-   public:
-    explicit RestoreErrorInfo(ComThreadData& data)
-        : data_(data), saved_(std::exchange(data.error_info, nullptr)) {}
-    ~RestoreErrorInfo() { Finish(nullptr); }
-    // Hands what the call left to `call` (null: discards it).
-    void Finish(ChannelCall* call) {
-      if (finished_) return;
-      finished_ = true;
-      IErrorInfo* left = std::exchange(data_.error_info, saved_);
-      if (left == nullptr) return;
-      if (call != nullptr) {
-        call->error_info = left;
-      } else {
-        left->Release();
-      }
-    }
+  return true;
+}
 
-   private:
-    ComThreadData& data_;
-    IErrorInfo* saved_;
-    bool finished_ = false;
-  } restore(data);
-  HRESULT hr;
+// Asks the serving apartment's message filter (HandleInComingCall) about
+// `call`; when it rejects the call, completes it as rejected and returns
+// true. The runtime's own calls are not the filter's to judge.
+bool RejectedByFilter(ComThreadData& data, ChannelCall* call, IMessageFilter* filter) {
+  if (filter == nullptr || call->runtime) return false;
+  DWORD call_type = CALLTYPE_TOPLEVEL;
+  if (data.outgoing != nullptr) {
+    call_type = data.outgoing->causality == call->causality ? CALLTYPE_NESTED
+                                                            : CALLTYPE_TOPLEVEL_CALLPENDING;
+  }
+  INTERFACEINFO info = call->description != nullptr ? call->description->Describe()
+                                                    : INTERFACEINFO{nullptr, IID_NULL, 0};
+  DWORD verdict = filter->HandleInComingCall(
+      call_type, reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(call->caller_tid)),
+      GetTickCount() - call->posted_tick, &info);
+  if (verdict != SERVERCALL_REJECTED && verdict != SERVERCALL_RETRYLATER) return false;
+  call->reject_type = verdict;
+  CompleteCall(call, CallOutcome::kRejected, RPC_E_CALL_REJECTED);
+  return true;
+}
+
+// The call's error info is its own: the serving thread's (it may be in its
+// modal loop, waiting for its own call) is put aside and back, so a served
+// call never leaves stale text on it; what the callee leaves with a failure
+// goes to its caller.
+// Touches `call` only in Finish, before it completes (an unwinding
+// thread's destructor passes no call).
+class RestoreErrorInfo {
+ public:
+  explicit RestoreErrorInfo(ComThreadData& data)
+      : data_(data), saved_(std::exchange(data.error_info, nullptr)) {}
+  ~RestoreErrorInfo() { Finish(nullptr); }
+  RestoreErrorInfo(const RestoreErrorInfo&) = delete;
+  RestoreErrorInfo& operator=(const RestoreErrorInfo&) = delete;
+  // Hands what the call left to `call` (null: discards it).
+  void Finish(ChannelCall* call) {
+    if (finished_) return;
+    finished_ = true;
+    IErrorInfo* left = std::exchange(data_.error_info, saved_);
+    if (left == nullptr) return;
+    if (call != nullptr) {
+      call->error_info = left;
+    } else {
+      left->Release();
+    }
+  }
+
+ private:
+  ComThreadData& data_;
+  IErrorInfo* saved_;
+  bool finished_ = false;
+};
+
+// Runs the callee: its result, or RPC_E_SERVERFAULT (with call->threw and
+// call->fault) when it throws. A forced unwind (ExitThread inside the call)
+// completes the call as kThreadExited and goes on unwinding.
+[[gnu::always_inline]] inline HRESULT Run(ComThreadData& data, ChannelCall* call,
+                                          const GUID* saved_causality) {
   try {
-    hr = (*call->invoke)();
+    return (*call->invoke)();
   } catch (const std::exception& e) {
     call->threw = true;
     call->fault = e.what();
-    hr = RPC_E_SERVERFAULT;
   } catch (...) {
     if (HandlingForcedUnwind()) {
       // ExitThread inside the call: it ran and never returns; the caller
@@ -430,8 +444,23 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
     }
     call->threw = true;
     call->fault = "an exception that is not a std::exception";
-    hr = RPC_E_SERVERFAULT;
   }
+  return RPC_E_SERVERFAULT;
+}
+
+}  // namespace
+
+void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
+  if (!StartOrRefuse(apartment, call)) return;
+  ComThreadData& data = CurrentComThreadData();
+  if (RejectedByFilter(data, call, filter)) return;
+  call->executing_tid.store(CurrentThreadId(), std::memory_order_relaxed);
+  ScopedDispatch dispatch(CurrentThreadState().activity, nullptr, kComCallMessage, "COM call");
+  const GUID* saved_causality = data.incoming_causality;
+  data.incoming_causality = &call->causality;
+  IncomingCallScope incoming(call);
+  RestoreErrorInfo restore(data);
+  const HRESULT hr = Run(data, call, saved_causality);
   data.incoming_causality = saved_causality;
   restore.Finish(FAILED(hr) && !call->threw ? call : nullptr);
   CompleteCall(call, CallOutcome::kDone, hr);
