@@ -273,19 +273,34 @@ void PublishApartmentTag(const Apartment* apartment) noexcept;
 // The name of thread `tid` (SetThreadDescription) as UTF-8, or "".
 std::string ThreadNameOf(DWORD tid);
 
+// How ModalWait waits; name the fields that differ from the defaults
+// (ModalWaitOptions{.timeout_ms = 100, .pending = &call}).
+struct ModalWaitOptions {
+  DWORD timeout_ms = INFINITE;
+  // MWMO_* flags (MsgWaitForMultipleObjectsEx's).
+  DWORD mwmo_flags = 0;
+  // Also dispatch posted messages for other windows, not only the COM
+  // window's.
+  bool dispatch_window_messages = false;
+  // The outgoing call the wait is for (may be null; must outlive the wait),
+  // for the message filter's MessagePending and the wait chain.
+  const ChannelCall* pending = nullptr;
+  // The thread the wait is for, published with BlockKind::kComCall.
+  DWORD target_tid = 0;
+  // See WaitOptions (the callee's CPU hint for an outgoing call's reply
+  // wait, else -1).
+  int spin_peer_cpu = -1;
+};
+
 // The modal loop of an STA thread (see CoWaitForMultipleHandles): waits on
-// `count` objects like MsgWaitForMultipleObjectsEx (flags MWMO_*), serving
-// incoming COM calls and sent messages, dispatching other posted messages
-// only with `dispatch_window_messages`; a WM_QUIT seen is re-posted before
-// returning. `pending` (may be null) is the outgoing call it waits for, for
-// the message filter's MessagePending. Publishes BlockKind::kComCall with
-// `target_tid`. Returns as MsgWaitForMultipleObjectsEx, never WAIT_OBJECT_0 +
-// count (input is served, not returned). `spin_peer_cpu`: see WaitOptions
-// (the callee's CPU hint for an outgoing call's reply wait, else -1).
+// `count` objects like MsgWaitForMultipleObjectsEx, serving incoming COM
+// calls and sent messages, dispatching other posted messages only with
+// `options.dispatch_window_messages`; a WM_QUIT seen is re-posted before
+// returning. Returns as MsgWaitForMultipleObjectsEx, never WAIT_OBJECT_0 +
+// count (input is served, not returned) unless `options.mwmo_flags` has
+// MWMO_INPUTAVAILABLE and other input is queued.
 DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
-                const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
-                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
-                int spin_peer_cpu = -1);
+                const HANDLE* handles, DWORD count, const ModalWaitOptions& options);
 
 // CoWaitForMultipleHandles in an STA (co_wait.cc): Windows' rule, which
 // differs from ModalWait's (see co_wait.cc). `flags` are the COWAIT_* flags.

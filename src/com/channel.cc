@@ -314,9 +314,11 @@ void AbandonOnUnwind(ApartmentImpl* target, ChannelCall* call, KernelObject* rep
   KernelObject* objects[1] = {reply};
   HANDLE handles[1] = {reply_handle};
   for (;;) {
-    const DWORD r = WaitForObjects(objects, handles, 1, false, INFINITE, false,
-                                   WaitOptions{BlockKind::kComCall, target_tid, -1, false,
-                                               &call->executing_tid});
+    const DWORD r = WaitForObjects(objects, handles, 1, /*wait_all=*/false, INFINITE,
+                                   /*alertable=*/false,
+                                   WaitOptions{.kind = BlockKind::kComCall,
+                                               .target_tid = target_tid,
+                                               .target_tid_source = &call->executing_tid});
     if (r == WAIT_OBJECT_0) break;
   }
   // Nobody reads the outcome: drop what the callee handed over.
@@ -466,78 +468,111 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
   CompleteCall(call, CallOutcome::kDone, hr);
 }
 
-DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
-                const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
-                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
-                int spin_peer_cpu) {
-  MessageQueue& queue = CurrentQueue();
-  const bool finite = timeout_ms != INFINITE;
-  // No clock read for an infinite wait (every COM call's): nothing reads the
-  // deadline then (an infinite wait never returns WAIT_TIMEOUT).
-  const auto deadline = finite ? std::chrono::steady_clock::now() +
-                                     std::chrono::milliseconds(timeout_ms)
-                               : std::chrono::steady_clock::time_point{};
-  const bool return_on_input = (mwmo_flags & MWMO_INPUTAVAILABLE) != 0;
-  mwmo_flags &= ~MWMO_INPUTAVAILABLE;
-  MessageQueue::Filter com_filter;
-  com_filter.hwnd = sta->hwnd();
-  MessageQueue::Filter any_filter;
+namespace {
+
+// ModalWait's steps: PumpModal before each wait, then CheckOtherInput when
+// the wait woke for input it does not serve, then the wait itself.
+
+// Serves incoming COM calls (GetOrPeek serves sent messages first) and, with
+// `dispatch_window_messages`, the other posted messages, noting a WM_QUIT's
+// code in *quit. Returns whether it served a COM call.
+[[gnu::always_inline]] inline bool PumpModal(MessageQueue& queue, ComThreadData& data,
+                                             ApartmentImpl* sta,
+                                             const MessageQueue::Filter& com_filter,
+                                             bool dispatch_window_messages,
+                                             std::optional<int>* quit) {
+  MSG msg;
+  bool served_call = false;
+  while (queue.GetOrPeek(com_filter, false, &msg)) {
+    if (msg.message == kComCallMessage) {
+      ServeCall(sta, reinterpret_cast<ChannelCall*>(msg.lParam), data.message_filter);
+      served_call = true;
+    } else {
+      DispatchMessageW(&msg);
+    }
+  }
+  if (dispatch_window_messages) {
+    const MessageQueue::Filter any_filter;
+    while (queue.GetOrPeek(any_filter, false, &msg)) {
+      if (msg.message == WM_QUIT) {
+        *quit = static_cast<int>(msg.wParam);
+        continue;
+      }
+      DispatchMessageW(&msg);
+    }
+  }
+  return served_call;
+}
+
+// Whether input the loop does not serve (a posted message) is queued. When
+// the wait woke for it during an outgoing call, the thread's message filter
+// is asked (MessagePending): PENDINGMSG_CANCELCALL cancels the call as
+// CoCancelCall does (calls from a thread with a message filter are
+// cancellable: com/cancel.h); otherwise the message stays queued
+// (PENDINGMSG_WAITNOPROCESS).
+bool CheckOtherInput(MessageQueue& queue, ComThreadData& data, const ModalWaitOptions& options,
+                     bool woke_for_input) {
   MessageQueue::Filter peek_posted;
   peek_posted.sent = false;
   peek_posted.remove = false;
-  bool quit_seen = false;
-  int quit_code = 0;
+  MSG msg;
+  const bool other_input = queue.GetOrPeek(peek_posted, false, &msg);
+  const ChannelCall* pending = options.pending;
+  if (other_input && woke_for_input && pending != nullptr && data.message_filter != nullptr) {
+    const DWORD answer = data.message_filter->MessagePending(
+        reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(options.target_tid)),
+        GetTickCount() - pending->posted_tick,
+        pending->outer != nullptr ? PENDINGTYPE_NESTED : PENDINGTYPE_TOPLEVEL);
+    if (answer == PENDINGMSG_CANCELCALL && pending->cancel != nullptr) {
+      pending->cancel->Request(RPC_E_CALL_CANCELED);
+    }
+  }
+  return other_input;
+}
+
+// The milliseconds left until `deadline`, rounded up (0 once past it).
+DWORD RemainingMs(std::chrono::steady_clock::time_point deadline) {
+  auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
+}
+
+}  // namespace
+
+DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
+                const HANDLE* handles, DWORD count, const ModalWaitOptions& options) {
+  MessageQueue& queue = CurrentQueue();
+  const bool finite = options.timeout_ms != INFINITE;
+  // No clock read for an infinite wait (every COM call's): nothing reads the
+  // deadline then (an infinite wait never returns WAIT_TIMEOUT).
+  const auto deadline = finite ? std::chrono::steady_clock::now() +
+                                     std::chrono::milliseconds(options.timeout_ms)
+                               : std::chrono::steady_clock::time_point{};
+  const bool return_on_input = (options.mwmo_flags & MWMO_INPUTAVAILABLE) != 0;
+  const DWORD mwmo_flags = options.mwmo_flags & ~MWMO_INPUTAVAILABLE;
+  MessageQueue::Filter com_filter;
+  com_filter.hwnd = sta->hwnd();
+  const WaitOptions wait_options{
+      .kind = BlockKind::kComCall,
+      .target_tid = options.target_tid,
+      .spin_peer_cpu = options.spin_peer_cpu,
+      .pumps_com = true,
+      .target_tid_source = options.pending != nullptr ? &options.pending->executing_tid : nullptr};
+  std::optional<int> quit;
   bool woke_for_input = false;
   DWORD result;
   for (;;) {
-    // Incoming COM calls (GetOrPeek serves sent messages first).
-    MSG msg;
-    bool served_call = false;
-    while (queue.GetOrPeek(com_filter, false, &msg)) {
-      if (msg.message == kComCallMessage) {
-        ServeCall(sta, reinterpret_cast<ChannelCall*>(msg.lParam), data.message_filter);
-        served_call = true;
-      } else {
-        DispatchMessageW(&msg);
-      }
-    }
-    if (dispatch_window_messages) {
-      while (queue.GetOrPeek(any_filter, false, &msg)) {
-        if (msg.message == WM_QUIT) {
-          quit_seen = true;
-          quit_code = static_cast<int>(msg.wParam);
-          continue;
-        }
-        DispatchMessageW(&msg);
-      }
-    }
+    const bool served_call =
+        PumpModal(queue, data, sta, com_filter, options.dispatch_window_messages, &quit);
     if ((woke_for_input && !served_call) || return_on_input) {
-      const bool other_input = queue.GetOrPeek(peek_posted, false, &msg);
-      if (other_input && woke_for_input && pending != nullptr && data.message_filter != nullptr) {
-        // PENDINGMSG_CANCELCALL cancels the call as CoCancelCall does (calls
-        // from a thread with a message filter are cancellable: com/cancel.h);
-        // otherwise the message stays queued (PENDINGMSG_WAITNOPROCESS).
-        const DWORD answer = data.message_filter->MessagePending(
-            reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target_tid)),
-            GetTickCount() - pending->posted_tick,
-            pending->outer != nullptr ? PENDINGTYPE_NESTED : PENDINGTYPE_TOPLEVEL);
-        if (answer == PENDINGMSG_CANCELCALL && pending->cancel != nullptr) {
-          pending->cancel->Request(RPC_E_CALL_CANCELED);
-        }
-      }
-      if (other_input && return_on_input) {
+      if (CheckOtherInput(queue, data, options, woke_for_input) && return_on_input) {
         result = WAIT_OBJECT_0 + count;
         break;
       }
     }
-    DWORD remaining = INFINITE;
-    if (finite) {
-      // Rounded up, and re-checked below: the kernel's timeout may end a
-      // little early by our clock, and a modal wait never ends early.
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
-    }
+    // Rounded up, and re-checked below: the kernel's timeout may end a
+    // little early by our clock, and a modal wait never ends early.
+    const DWORD remaining = finite ? RemainingMs(deadline) : INFINITE;
     // QS_ALLPOSTMESSAGE too: the COM-window pass above is a filtered
     // retrieval, which clears QS_POSTMESSAGE (as on Windows) for a message it
     // moved in but left queued; without it, a message that arrived during
@@ -545,8 +580,7 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
     // hung a call whose message filter was to cancel it on such a message.
     DWORD r = queue.MsgWait(objects, handles, count, remaining,
                             QS_POSTMESSAGE | QS_ALLPOSTMESSAGE | QS_SENDMESSAGE, mwmo_flags,
-                            WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, true,
-                                        pending != nullptr ? &pending->executing_tid : nullptr});
+                            wait_options);
     if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
       woke_for_input = true;
       if (finite && remaining == 0) {
@@ -561,7 +595,7 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
     result = r;
     break;
   }
-  if (quit_seen) PostQuitMessage(quit_code);
+  if (quit) PostQuitMessage(*quit);
   return result;
 }
 
@@ -572,20 +606,30 @@ struct RequestCancelOnStop {
   void operator()() const noexcept { cancel->Request(RPC_E_CALL_CANCELED); }
 };
 
-// `discard_on_cancel`: a call that completes after cancellation was requested
-// returns the cancellation error (the modern API: the value may be partial)
-// rather than the callee's HRESULT (Win32: the callee decides, e.g. by
-// returning RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
+// How InvokeImpl makes a call; name the fields that differ from the defaults.
+struct InvokeOptions {
+  // The call's cancellation state (com/cancel.h); null: not cancellable.
+  CallCancel* cancel = nullptr;
+  // When the call is cancelled with RPC_E_TIMEOUT (requires `cancel`).
+  std::optional<Clock::TimePoint> deadline = std::nullopt;
+  // A call that completes after cancellation was requested returns the
+  // cancellation error (the modern API: the value may be partial) rather than
+  // the callee's HRESULT (Win32: the callee decides, e.g. by returning
+  // RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
+  bool discard_on_cancel = false;
+  // For the target's message filter (InvokeInApartment's `description`).
+  const CallDescription* description = nullptr;
+  // The runtime's own call (InvokeRuntimeInApartment).
+  bool runtime = false;
+};
+
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
-                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, const CallDescription* description,
-                   bool runtime = false);
+                   const InvokeOptions& options);
 
 }  // namespace
 
 HRESULT InvokeRuntimeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke) {
-  return InvokeImpl(target, invoke, nullptr, std::nullopt, false, /*description=*/nullptr,
-                    /*runtime=*/true);
+  return InvokeImpl(target, invoke, InvokeOptions{.runtime = true});
 }
 
 HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke,
@@ -595,7 +639,7 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
   const ComThreadData* thread_data = ComThreadDataIfAny();
   const bool filter_cancellable = thread_data != nullptr && thread_data->message_filter != nullptr;
   if (control == nullptr && !win32_cancellable && !filter_cancellable) {
-    return InvokeImpl(target_ref, invoke, nullptr, std::nullopt, false, description);
+    return InvokeImpl(target_ref, invoke, InvokeOptions{.description = description});
   }
   // A cancellable call (com/cancel.h): its state, published to CoCancelCall
   // when the thread enabled cancellation, requested by the caller's stop
@@ -605,19 +649,20 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
   if (win32_cancellable) registration.emplace(cancel);
   std::optional<std::stop_callback<RequestCancelOnStop>> on_stop;
   std::optional<ClockWakeRegistration> on_clock;
-  std::optional<Clock::TimePoint> deadline;
+  InvokeOptions options{.cancel = cancel.get(),
+                        .discard_on_cancel = control != nullptr,
+                        .description = description};
   if (control != nullptr) {
     if (control->stop.stop_possible()) {
       on_stop.emplace(control->stop, RequestCancelOnStop{cancel.get()});
     }
     if (control->deadline) {
-      deadline = control->deadline;
+      options.deadline = control->deadline;
       cancel->deadline = control->deadline;
       on_clock.emplace(cancel->wake);
     }
   }
-  const HRESULT hr =
-      InvokeImpl(target_ref, invoke, cancel.get(), deadline, control != nullptr, description);
+  const HRESULT hr = InvokeImpl(target_ref, invoke, options);
   cancel->MarkEnded(hr);
   return hr;
 }
@@ -768,12 +813,18 @@ APARTMENTS_CHANNEL_STEP HRESULT AwaitReply(OutgoingCall& c) {
       }
       DWORD r;
       if (c.sta != nullptr) {
-        r = ModalWait(c.data, c.sta, c.objects, c.handles, c.count, timeout_ms, 0, false, &c.call,
-                      c.target_tid, c.spin_peer_cpu);
+        r = ModalWait(c.data, c.sta, c.objects, c.handles, c.count,
+                      ModalWaitOptions{.timeout_ms = timeout_ms,
+                                       .pending = &c.call,
+                                       .target_tid = c.target_tid,
+                                       .spin_peer_cpu = c.spin_peer_cpu});
       } else {
-        r = WaitForObjects(c.objects, c.handles, c.count, false, timeout_ms, false,
-                           WaitOptions{BlockKind::kComCall, c.target_tid, c.spin_peer_cpu, false,
-                                       &c.call.executing_tid});
+        r = WaitForObjects(c.objects, c.handles, c.count, /*wait_all=*/false, timeout_ms,
+                           /*alertable=*/false,
+                           WaitOptions{.kind = BlockKind::kComCall,
+                                       .target_tid = c.target_tid,
+                                       .spin_peer_cpu = c.spin_peer_cpu,
+                                       .target_tid_source = &c.call.executing_tid});
       }
       if (r == WAIT_OBJECT_0) return S_OK;
     }
@@ -863,8 +914,10 @@ HRESULT RetryRejected(OutgoingCall& c) {
   }
   if (answer >= 100) {
     if (c.sta != nullptr) {
-      ModalWait(c.data, c.sta, nullptr, nullptr, 0, answer, 0, false, &c.call,
-                c.target->thread_id());
+      ModalWait(c.data, c.sta, nullptr, nullptr, 0,
+                ModalWaitOptions{.timeout_ms = answer,
+                                 .pending = &c.call,
+                                 .target_tid = c.target->thread_id()});
     } else {
       Sleep(answer);
     }
@@ -873,10 +926,10 @@ HRESULT RetryRejected(OutgoingCall& c) {
 }
 
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
-                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, const CallDescription* description,
-                   bool runtime) {
+                   const InvokeOptions& options) {
   if (!target_ref) return E_INVALIDARG;
+  CallCancel* const cancel = options.cancel;
+  const bool runtime = options.runtime;
   auto* target = static_cast<ApartmentImpl*>(target_ref.get());
   ComThreadData& data = CurrentComThreadData();
   if (HRESULT hr = CheckCaller(target, data, runtime); FAILED(hr)) return hr;
@@ -902,7 +955,7 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   call.target = target;
   call.cancel = cancel;
   call.runtime = runtime;
-  call.description = description;
+  call.description = options.description;
   OutgoingScope scope(data, &call, reply_handle);
   KernelObject* objects[2] = {reply_ref.get(), cancel != nullptr ? cancel->wake : nullptr};
   HANDLE handles[2] = {reply_handle, nullptr};
@@ -910,8 +963,8 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
                  .data = data,
                  .sta = static_cast<ApartmentImpl*>(self_sta.get()),
                  .cancel = cancel,
-                 .deadline = deadline,
-                 .discard_on_cancel = discard_on_cancel,
+                 .deadline = options.deadline,
+                 .discard_on_cancel = options.discard_on_cancel,
                  .call = call,
                  .reply_handle = reply_handle,
                  .reply = reply_ref.get(),
@@ -973,7 +1026,8 @@ HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cH
                     cHandles, dwTimeout, dwFlags);
   } else {
     r = WaitForObjects(objects, pHandles, cHandles, wait_all, dwTimeout,
-                       (dwFlags & COWAIT_ALERTABLE) != 0, WaitOptions{BlockKind::kComCall, 0});
+                       (dwFlags & COWAIT_ALERTABLE) != 0,
+                       WaitOptions{.kind = BlockKind::kComCall});
   }
   if (r == WAIT_TIMEOUT) return RPC_S_CALLPENDING;
   *lpdwindex = r;
