@@ -8,7 +8,7 @@
 //   {
 //     auto locked = values_.Lock();      // locked until `locked` goes
 //     for (int v : *locked) Use(v);
-//     cv_.wait(locked.lock(), [&] { return !locked->empty(); });
+//     locked.Wait(cv_, [&] { return !locked->empty(); });
 //   }
 //   values_.With([](auto& v) { v.clear(); });
 //
@@ -24,6 +24,8 @@
 #ifndef APARTMENTS_SRC_BASE_GUARDED_H_
 #define APARTMENTS_SRC_BASE_GUARDED_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -34,42 +36,64 @@ namespace apartments::internal {
 template <typename T, typename Mutex = std::mutex>
 class Guarded {
  public:
-  // The guard: the lock held, and the way to the data.
+  // The guard: the lock held, and the way to the data. Neither copied nor
+  // moved, so its destructor always unlocks (no "do I own it" test on the
+  // hot paths that use it).
   class Locked {
    public:
-    Locked(Locked&&) noexcept = default;
-    Locked& operator=(Locked&&) noexcept = default;
+    // Only a Guarded makes guards (a passkey: std::optional constructs them
+    // in place for TryLock).
+    class Key {
+      friend class Guarded;
+      Key() = default;
+    };
+    Locked(Key, Mutex& mu, T* value) : mu_(mu), value_(value) { mu_.lock(); }
+    Locked(Key, std::adopt_lock_t, Mutex& mu, T* value) noexcept : mu_(mu), value_(value) {}
+    ~Locked() { mu_.unlock(); }
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
 
     T* operator->() const noexcept { return value_; }
     T& operator*() const noexcept { return *value_; }
 
-    // The held lock, for std::condition_variable::wait (which releases and
-    // retakes it; the data is only the guard's again once wait returns).
-    std::unique_lock<Mutex>& lock() noexcept { return lock_; }
+    // Waits on `cv` until `ready()` (called with the lock held), releasing
+    // the lock while it waits (std::condition_variable::wait).
+    template <typename Predicate>
+    void Wait(std::condition_variable& cv, Predicate ready) {
+      std::unique_lock<Mutex> lock(mu_, std::adopt_lock);
+      cv.wait(lock, std::move(ready));
+      (void)lock.release();  // Still held: this guard unlocks it.
+    }
+    // As Wait, for at most `timeout`; returns ready().
+    template <typename Rep, typename Period, typename Predicate>
+    bool WaitFor(std::condition_variable& cv, std::chrono::duration<Rep, Period> timeout,
+                 Predicate ready) {
+      std::unique_lock<Mutex> lock(mu_, std::adopt_lock);
+      const bool result = cv.wait_for(lock, timeout, std::move(ready));
+      (void)lock.release();
+      return result;
+    }
 
    private:
-    friend class Guarded;
-    Locked(Mutex& mu, T* value) : lock_(mu), value_(value) {}
-    Locked(std::unique_lock<Mutex> lock, T* value) noexcept
-        : lock_(std::move(lock)), value_(value) {}
-
-    std::unique_lock<Mutex> lock_;
+    Mutex& mu_;
     T* value_;
   };
 
+  // constexpr: a namespace-scope Guarded of a literal type is constant-
+  // initialized (constinit), so it is usable during static initialization.
   template <typename... Args>
-  explicit Guarded(Args&&... args) : value_(std::forward<Args>(args)...) {}
+  constexpr explicit Guarded(Args&&... args) : value_(std::forward<Args>(args)...) {}
   Guarded(const Guarded&) = delete;
   Guarded& operator=(const Guarded&) = delete;
 
   // Blocks until the lock is free, and returns the guard that holds it.
-  [[nodiscard]] Locked Lock() { return Locked(mu_, &value_); }
+  [[nodiscard]] Locked Lock() { return Locked(typename Locked::Key{}, mu_, &value_); }
 
   // The guard when the lock is free now; nullopt otherwise.
   [[nodiscard]] std::optional<Locked> TryLock() {
-    std::unique_lock<Mutex> lock(mu_, std::try_to_lock);
-    if (!lock.owns_lock()) return std::nullopt;
-    return Locked(std::move(lock), &value_);
+    if (!mu_.try_lock()) return std::nullopt;
+    return std::optional<Locked>(std::in_place, typename Locked::Key{}, std::adopt_lock, mu_,
+                                 &value_);
   }
 
   // Runs `f(T&)` under the lock and returns what it returns.

@@ -120,15 +120,21 @@ TEST(GuardedTest, WithRunsUnderTheLockAndReturnsTheResult) {
 TEST(GuardedTest, ConditionVariableWaitsOnTheGuardsLock) {
   Guarded<bool> ready(false);
   std::condition_variable changed;
-  auto locked = ready.Lock();
-  Worker setter([&] {
-    *ready.Lock() = true;
-    changed.notify_all();
-  });
-  EXPECT_TRUE(
-      changed.wait_for(locked.lock(), std::chrono::seconds(kJoinSeconds), [&] { return *locked; }));
-  locked.lock().unlock();
-  ASSERT_TRUE(setter.Join());
+  std::unique_ptr<Worker> setter;
+  {
+    auto locked = ready.Lock();
+    // Started while we hold the lock: it can set the flag only once the wait
+    // below has released it.
+    setter = std::make_unique<Worker>([&] {
+      *ready.Lock() = true;
+      changed.notify_all();
+    });
+    EXPECT_TRUE(
+        locked.WaitFor(changed, std::chrono::seconds(kJoinSeconds), [&] { return *locked; }));
+    // Held again once the wait returns.
+    EXPECT_TRUE(LockedElsewhere(ready));
+  }
+  ASSERT_TRUE(setter->Join());
 }
 
 // Tests that GetWithoutLock reaches the same data as the guard.

@@ -25,7 +25,7 @@
 // fails, the poster unlinks the record unless the teardown took it first, in
 // which case the teardown completes it.
 //
-// Lock order: ApartmentImpl::mu_ -> message queue lock -> kernel lock. The
+// Lock order: ApartmentImpl's lock (shared_) -> message queue lock -> kernel lock. The
 // apartment lock is never held while user code runs or while waiting.
 #ifndef APARTMENTS_SRC_COM_APARTMENT_IMPL_H_
 #define APARTMENTS_SRC_COM_APARTMENT_IMPL_H_
@@ -45,6 +45,7 @@
 #include "com/apartment.h"
 #include "com/com_thread.h"
 #include "kernel/kernel.h"
+#include "base/guarded.h"
 #include "message/withdrawn_posts.h"
 
 namespace apartments::internal {
@@ -105,7 +106,7 @@ struct ChannelCall {
   // The thread running the call (MTA worker or STA thread), 0 until it starts.
   std::atomic<DWORD> executing_tid{0};
 
-  // Links in the target's queued list; guarded by the target's mu_.
+  // Links in the target's queued list; guarded by the target's lock (shared_).
   ChannelCall* prev = nullptr;
   ChannelCall* next = nullptr;
   bool linked = false;
@@ -177,7 +178,7 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   // runs, no CompleteCall follows, and the target never touches the record
   // again; false when the target (or the teardown) already took it, so
   // exactly one CompleteCall follows. Atomic with TakeDispatched/TakeOldest
-  // and the teardown (all under mu_). For an STA, the posted message is
+  // and the teardown (all under its lock). For an STA, the posted message is
   // removed from the thread's queue (freeing its quota slot) if the thread
   // has not yet moved it into its retrieval batch; otherwise it stays as a
   // tombstone that TakeDispatched recognizes (its quota slot is freed when
@@ -209,8 +210,26 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   }
 
  private:
-  void Link(ChannelCall* call);    // mu_ held.
-  void Unlink(ChannelCall* call);  // mu_ held.
+  // What the apartment's lock guards (its callers', its own thread's and the
+  // teardown's shared state): reachable only through shared_.Lock().
+  struct SharedState {
+    State state = State::kRunning;
+    std::vector<std::function<void()>> callbacks;
+    // The queued calls, oldest first (ChannelCall::prev/next).
+    ChannelCall* head = nullptr;
+    ChannelCall* tail = nullptr;
+    // STA: calls withdrawn while their message was already in the thread's
+    // retrieval batch (message/withdrawn_posts.h). An address there names no
+    // live record: it is matched against dispatched messages only, then
+    // forgotten.
+    WithdrawnPosts withdrawn;
+    // PostRuntimeWork's queue, and whether a wake-up for it is outstanding.
+    std::vector<std::function<void()>> runtime_work;
+    bool runtime_wake_pending = false;
+
+    void Link(ChannelCall* call);
+    void Unlink(ChannelCall* call);
+  };
 
   const ApartmentKind kind_;
   const bool main_sta_;
@@ -231,20 +250,8 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   // A cache line of its own (with what it guards): callers on other CPUs
   // read the fields above on every call, and must not miss on them because
   // the apartment's thread just took this lock.
-  alignas(64) mutable std::mutex mu_;
-  State state_ = State::kRunning;                  // Guarded by mu_.
-  std::vector<std::function<void()>> callbacks_;   // Guarded by mu_.
-  ChannelCall* head_ = nullptr;                    // Guarded by mu_.
-  ChannelCall* tail_ = nullptr;                    // Guarded by mu_.
-  // STA: calls withdrawn while their message was already in the thread's
-  // retrieval batch (message/withdrawn_posts.h). An address there names no
-  // live record: it is matched against dispatched messages only, then
-  // forgotten. Guarded by mu_.
-  WithdrawnPosts withdrawn_;
-  // PostRuntimeWork's queue, and whether a wake-up for it is outstanding.
-  std::vector<std::function<void()>> runtime_work_;  // Guarded by mu_.
-  bool runtime_wake_pending_ = false;                // Guarded by mu_.
-  // Set with runtime_wake_pending_ (release, under mu_): lets MTA workers
+  alignas(64) Guarded<SharedState> shared_;
+  // Set with runtime_wake_pending (release, under the lock): lets MTA workers
   // skip the lock when there is nothing to run (acquire).
   std::atomic<bool> has_runtime_work_{false};
 };
