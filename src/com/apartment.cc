@@ -500,6 +500,11 @@ void ApartmentThreadExit(ComThreadData& data) {
   data.reply_events.clear();
 }
 
+void ApartmentThreadExitStarting(ComThreadData& data) {
+  if (!data.apartment || data.mta_worker || data.apartment->kind() != ApartmentKind::kSta) return;
+  static_cast<ApartmentImpl*>(data.apartment.get())->Shutdown();
+}
+
 }  // namespace apartments::internal
 
 using namespace apartments::internal;

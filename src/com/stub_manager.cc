@@ -77,14 +77,27 @@ void StubManagers::ReleaseReferencesInItsApartment(const std::shared_ptr<StubMan
     ReleaseReferences(stub);
     return;
   }
+  // Posted one-way unless the call ran: also when this thread leaves the
+  // call by a forced unwind (ExitThread in a call served while it waited),
+  // which withdraws the call if it had not started.
+  struct PostUnlessDelivered {
+    StubManagers* self;
+    const std::shared_ptr<StubManager>& stub;
+    bool delivered = false;
+    ~PostUnlessDelivered() {
+      // False only once the apartment is gone: its shutdown released the stub.
+      if (!delivered) {
+        (void)PostRuntimeWork(stub->apartment,
+                              [self = self, s = stub] { self->ReleaseReferences(s); });
+      }
+    }
+  } fallback{this, stub};
   PreserveErrorInfo preserve;
   HRESULT hr = InvokeRuntimeInApartment(stub->apartment, [this, stub] {
     ReleaseReferences(stub);
     return S_OK;
   });
-  if (SUCCEEDED(hr)) return;
-  // False only once the apartment is gone: its shutdown released the stub.
-  (void)PostRuntimeWork(stub->apartment, [this, stub] { ReleaseReferences(stub); });
+  fallback.delivered = SUCCEEDED(hr);
 }
 
 void StubManagers::ReleaseStrong(const std::shared_ptr<StubManager>& stub) {
