@@ -115,6 +115,36 @@ class Guarded {
   T value_;
 };
 
+// GuardedBy<T, Guard>: data guarded by a lock that lives elsewhere, for the
+// fields of several objects under one lock (the COM runtime's), reachable
+// only with a guard of that lock in hand: Get(guard). The guard's type stands
+// for the lock, so use it with a lock that has a guard type of its own (a
+// Guarded<T> whose T is that lock's alone); GetWithoutLock(why) as above.
+//
+//   struct Tables { ... };                    // what the lock itself guards
+//   using TablesGuard = Guarded<Tables>::Locked;
+//   struct Item { GuardedBy<long, TablesGuard> count; };
+//   void AddLocked(const TablesGuard& guard, Item& item) { ++item.count.Get(guard); }
+template <typename T, typename Guard>
+class GuardedBy {
+ public:
+  template <typename... Args>
+  constexpr explicit GuardedBy(Args&&... args) : value_(std::forward<Args>(args)...) {}
+  GuardedBy(const GuardedBy&) = delete;
+  GuardedBy& operator=(const GuardedBy&) = delete;
+
+  T& Get(const Guard&) noexcept { return value_; }
+  const T& Get(const Guard&) const noexcept { return value_; }
+
+  T& GetWithoutLock([[maybe_unused]] std::string_view why) noexcept { return value_; }
+  const T& GetWithoutLock([[maybe_unused]] std::string_view why) const noexcept {
+    return value_;
+  }
+
+ private:
+  T value_;
+};
+
 }  // namespace apartments::internal
 
 #endif  // APARTMENTS_SRC_BASE_GUARDED_H_

@@ -146,5 +146,24 @@ TEST(GuardedTest, GetWithoutLockReachesTheSameData) {
   EXPECT_EQ(*value.Lock(), 6);
 }
 
+// Tests that data guarded by another object's lock is reached with that
+// lock's guard, and the guard holds the lock meanwhile.
+TEST(GuardedTest, GuardedByIsReachedWithTheLocksGuard) {
+  struct Tables {
+    int generation = 0;
+  };
+  using TablesGuard = Guarded<Tables>::Locked;
+  Guarded<Tables> tables;
+  GuardedBy<std::string, TablesGuard> name("a");
+  {
+    auto guard = tables.Lock();
+    name.Get(guard) += "b";
+    ++guard->generation;
+    EXPECT_TRUE(LockedElsewhere(tables));
+  }
+  EXPECT_EQ(name.GetWithoutLock("not shared"), "ab");
+  EXPECT_EQ(tables.Lock()->generation, 1);
+}
+
 }  // namespace
 }  // namespace apartments::internal

@@ -16,9 +16,9 @@ namespace apartments::internal {
 // activation goes through the registering apartment like any call into it.
 HRESULT ClassRegistry::LookupPacket(REFCLSID clsid, std::uint64_t apartment_id, DWORD context,
                                     std::uint64_t* packet) {
-  std::lock_guard lock(runtime_.mu());
+  auto guard = runtime_.Lock();
   const Registration* other_apartment = nullptr;
-  for (auto& [cookie, registration] : classes_) {
+  for (auto& [cookie, registration] : table_.Get(guard).classes) {
     if (registration.clsid != clsid) continue;
     if (registration.apartment_id == apartment_id && (registration.context & context) != 0) {
       *packet = registration.packet;
@@ -46,12 +46,13 @@ HRESULT ClassRegistry::GetClassObject(const ApartmentRef& current, REFCLSID clsi
 void ClassRegistry::RevokeApartment(std::uint64_t apartment_id) {
   std::vector<std::uint64_t> packets;
   {
-    std::lock_guard lock(runtime_.mu());
-    watched_apartments_.erase(apartment_id);
-    for (auto it = classes_.begin(); it != classes_.end();) {
+    auto guard = runtime_.Lock();
+    Table& table = table_.Get(guard);
+    table.watched_apartments.erase(apartment_id);
+    for (auto it = table.classes.begin(); it != table.classes.end();) {
       if (it->second.apartment_id == apartment_id) {
         packets.push_back(it->second.packet);
-        it = classes_.erase(it);
+        it = table.classes.erase(it);
       } else {
         ++it;
       }
@@ -65,16 +66,12 @@ HRESULT ClassRegistry::WatchApartment(const ApartmentRef& current) {
   // The registration ends with its apartment (Windows revokes an apartment's
   // class objects at its CoUninitialize); the callback runs on that thread.
   bool needs_callback;
-  {
-    std::lock_guard lock(runtime_.mu());
-    needs_callback = watched_apartments_.insert(apartment_id).second;
-  }
+  needs_callback = table_.Get(runtime_.Lock()).watched_apartments.insert(apartment_id).second;
   // Registered outside the lock (the apartment takes its own lock, and its
   // callbacks take ours).
   if (needs_callback &&
       !current->AddShutdownCallback([this, apartment_id] { RevokeApartment(apartment_id); })) {
-    std::lock_guard lock(runtime_.mu());
-    watched_apartments_.erase(apartment_id);
+    table_.Get(runtime_.Lock()).watched_apartments.erase(apartment_id);
     return CO_E_NOTINITIALIZED;
   }
   return S_OK;
@@ -95,11 +92,12 @@ HRESULT ClassRegistry::Register(const ApartmentRef& current, REFCLSID clsid, IUn
   };
   bool duplicate = false;
   {
-    std::lock_guard lock(runtime_.mu());
-    for (auto& [key, registration] : classes_) duplicate |= same(registration);
+    auto guard = runtime_.Lock();
+    Table& table = table_.Get(guard);
+    for (auto& [key, registration] : table.classes) duplicate |= same(registration);
     if (!duplicate) {
-      DWORD new_cookie = runtime_.NextCookieLocked();
-      classes_.emplace(new_cookie, Registration{clsid, record.packet_id, apartment_id, context});
+      DWORD new_cookie = ComRuntime::NextCookieLocked(guard);
+      table.classes.emplace(new_cookie, Registration{clsid, record.packet_id, apartment_id, context});
       *cookie = new_cookie;
     }
   }
@@ -113,13 +111,14 @@ HRESULT ClassRegistry::Register(const ApartmentRef& current, REFCLSID clsid, IUn
 HRESULT ClassRegistry::Revoke(const ApartmentRef& current, DWORD cookie) {
   std::uint64_t packet = 0;
   {
-    std::lock_guard lock(runtime_.mu());
-    auto it = classes_.find(cookie);
-    if (it == classes_.end()) return CO_E_OBJNOTREG;
+    auto guard = runtime_.Lock();
+    auto& classes = table_.Get(guard).classes;
+    auto it = classes.find(cookie);
+    if (it == classes.end()) return CO_E_OBJNOTREG;
     // Only the registering apartment may revoke (Windows).
     if (it->second.apartment_id != current->id()) return RPC_E_WRONG_THREAD;
     packet = it->second.packet;
-    classes_.erase(it);
+    classes.erase(it);
   }
   return runtime_.packets().Release(packet, nullptr);
 }

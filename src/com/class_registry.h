@@ -11,6 +11,7 @@
 
 #include "apartments/win32_com.h"
 #include "com/apartment.h"
+#include "com/com_lock.h"
 
 namespace apartments::internal {
 
@@ -56,11 +57,15 @@ class ClassRegistry {
   HRESULT WatchApartment(const ApartmentRef& current);
   void RevokeApartment(std::uint64_t apartment_id);
 
+  struct Table {
+    std::unordered_map<DWORD, Registration> classes{};
+    // Apartments whose shutdown callback revokes their class objects (one
+    // each).
+    std::unordered_set<std::uint64_t> watched_apartments{};
+  };
+
   ComRuntime& runtime_;
-  // Guarded by the runtime's lock.
-  std::unordered_map<DWORD, Registration> classes_;
-  // Apartments whose shutdown callback revokes their class objects (one each).
-  std::unordered_set<std::uint64_t> watched_apartments_;
+  ComGuarded<Table> table_;
 };
 
 }  // namespace apartments::internal

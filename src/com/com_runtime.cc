@@ -20,40 +20,39 @@ ComRuntime::ComRuntime() {
   secret_ = (static_cast<std::uint64_t>(random()) << 32) ^ random();
 }
 
-DWORD ComRuntime::NextCookieLocked() {
-  DWORD cookie = next_cookie_++;
-  if (next_cookie_ == 0) next_cookie_ = 0x100;
+DWORD ComRuntime::NextCookieLocked(const ComGuard& guard) {
+  DWORD cookie = guard->next_cookie++;
+  if (guard->next_cookie == 0) guard->next_cookie = 0x100;
   return cookie;
 }
 
-ApartmentRecord* ComRuntime::FindApartmentLocked(std::uint64_t id) {
-  auto it = apartments_.find(id);
-  return it == apartments_.end() ? nullptr : &it->second;
+ApartmentRecord* ComRuntime::FindApartmentLocked(const ComGuard& guard, std::uint64_t id) {
+  auto it = guard->apartments.find(id);
+  return it == guard->apartments.end() ? nullptr : &it->second;
 }
 
-ApartmentRecord* ComRuntime::FindLiveApartmentLocked(std::uint64_t id) {
-  if (dead_apartments_.contains(id)) return nullptr;
-  return FindApartmentLocked(id);
+ApartmentRecord* ComRuntime::FindLiveApartmentLocked(const ComGuard& guard, std::uint64_t id) {
+  if (guard->dead_apartments.contains(id)) return nullptr;
+  return FindApartmentLocked(guard, id);
 }
 
 bool ComRuntime::EnsureApartmentRecord(const ApartmentRef& apartment) {
   const std::uint64_t id = apartment->id();
   {
-    std::lock_guard lock(mu_);
-    if (dead_apartments_.contains(id)) return false;
-    if (apartments_.contains(id)) return true;
+    auto guard = Lock();
+    if (guard->dead_apartments.contains(id)) return false;
+    if (guard->apartments.contains(id)) return true;
   }
   // Registered outside the lock: the apartment may hold its own lock while
   // running callbacks, which take ours. Two threads may both register; the
   // callback is idempotent.
   if (!apartment->AddShutdownCallback([this, id] { OnApartmentShutdown(id); })) {
-    std::lock_guard lock(mu_);
-    dead_apartments_.insert(id);
+    Lock()->dead_apartments.insert(id);
     return false;
   }
-  std::lock_guard lock(mu_);
-  if (dead_apartments_.contains(id)) return false;
-  auto [it, inserted] = apartments_.try_emplace(id);
+  auto guard = Lock();
+  if (guard->dead_apartments.contains(id)) return false;
+  auto [it, inserted] = guard->apartments.try_emplace(id);
   if (inserted) it->second.apartment = apartment;
   return true;
 }
@@ -62,17 +61,17 @@ void ComRuntime::OnApartmentShutdown(std::uint64_t apartment_id) {
   std::vector<std::shared_ptr<StubManager>> stubs;
   std::vector<ProxyManager*> proxies;
   {
-    std::lock_guard lock(mu_);
-    dead_apartments_.insert(apartment_id);
-    auto it = apartments_.find(apartment_id);
-    if (it == apartments_.end()) return;
+    auto guard = Lock();
+    guard->dead_apartments.insert(apartment_id);
+    auto it = guard->apartments.find(apartment_id);
+    if (it == guard->apartments.end()) return;
     for (auto& [id, stub] : it->second.stubs) {
-      stubs_.MarkDisconnectedLocked(stub, DisconnectReason::kApartmentShutDown);
+      stubs_.MarkDisconnectedLocked(guard, stub, DisconnectReason::kApartmentShutDown);
       stubs.push_back(stub);
     }
     for (ProxyManager* pm : it->second.proxies) {
-      pm->MarkClientGoneLocked();
-      if (pm->TryAddRefLocked()) proxies.push_back(pm);
+      pm->MarkClientGoneLocked(guard);
+      if (pm->TryAddRefLocked(guard)) proxies.push_back(pm);
     }
     it->second.proxies.clear();
     // Keep the record (without proxies) until its stubs are released below.
@@ -86,11 +85,11 @@ void ComRuntime::OnApartmentShutdown(std::uint64_t apartment_id) {
   }
   ApartmentRef keep_alive;
   {
-    std::lock_guard lock(mu_);
-    auto it = apartments_.find(apartment_id);
-    if (it != apartments_.end()) {
+    auto guard = Lock();
+    auto it = guard->apartments.find(apartment_id);
+    if (it != guard->apartments.end()) {
       keep_alive = std::move(it->second.apartment);
-      apartments_.erase(it);
+      guard->apartments.erase(it);
     }
   }
 }

@@ -18,9 +18,11 @@
 // Lifetime: made on first use, never destroyed (threads may still release
 // proxies while the process exits).
 //
-// Locking: one lock, mu(), guards every table of every part and every stub
-// and proxy manager's mutable state (the parts' fields marked "guarded by the
-// runtime's lock"). It is one lock because the parts' state is intertwined (a
+// Locking: one lock (Lock(), com_lock.h) guards every table of every part
+// and every stub and proxy manager's mutable state: the runtime's own state
+// is reachable only through its guard (ComGuard), the parts' only with one in
+// hand (ComGuarded), and every method that requires the lock takes the guard
+// as proof. It is one lock because the parts' state is intertwined (a
 // stub's counts change with the packets and proxy managers that hold it).
 // Only AddRef is ever called on user objects while holding it;
 // QueryInterface, Release and calls run outside it. Apartment locks are never
@@ -37,21 +39,13 @@
 #include "apartments/win32_com.h"
 #include "com/apartment.h"
 #include "com/class_registry.h"
+#include "com/com_lock.h"
 #include "com/global_interface_table.h"
 #include "com/marshal_data.h"
 #include "com/proxy_manager.h"
 #include "com/stub_manager.h"
 
 namespace apartments::internal {
-
-// What the runtime knows of one apartment that exported or imported objects.
-struct ApartmentRecord {
-  ApartmentRef apartment;
-  // Stubs exported from here whose object references are not yet released.
-  std::unordered_map<std::uint64_t, std::shared_ptr<StubManager>> stubs;
-  // Proxy managers living here.
-  std::unordered_set<ProxyManager*> proxies;
-};
 
 class ComRuntime {
  public:
@@ -68,14 +62,14 @@ class ComRuntime {
   GlobalInterfaceTableFactory& git_factory() { return git_factory_; }
   ClassRegistry& classes() { return classes_; }
 
-  // The one lock (see the top of this file).
-  std::mutex& mu() { return mu_; }
+  // Takes the one lock (see the top of this file).
+  [[nodiscard]] ComGuard Lock() { return state_.Lock(); }
 
-  // A process-unique id for a stub manager or a packet. Requires mu().
-  std::uint64_t NextIdLocked() { return next_id_++; }
+  // A process-unique id for a stub manager or a packet.
+  static std::uint64_t NextIdLocked(const ComGuard& guard) { return guard->next_id++; }
   // A new cookie (the global interface table's and the class registry's
-  // share one sequence). Requires mu().
-  DWORD NextCookieLocked();
+  // share one sequence).
+  static DWORD NextCookieLocked(const ComGuard& guard);
   // The key of the checks marshal data carries (random per process).
   std::uint64_t secret() const { return secret_; }
 
@@ -83,10 +77,10 @@ class ComRuntime {
   // OnApartmentShutdown. Returns false once it has shut down (its callbacks
   // ran or can no longer be registered).
   bool EnsureApartmentRecord(const ApartmentRef& apartment);
-  // The record of apartment `id`, or null. Requires mu().
-  ApartmentRecord* FindApartmentLocked(std::uint64_t id);
+  // The record of apartment `id`, or null.
+  static ApartmentRecord* FindApartmentLocked(const ComGuard& guard, std::uint64_t id);
   // As FindApartmentLocked, but null also once its shutdown has begun.
-  ApartmentRecord* FindLiveApartmentLocked(std::uint64_t id);
+  static ApartmentRecord* FindLiveApartmentLocked(const ComGuard& guard, std::uint64_t id);
 
  private:
   ComRuntime();
@@ -96,12 +90,7 @@ class ComRuntime {
   // and lets the proxies it held go.
   void OnApartmentShutdown(std::uint64_t apartment_id);
 
-  std::mutex mu_;
-  // Guarded by mu_.
-  std::uint64_t next_id_ = 1;
-  DWORD next_cookie_ = 0x100;
-  std::unordered_map<std::uint64_t, ApartmentRecord> apartments_;
-  std::unordered_set<std::uint64_t> dead_apartments_;
+  Guarded<ComRuntimeState> state_;
   // Immutable after construction.
   std::uint64_t secret_ = 0;
 

@@ -40,9 +40,9 @@ STDMETHODIMP GlobalInterfaceTableImpl::RegisterInterfaceInGlobal(IUnknown* pUnk,
   WireRecord record;
   HRESULT hr = runtime_.packets().Marshal(current, pUnk, riid, MSHLFLAGS_TABLESTRONG, &record);
   if (FAILED(hr)) return hr;
-  std::lock_guard lock(runtime_.mu());
-  DWORD cookie = runtime_.NextCookieLocked();
-  cookies_.emplace(cookie, record.packet_id);
+  auto guard = runtime_.Lock();
+  DWORD cookie = ComRuntime::NextCookieLocked(guard);
+  cookies_.Get(guard).emplace(cookie, record.packet_id);
   *pdwCookie = cookie;
   return S_OK;
 }
@@ -51,11 +51,12 @@ STDMETHODIMP GlobalInterfaceTableImpl::RevokeInterfaceFromGlobal(DWORD dwCookie)
   if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
   std::uint64_t packet = 0;
   {
-    std::lock_guard lock(runtime_.mu());
-    auto it = cookies_.find(dwCookie);
-    if (it == cookies_.end()) return E_INVALIDARG;
+    auto guard = runtime_.Lock();
+    auto& cookies = cookies_.Get(guard);
+    auto it = cookies.find(dwCookie);
+    if (it == cookies.end()) return E_INVALIDARG;
     packet = it->second;
-    cookies_.erase(it);
+    cookies.erase(it);
   }
   return runtime_.packets().Release(packet, nullptr);
 }
@@ -67,9 +68,10 @@ STDMETHODIMP GlobalInterfaceTableImpl::GetInterfaceFromGlobal(DWORD dwCookie, RE
   if (!CurrentApartment()) return CO_E_NOTINITIALIZED;
   std::uint64_t packet = 0;
   {
-    std::lock_guard lock(runtime_.mu());
-    auto it = cookies_.find(dwCookie);
-    if (it == cookies_.end()) return E_INVALIDARG;
+    auto guard = runtime_.Lock();
+    const auto& cookies = cookies_.Get(guard);
+    auto it = cookies.find(dwCookie);
+    if (it == cookies.end()) return E_INVALIDARG;
     packet = it->second;
   }
   return runtime_.packets().Unmarshal(packet, riid, ppv, nullptr);

@@ -10,6 +10,7 @@
 
 #include "apartments/win32_com.h"
 #include "apartments/win32_marshal.h"
+#include "com/com_lock.h"
 
 namespace apartments::internal {
 
@@ -36,8 +37,8 @@ class GlobalInterfaceTableImpl final : public IGlobalInterfaceTable, public IAgi
 
  private:
   ComRuntime& runtime_;
-  // Guarded by the runtime's lock: cookie -> TABLESTRONG packet.
-  std::unordered_map<DWORD, std::uint64_t> cookies_;
+  // Cookie -> TABLESTRONG packet.
+  ComGuarded<std::unordered_map<DWORD, std::uint64_t>> cookies_;
 };
 
 // The class object of CLSID_StdGlobalInterfaceTable (CoGetClassObject): its

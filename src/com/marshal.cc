@@ -25,14 +25,12 @@ namespace apartments::internal {
 
 std::size_t LiveStubManagersForTesting() {
   ComRuntime& runtime = ComRuntime::Get();
-  std::lock_guard lock(runtime.mu());
-  return runtime.stubs().LiveCountLocked();
+  return runtime.stubs().LiveCountLocked(runtime.Lock());
 }
 
 std::size_t LiveProxyManagersForTesting() {
   ComRuntime& runtime = ComRuntime::Get();
-  std::lock_guard lock(runtime.mu());
-  return runtime.proxies().LiveCountLocked();
+  return runtime.proxies().LiveCountLocked(runtime.Lock());
 }
 
 // --- proxy.h's entry points (RegisterProxyFactory: proxy_manager.cc) ---------------

@@ -32,7 +32,7 @@
 //   work that runs when the thread next pumps, or at its apartment's
 //   shutdown at the latest: never lost.
 //
-// Locking: one mutex (ComRuntime::mu()) guards every table and every stub and
+// Locking: one mutex (ComRuntime::Lock()) guards every table and every stub and
 // proxy manager's mutable state. Only AddRef is ever called on user objects while holding
 // it; QueryInterface, Release and calls run outside it.
 #ifndef APARTMENTS_SRC_COM_MARSHAL_H_

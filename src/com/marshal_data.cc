@@ -41,11 +41,11 @@ bool IsAgile(IUnknown* unk) {
 HRESULT FailUnmarshalRacedDisconnect(ComRuntime& runtime, const StubManager& stub) {
   std::string text;
   {
-    std::lock_guard lock(runtime.mu());
+    auto guard = runtime.Lock();
     text = stub.connected ? "Cannot unmarshal: " + stub.apartment->Describe() +
                                 " shut down while the proxy of " + DescribeStub(stub) +
                                 " was being made."
-                          : "Cannot unmarshal: " + DescribeDisconnectLocked(stub) +
+                          : "Cannot unmarshal: " + DescribeDisconnectLocked(guard, stub) +
                                 ", while the proxy was being made.";
   }
   SetCallErrorInfo(CO_E_OBJNOTCONNECTED, text, kSource);
@@ -87,9 +87,10 @@ std::uint64_t MarshalPackets::Check(const WireRecord& r) const {
 // RPC_E_DISCONNECTED when the stub was disconnected meanwhile.
 HRESULT MarshalPackets::AddStandardPacket(const std::shared_ptr<StubManager>& stub, DWORD flags,
                                           REFIID riid, bool weak, WireRecord* record) {
-  std::lock_guard lock(runtime_.mu());
+  auto guard = runtime_.Lock();
   if (!stub->connected) return RPC_E_DISCONNECTED;
-  ++(weak ? stub->weak : stub->strong);
+  StubManager::State& state = stub->state.Get(guard);
+  ++(weak ? state.weak : state.strong);
   Packet packet;
   packet.flags = flags;
   packet.iid = riid;
@@ -98,8 +99,8 @@ HRESULT MarshalPackets::AddStandardPacket(const std::shared_ptr<StubManager>& st
   record->kind = kKindStandard;
   record->apartment_id = stub->apartment_id;
   record->object_id = stub->id;
-  record->packet_id = runtime_.NextIdLocked();
-  packets_.emplace(record->packet_id, std::move(packet));
+  record->packet_id = ComRuntime::NextIdLocked(guard);
+  packets_.Get(guard).emplace(record->packet_id, std::move(packet));
   record->check = Check(*record);
   return S_OK;
 }
@@ -108,7 +109,7 @@ HRESULT MarshalPackets::AddStandardPacket(const std::shared_ptr<StubManager>& st
 // reference.
 HRESULT MarshalPackets::AddDirectPacket(IUnknown* itf, DWORD flags, REFIID riid, bool weak,
                                         WireRecord* record) {
-  std::lock_guard lock(runtime_.mu());
+  auto guard = runtime_.Lock();
   Packet packet;
   packet.flags = flags;
   packet.iid = riid;
@@ -117,8 +118,8 @@ HRESULT MarshalPackets::AddDirectPacket(IUnknown* itf, DWORD flags, REFIID riid,
   // marshaler's on Windows): its object must be kept alive by its owner.
   if (weak) packet.direct->Release();
   record->kind = kKindDirect;
-  record->packet_id = runtime_.NextIdLocked();
-  packets_.emplace(record->packet_id, std::move(packet));
+  record->packet_id = ComRuntime::NextIdLocked(guard);
+  packets_.Get(guard).emplace(record->packet_id, std::move(packet));
   record->check = Check(*record);
   return S_OK;
 }
@@ -178,10 +179,12 @@ struct MarshalPackets::Claim {
 // The locked half of Unmarshal: takes (NORMAL) or copies the packet, and the
 // references the rest needs. Requires the runtime's lock; sets no error info
 // (it allocates and may release).
-HRESULT MarshalPackets::ClaimLocked(std::uint64_t packet_id, const ApartmentRef& current,
-                                    const WireRecord* expected, Claim* claim) {
-  auto it = packets_.find(packet_id);
-  if (it == packets_.end()) return CO_E_OBJNOTCONNECTED;  // consumed meanwhile
+HRESULT MarshalPackets::ClaimLocked(const ComGuard& guard, std::uint64_t packet_id,
+                                    const ApartmentRef& current, const WireRecord* expected,
+                                    Claim* claim) {
+  auto& packets = packets_.Get(guard);
+  auto it = packets.find(packet_id);
+  if (it == packets.end()) return CO_E_OBJNOTCONNECTED;  // consumed meanwhile
   if (expected != nullptr &&
       (it->second.apartment_id != expected->apartment_id ||
        (it->second.stub ? it->second.stub->id : 0) != expected->object_id ||
@@ -190,27 +193,28 @@ HRESULT MarshalPackets::ClaimLocked(std::uint64_t packet_id, const ApartmentRef&
   }
   claim->packet = it->second;
   const bool normal = claim->normal = IsNormal(claim->packet.flags);
-  if (normal) packets_.erase(it);
+  if (normal) packets.erase(it);
   if (claim->packet.direct != nullptr) {
     if (!normal) claim->packet.direct->AddRef();
     return S_OK;
   }
   const auto& stub = claim->packet.stub;
+  StubManager::State& state = stub->state.Get(guard);
   if (!stub->connected) {
-    claim->gone = "Cannot unmarshal: " + DescribeDisconnectLocked(*stub) + ".";
+    claim->gone = "Cannot unmarshal: " + DescribeDisconnectLocked(guard, *stub) + ".";
     // Table data asks the object's apartment for references, which no
     // longer knows the object (Windows: CO_E_OBJNOTREG).
-    if (!normal && stub->reason != DisconnectReason::kApartmentShutDown) {
+    if (!normal && state.reason != DisconnectReason::kApartmentShutDown) {
       claim->gone_hr = CO_E_OBJNOTREG;
     }
     return S_OK;
   }
   claim->same_apartment = stub->apartment_id == current->id();
   if (claim->same_apartment) {
-    claim->identity = stub->identity;
+    claim->identity = state.identity;
     claim->identity->AddRef();
   } else if (!normal) {
-    ++stub->strong;  // for the proxy manager; NORMAL data hands over its own
+    ++state.strong;  // for the proxy manager; NORMAL data hands over its own
   }
   return S_OK;
 }
@@ -251,10 +255,7 @@ HRESULT MarshalPackets::Unmarshal(std::uint64_t packet_id, REFIID riid_in, void*
   ApartmentRef current = CurrentApartment();
   if (!current) return CO_E_NOTINITIALIZED;
   bool missing = false;
-  {
-    std::lock_guard lock(runtime_.mu());
-    missing = !packets_.contains(packet_id);
-  }
+  missing = !packets_.Get(runtime_.Lock()).contains(packet_id);
   // Error info is set outside the lock (it allocates and may release).
   if (missing) {
     return expected != nullptr ? UnmarshalStale(current, *expected, riid_in, ppv)
@@ -262,8 +263,8 @@ HRESULT MarshalPackets::Unmarshal(std::uint64_t packet_id, REFIID riid_in, void*
   }
   Claim claim;
   {
-    std::lock_guard lock(runtime_.mu());
-    HRESULT hr = ClaimLocked(packet_id, current, expected, &claim);
+    auto guard = runtime_.Lock();
+    HRESULT hr = ClaimLocked(guard, packet_id, current, expected, &claim);
     if (FAILED(hr)) return hr;
   }
   return FinishUnmarshal(current, claim, riid_in, ppv);
@@ -286,8 +287,9 @@ HRESULT MarshalPackets::UnmarshalDisconnectedProxy(const ApartmentRef& current,
   placeholder->apartment = server;
   placeholder->apartment_id = record.apartment_id;
   placeholder->connected = false;
-  placeholder->reason = DisconnectReason::kReleased;
-  placeholder->disconnect_time = GetClock().Now();
+  StubManager::State& state = placeholder->state.GetWithoutLock("not yet shared: just made");
+  state.reason = DisconnectReason::kReleased;
+  state.disconnect_time = GetClock().Now();
   ProxyManager* manager = nullptr;
   HRESULT hr = runtime_.proxies().CreateForGoneObject(current, std::move(placeholder), &manager);
   if (FAILED(hr)) return hr;
@@ -315,19 +317,20 @@ HRESULT MarshalPackets::UnmarshalStale(const ApartmentRef& current, const WireRe
   std::shared_ptr<StubManager> stub;
   IUnknown* identity = nullptr;
   {
-    std::lock_guard lock(runtime_.mu());
-    ApartmentRecord* apartment = runtime_.FindLiveApartmentLocked(record.apartment_id);
+    auto guard = runtime_.Lock();
+    ApartmentRecord* apartment = ComRuntime::FindLiveApartmentLocked(guard, record.apartment_id);
     if (apartment != nullptr) {
       server = apartment->apartment;
       auto found = apartment->stubs.find(record.object_id);
       if (found != apartment->stubs.end() && found->second->connected) {
         stub = found->second;
+        StubManager::State& state = stub->state.Get(guard);
         if (!normal) {
           if (stub->apartment_id == current->id()) {
-            identity = stub->identity;
+            identity = state.identity;
             identity->AddRef();
           } else {
-            ++stub->strong;  // for the proxy manager
+            ++state.strong;  // for the proxy manager
           }
         }
       }
@@ -364,20 +367,18 @@ HRESULT MarshalPackets::UnmarshalStale(const ApartmentRef& current, const WireRe
 HRESULT MarshalPackets::Release(std::uint64_t packet_id, const WireRecord* expected) {
   Packet packet;
   bool missing = false;
-  {
-    std::lock_guard lock(runtime_.mu());
-    missing = !packets_.contains(packet_id);
-  }
+  missing = !packets_.Get(runtime_.Lock()).contains(packet_id);
   if (missing) return FailPacketGone(packet_id);
   {
-    std::lock_guard lock(runtime_.mu());
-    auto it = packets_.find(packet_id);
-    if (it == packets_.end()) return CO_E_OBJNOTCONNECTED;  // released meanwhile
+    auto guard = runtime_.Lock();
+    auto& packets = packets_.Get(guard);
+    auto it = packets.find(packet_id);
+    if (it == packets.end()) return CO_E_OBJNOTCONNECTED;  // released meanwhile
     if (expected != nullptr && it->second.apartment_id != expected->apartment_id) {
       return RPC_E_INVALID_OBJREF;
     }
     packet = std::move(it->second);
-    packets_.erase(it);
+    packets.erase(it);
   }
   if (packet.direct != nullptr) {
     if ((packet.flags & MSHLFLAGS_TABLEWEAK) == 0) packet.direct->Release();

@@ -13,6 +13,7 @@
 #include "apartments/win32_com.h"
 #include "apartments/win32_marshal.h"
 #include "com/apartment.h"
+#include "com/com_lock.h"
 #include "com/marshal.h"
 #include "com/stub_manager.h"
 
@@ -92,8 +93,8 @@ class MarshalPackets {
   HRESULT AddDirectPacket(IUnknown* itf, DWORD flags, REFIID riid, bool weak,
                           WireRecord* record);
   HRESULT MarshalProxy(ProxyManager* pm, REFIID riid, DWORD flags, WireRecord* record);
-  HRESULT ClaimLocked(std::uint64_t packet_id, const ApartmentRef& current,
-                      const WireRecord* expected, Claim* claim);
+  HRESULT ClaimLocked(const ComGuard& guard, std::uint64_t packet_id,
+                      const ApartmentRef& current, const WireRecord* expected, Claim* claim);
   HRESULT FinishUnmarshal(const ApartmentRef& current, Claim& claim, REFIID riid_in, void** ppv);
   HRESULT UnmarshalStale(const ApartmentRef& current, const WireRecord& record, REFIID riid_in,
                          void** ppv);
@@ -101,8 +102,7 @@ class MarshalPackets {
                                      const WireRecord& record, REFIID riid, void** ppv);
 
   ComRuntime& runtime_;
-  // Guarded by the runtime's lock.
-  std::unordered_map<std::uint64_t, Packet> packets_;
+  ComGuarded<std::unordered_map<std::uint64_t, Packet>> packets_;
 };
 
 // The marshal data's explanation when its packet is gone.

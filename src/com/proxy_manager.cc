@@ -61,9 +61,10 @@ HRESULT ProxyManager::QueryInterfaceProxy(REFIID riid, void** ppv) {
     return S_OK;
   }
   {
-    std::lock_guard lock(runtime_.mu());
-    auto it = proxies_.find(riid);
-    if (it != proxies_.end()) {
+    auto guard = runtime_.Lock();
+    auto& proxies = shared_.Get(guard).proxies;
+    auto it = proxies.find(riid);
+    if (it != proxies.end()) {
       AddRefProxy();
       *ppv = it->second->InterfacePointer();
       return S_OK;
@@ -86,8 +87,8 @@ HRESULT ProxyManager::EnsureServerInterface(REFIID riid) {
   // while that apartment's thread is busy and not pumping.
   bool known;
   {
-    std::lock_guard lock(runtime_.mu());
-    known = stub_->connected && stub_->interfaces.count(riid) != 0;
+    auto guard = runtime_.Lock();
+    known = stub_->connected && stub_->state.Get(guard).interfaces.count(riid) != 0;
   }
   if (known) return S_OK;
   bool disconnected = false;
@@ -109,8 +110,8 @@ HRESULT ProxyManager::AddInterfaceProxy(REFIID riid, ProxyFactory factory, void*
   if (proxy == nullptr) return E_OUTOFMEMORY;
   InterfaceProxyBase* extra = nullptr;
   {
-    std::lock_guard lock(runtime_.mu());
-    auto [it, inserted] = proxies_.try_emplace(riid, proxy);
+    auto guard = runtime_.Lock();
+    auto [it, inserted] = shared_.Get(guard).proxies.try_emplace(riid, proxy);
     if (!inserted) extra = proxy;
     AddRefProxy();
     *ppv = it->second->InterfacePointer();
@@ -149,16 +150,18 @@ HRESULT ProxyManager::Call(REFIID iid, const ServerCall& call) {
 IUnknown* ProxyManager::ServerInterface(REFIID iid) const noexcept {
   void* itf = nullptr;
   if (stub_->apartment->kind() == ApartmentKind::kSta) {
-    // No lock, as in CallOnStub: only this thread changes the map.
     if (stub_->connected.load(std::memory_order_acquire)) {
-      auto it = stub_->interfaces.find(iid);
-      if (it != stub_->interfaces.end()) itf = it->second;
+      const auto& interfaces =
+          stub_->state.GetWithoutLock("STA stub, on its thread: see CallOnStub").interfaces;
+      auto it = interfaces.find(iid);
+      if (it != interfaces.end()) itf = it->second;
     }
   } else {
-    std::lock_guard lock(runtime_.mu());
+    auto guard = runtime_.Lock();
     if (stub_->connected) {
-      auto it = stub_->interfaces.find(iid);
-      if (it != stub_->interfaces.end()) itf = it->second;
+      const auto& interfaces = stub_->state.Get(guard).interfaces;
+      auto it = interfaces.find(iid);
+      if (it != interfaces.end()) itf = it->second;
     }
   }
   return static_cast<IUnknown*>(itf);
@@ -174,15 +177,20 @@ inline HRESULT ProxyManager::CallOnStub(REFIID iid, const ServerCall& call, bool
     // it. A disconnect from another thread clears `connected` (atomic)
     // first and leaves the references for this thread to release.
     if (stub_->connected.load(std::memory_order_acquire)) {
-      auto it = stub_->interfaces.find(iid);
-      if (it != stub_->interfaces.end()) itf = it->second;
+      const auto& interfaces =
+          stub_->state
+              .GetWithoutLock("STA stub, on its thread: the only one that writes `interfaces`")
+              .interfaces;
+      auto it = interfaces.find(iid);
+      if (it != interfaces.end()) itf = it->second;
     }
     if (itf != nullptr) static_cast<IUnknown*>(itf)->AddRef();
   } else {
-    std::lock_guard lock(runtime_.mu());  // MTA: any MTA thread may release them.
+    auto guard = runtime_.Lock();  // MTA: any MTA thread may release them.
     if (stub_->connected) {
-      auto it = stub_->interfaces.find(iid);
-      if (it != stub_->interfaces.end()) itf = it->second;
+      const auto& interfaces = stub_->state.Get(guard).interfaces;
+      auto it = interfaces.find(iid);
+      if (it != interfaces.end()) itf = it->second;
     }
     if (itf != nullptr) static_cast<IUnknown*>(itf)->AddRef();
   }
@@ -202,27 +210,32 @@ inline HRESULT ProxyManager::CallOnStub(REFIID iid, const ServerCall& call, bool
 }
 
 HRESULT ProxyManager::CheckUsableSlow() {
-  std::unique_lock lock(runtime_.mu());
-  if (client_gone_ || client_->IsShutDown()) {
-    std::string text = "This proxy of " + DescribeStub(*stub_) + " belonged to " +
-                       client_->Describe() + ", which was uninitialized " +
-                       SecondsAgo(client_gone_ ? client_gone_time_ : client_->shutdown_time()) +
-                       "; the proxies an apartment held are disconnected when it goes, "
-                       "whichever thread uses them afterwards.";
-    lock.unlock();
-    SetCallErrorInfo(CO_E_OBJNOTCONNECTED, text, kSource);
+  std::string gone;
+  {
+    auto guard = runtime_.Lock();
+    if (client_gone_ || client_->IsShutDown()) {
+      gone = "This proxy of " + DescribeStub(*stub_) + " belonged to " + client_->Describe() +
+             ", which was uninitialized " +
+             SecondsAgo(client_gone_ ? shared_.Get(guard).client_gone_time
+                                     : client_->shutdown_time()) +
+             "; the proxies an apartment held are disconnected when it goes, "
+             "whichever thread uses them afterwards.";
+    }
+  }
+  if (!gone.empty()) {
+    SetCallErrorInfo(CO_E_OBJNOTCONNECTED, gone, kSource);
     return CO_E_OBJNOTCONNECTED;
   }
-  lock.unlock();
   if (!client_->IsCurrent()) {
     if (!CurrentApartment()) return FailNotInitialized();
     return FailWrongThread();
   }
-  lock.lock();
-  if (!stub_->connected) {
-    lock.unlock();
-    return FailDisconnected();
+  bool connected;
+  {
+    auto guard = runtime_.Lock();
+    connected = stub_->connected;
   }
+  if (!connected) return FailDisconnected();
   return S_OK;
 }
 
@@ -273,8 +286,8 @@ HRESULT ProxyManager::QueryInterfaceUnchecked(REFIID riid, void** ppv) noexcept 
 
 bool ProxyManager::OwnsRemoteInterface(IUnknown* p) {
   if (p == static_cast<IUnknown*>(this)) return true;
-  std::lock_guard lock(runtime_.mu());
-  for (auto& [iid, proxy] : proxies_) {
+  auto guard = runtime_.Lock();
+  for (auto& [iid, proxy] : shared_.Get(guard).proxies) {
     if (proxy->InterfacePointer() == static_cast<void*>(p)) return true;
   }
   return false;
@@ -283,8 +296,8 @@ bool ProxyManager::OwnsRemoteInterface(IUnknown* p) {
 HRESULT ProxyManager::FailDisconnected() {
   std::string text;
   {
-    std::lock_guard lock(runtime_.mu());
-    text = "Call through a proxy failed: " + DescribeDisconnectLocked(*stub_) + ".";
+    auto guard = runtime_.Lock();
+    text = "Call through a proxy failed: " + DescribeDisconnectLocked(guard, *stub_) + ".";
   }
   SetCallErrorInfo(RPC_E_DISCONNECTED, text, kSource);
   return RPC_E_DISCONNECTED;
@@ -293,8 +306,8 @@ HRESULT ProxyManager::FailDisconnected() {
 void ProxyManager::DropStubReference() {
   bool had;
   {
-    std::lock_guard lock(runtime_.mu());
-    had = std::exchange(holds_stub_ref_, false);
+    auto guard = runtime_.Lock();
+    had = std::exchange(shared_.Get(guard).holds_stub_ref, false);
   }
   if (had) runtime_.stubs().ReleaseStrong(stub_);
 }
@@ -308,9 +321,9 @@ void ProxyManager::Destroy() {
   } delete_at_end{this};
   bool had;
   {
-    std::lock_guard lock(runtime_.mu());
-    runtime_.proxies().ForgetLocked(this, client_id_, stub_->id);
-    had = std::exchange(holds_stub_ref_, false);
+    auto guard = runtime_.Lock();
+    runtime_.proxies().ForgetLocked(guard, this, client_id_, stub_->id);
+    had = std::exchange(shared_.Get(guard).holds_stub_ref, false);
   }
   if (had) {
     PreserveErrorInfo preserve;
@@ -324,14 +337,17 @@ ProxyManager* AsProxyManager(IUnknown* unk) {
   return static_cast<ProxyManager*>(static_cast<IUnknown*>(pm));
 }
 
-void ProxyManagers::ForgetLocked(ProxyManager* manager, std::uint64_t client_id,
-                                 std::uint64_t stub_id) {
-  auto it = by_client_and_stub_.find({client_id, stub_id});
-  if (it != by_client_and_stub_.end() && it->second == manager) by_client_and_stub_.erase(it);
-  if (ApartmentRecord* record = runtime_.FindApartmentLocked(client_id)) {
+void ProxyManagers::ForgetLocked(const ComGuard& guard, ProxyManager* manager,
+                                 std::uint64_t client_id, std::uint64_t stub_id) {
+  Table& table = table_.Get(guard);
+  auto it = table.by_client_and_stub.find({client_id, stub_id});
+  if (it != table.by_client_and_stub.end() && it->second == manager) {
+    table.by_client_and_stub.erase(it);
+  }
+  if (ApartmentRecord* record = ComRuntime::FindApartmentLocked(guard, client_id)) {
     record->proxies.erase(manager);
   }
-  --live_;
+  --table.live;
 }
 
 HRESULT ProxyManagers::GetOrCreate(const ApartmentRef& client,
@@ -343,15 +359,16 @@ HRESULT ProxyManagers::GetOrCreate(const ApartmentRef& client,
     extra_ref = true;
     hr = CO_E_NOTINITIALIZED;
   } else {
-    std::lock_guard lock(runtime_.mu());
-    ApartmentRecord* record = runtime_.FindApartmentLocked(client->id());
+    auto guard = runtime_.Lock();
+    ApartmentRecord* record = ComRuntime::FindApartmentLocked(guard, client->id());
     if (record == nullptr) {
       extra_ref = true;
       hr = CO_E_NOTINITIALIZED;
     } else {
       auto key = std::make_pair(client->id(), stub->id);
-      auto it = by_client_and_stub_.find(key);
-      if (it != by_client_and_stub_.end() && it->second->TryAddRefLocked()) {
+      Table& table = table_.Get(guard);
+      auto it = table.by_client_and_stub.find(key);
+      if (it != table.by_client_and_stub.end() && it->second->TryAddRefLocked(guard)) {
         *out = it->second;
         extra_ref = true;
       } else {
@@ -360,9 +377,9 @@ HRESULT ProxyManagers::GetOrCreate(const ApartmentRef& client,
           extra_ref = true;
           hr = E_OUTOFMEMORY;
         } else {
-          by_client_and_stub_[key] = manager;
+          table.by_client_and_stub[key] = manager;
           record->proxies.insert(manager);
-          ++live_;
+          ++table.live;
           *out = manager;
         }
       }
@@ -384,11 +401,11 @@ HRESULT ProxyManagers::CreateForGoneObject(const ApartmentRef& client,
   auto* manager = new (std::nothrow) ProxyManager(runtime_, client, std::move(placeholder));
   if (manager == nullptr) return E_OUTOFMEMORY;
   {
-    std::lock_guard lock(runtime_.mu());
-    if (ApartmentRecord* record = runtime_.FindApartmentLocked(client->id())) {
+    auto guard = runtime_.Lock();
+    if (ApartmentRecord* record = ComRuntime::FindApartmentLocked(guard, client->id())) {
       record->proxies.insert(manager);
     }
-    ++live_;
+    ++table_.Get(guard).live;
   }
   *out = manager;
   return S_OK;

@@ -2,10 +2,10 @@
 // apartment (marshal.h has the ownership and the states), and ProxyManagers,
 // the runtime's part that finds and creates them.
 //
-// Locking: fields marked "guarded by the runtime's lock" are
-// ComRuntime::mu()'s; methods ending in Locked require it, the others take it
-// as they need. The call path (Call, CheckUsable's fast path, CallOnStub on
-// an STA) takes no lock.
+// Locking: the fields under the runtime's lock are ComGuarded (com_lock.h);
+// methods ending in Locked take its guard as proof that it is held, the
+// others take it as they need. The call path (Call, CheckUsable's fast path,
+// CallOnStub on an STA) takes no lock.
 #ifndef APARTMENTS_SRC_COM_PROXY_MANAGER_H_
 #define APARTMENTS_SRC_COM_PROXY_MANAGER_H_
 
@@ -21,6 +21,7 @@
 #include "apartments/proxy.h"
 #include "apartments/win32_com.h"
 #include "com/apartment.h"
+#include "com/com_lock.h"
 #include "com/proxy_local_interfaces.h"
 #include "com/stub_manager.h"
 
@@ -58,10 +59,10 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   }
 
   // Takes a reference unless the manager is already dying (count 0), for
-  // lookups in the tables. Requires the runtime's lock, which Destroy also
+  // lookups in the tables. Under the runtime's lock, which Destroy also
   // takes before leaving the tables, so a manager found there is still
   // allocated.
-  bool TryAddRefLocked() noexcept {
+  bool TryAddRefLocked(const ComGuard&) noexcept {
     ULONG n = refs_.load(std::memory_order_relaxed);
     while (n != 0) {
       if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
@@ -100,10 +101,10 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   // contacting the server.
   HRESULT QueryInterfaceUnchecked(REFIID riid, void** ppv) noexcept;
 
-  // At the client apartment's shutdown. Requires the runtime's lock.
-  void MarkClientGoneLocked() {
+  // At the client apartment's shutdown.
+  void MarkClientGoneLocked(const ComGuard& guard) {
     client_gone_ = true;
-    client_gone_time_ = GetClock().Now();
+    shared_.Get(guard).client_gone_time = GetClock().Now();
   }
 
   // Gives up the strong reference on the stub (client apartment shutdown).
@@ -114,7 +115,10 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
 
  private:
   ~ProxyManager() {
-    for (auto& [iid, proxy] : proxies_) delete proxy;
+    for (auto& [iid, proxy] :
+         shared_.GetWithoutLock("being deleted: no reference and in no table").proxies) {
+      delete proxy;
+    }
   }
 
   // CheckUsable when its fast path did not answer: takes the lock.
@@ -146,13 +150,15 @@ class ProxyManager final : public IUnknown, public ProxyManagerBase {
   const ApartmentRef client_;
   const std::uint64_t client_id_;
   const std::shared_ptr<StubManager> stub_;
-  // Guarded by the runtime's lock.
-  bool holds_stub_ref_ = true;
   // Written under the runtime's lock; read without it by CheckUsable's fast
   // path.
   std::atomic<bool> client_gone_{false};
-  Clock::TimePoint client_gone_time_{};
-  std::unordered_map<IID, InterfaceProxyBase*> proxies_;
+  struct Shared {
+    bool holds_stub_ref = true;
+    Clock::TimePoint client_gone_time{};
+    std::unordered_map<IID, InterfaceProxyBase*> proxies{};
+  };
+  ComGuarded<Shared> shared_;
   ProxyLocalInterfaces local_;
 };
 
@@ -179,17 +185,20 @@ class ProxyManagers {
                               std::shared_ptr<StubManager> placeholder, ProxyManager** out);
 
   // Takes `manager` (of `client_id`, for stub `stub_id`) out of the tables
-  // as it is destroyed. Requires the runtime's lock.
-  void ForgetLocked(ProxyManager* manager, std::uint64_t client_id, std::uint64_t stub_id);
+  // as it is destroyed.
+  void ForgetLocked(const ComGuard& guard, ProxyManager* manager, std::uint64_t client_id,
+                    std::uint64_t stub_id);
 
-  // Requires the runtime's lock.
-  std::size_t LiveCountLocked() const { return live_; }
+  std::size_t LiveCountLocked(const ComGuard& guard) const { return table_.Get(guard).live; }
 
  private:
+  struct Table {
+    std::map<std::pair<std::uint64_t, std::uint64_t>, ProxyManager*> by_client_and_stub{};
+    std::size_t live = 0;
+  };
+
   ComRuntime& runtime_;
-  // Guarded by the runtime's lock.
-  std::map<std::pair<std::uint64_t, std::uint64_t>, ProxyManager*> by_client_and_stub_;
-  std::size_t live_ = 0;
+  ComGuarded<Table> table_;
 };
 
 }  // namespace apartments::internal

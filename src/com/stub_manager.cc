@@ -15,10 +15,11 @@ std::string DescribeStub(const StubManager& stub) {
          stub.apartment->Describe() + " as stub " + std::to_string(stub.id) + ")";
 }
 
-std::string DescribeDisconnectLocked(const StubManager& stub) {
+std::string DescribeDisconnectLocked(const ComGuard& guard, const StubManager& stub) {
+  const StubManager::State& state = stub.state.Get(guard);
   std::string text = DescribeStub(stub) + " was disconnected ";
-  text += SecondsAgo(stub.disconnect_time);
-  switch (stub.reason) {
+  text += SecondsAgo(state.disconnect_time);
+  switch (state.reason) {
     case DisconnectReason::kDisconnectObject:
       text += " by CoDisconnectObject on its apartment's thread";
       break;
@@ -34,28 +35,31 @@ std::string DescribeDisconnectLocked(const StubManager& stub) {
   return text;
 }
 
-void StubManagers::MarkDisconnectedLocked(const std::shared_ptr<StubManager>& stub,
+void StubManagers::MarkDisconnectedLocked(const ComGuard& guard,
+                                          const std::shared_ptr<StubManager>& stub,
                                           DisconnectReason reason) {
   if (!stub->connected) return;
+  StubManager::State& state = stub->state.Get(guard);
   stub->connected = false;
-  stub->reason = reason;
-  stub->disconnect_time = GetClock().Now();
-  auto key = std::make_pair(stub->apartment_id, stub->identity);
-  auto it = by_identity_.find(key);
-  if (it != by_identity_.end() && it->second == stub) by_identity_.erase(it);
+  state.reason = reason;
+  state.disconnect_time = GetClock().Now();
+  auto& by_identity = table_.Get(guard).by_identity;
+  auto it = by_identity.find(std::make_pair(stub->apartment_id, state.identity));
+  if (it != by_identity.end() && it->second == stub) by_identity.erase(it);
 }
 
 void StubManagers::ReleaseReferences(const std::shared_ptr<StubManager>& stub) {
   IUnknown* identity = nullptr;
   std::unordered_map<IID, void*> interfaces;
   {
-    std::lock_guard lock(runtime_.mu());
-    identity = std::exchange(stub->identity, nullptr);
-    interfaces.swap(stub->interfaces);
-    if (ApartmentRecord* record = runtime_.FindApartmentLocked(stub->apartment_id)) {
+    auto guard = runtime_.Lock();
+    StubManager::State& state = stub->state.Get(guard);
+    identity = std::exchange(state.identity, nullptr);
+    interfaces.swap(state.interfaces);
+    if (ApartmentRecord* record = ComRuntime::FindApartmentLocked(guard, stub->apartment_id)) {
       record->stubs.erase(stub->id);
     }
-    if (identity != nullptr) --live_;
+    if (identity != nullptr) --table_.Get(guard).live;
   }
   for (auto& [iid, itf] : interfaces) static_cast<IUnknown*>(itf)->Release();
   if (identity != nullptr) identity->Release();
@@ -103,10 +107,11 @@ void StubManagers::ReleaseReferencesInItsApartment(const std::shared_ptr<StubMan
 void StubManagers::ReleaseStrong(const std::shared_ptr<StubManager>& stub) {
   bool release = false;
   {
-    std::lock_guard lock(runtime_.mu());
-    --stub->strong;
-    if (stub->strong <= 0 && stub->connected) {
-      MarkDisconnectedLocked(stub, DisconnectReason::kReleased);
+    auto guard = runtime_.Lock();
+    StubManager::State& state = stub->state.Get(guard);
+    --state.strong;
+    if (state.strong <= 0 && stub->connected) {
+      MarkDisconnectedLocked(guard, stub, DisconnectReason::kReleased);
       release = true;
     }
   }
@@ -116,10 +121,11 @@ void StubManagers::ReleaseStrong(const std::shared_ptr<StubManager>& stub) {
 void StubManagers::ReleaseWeak(const std::shared_ptr<StubManager>& stub) {
   bool release = false;
   {
-    std::lock_guard lock(runtime_.mu());
-    --stub->weak;
-    if (stub->weak <= 0 && stub->strong <= 0 && stub->connected) {
-      MarkDisconnectedLocked(stub, DisconnectReason::kReleased);
+    auto guard = runtime_.Lock();
+    StubManager::State& state = stub->state.Get(guard);
+    --state.weak;
+    if (state.weak <= 0 && state.strong <= 0 && stub->connected) {
+      MarkDisconnectedLocked(guard, stub, DisconnectReason::kReleased);
       release = true;
     }
   }
@@ -136,8 +142,8 @@ HRESULT StubManagers::GetOrCreate(const ApartmentRef& apartment, IUnknown* ident
     return RPC_E_DISCONNECTED;
   }
   {
-    std::lock_guard lock(runtime_.mu());
-    if (auto found = FindLocked(apartment->id(), identity)) {
+    auto guard = runtime_.Lock();
+    if (auto found = FindLocked(guard, apartment->id(), identity)) {
       *out = std::move(found);
       return S_OK;
     }
@@ -152,19 +158,20 @@ HRESULT StubManagers::GetOrCreate(const ApartmentRef& apartment, IUnknown* ident
   stub->apartment_id = apartment->id();
   stub->identity_address = identity;
   identity->AddRef();
-  stub->identity = identity;
+  stub->state.GetWithoutLock("not yet shared: just made").identity = identity;
   bool lost_race = false;
   {
-    std::lock_guard lock(runtime_.mu());
-    ApartmentRecord* record = runtime_.FindApartmentLocked(stub->apartment_id);
+    auto guard = runtime_.Lock();
+    ApartmentRecord* record = ComRuntime::FindApartmentLocked(guard, stub->apartment_id);
     if (record == nullptr) {
       lost_race = true;  // shut down meanwhile
     } else {
-      auto [it, inserted] = by_identity_.try_emplace({apartment->id(), identity}, stub);
+      Table& table = table_.Get(guard);
+      auto [it, inserted] = table.by_identity.try_emplace({apartment->id(), identity}, stub);
       if (inserted) {
-        stub->id = runtime_.NextIdLocked();
+        stub->id = guard->next_id++;
         record->stubs.emplace(stub->id, stub);
-        ++live_;
+        ++table.live;
         *out = stub;
       } else {
         *out = it->second;
@@ -182,10 +189,11 @@ HRESULT StubManagers::GetOrCreate(const ApartmentRef& apartment, IUnknown* ident
 HRESULT StubManagers::EnsureInterface(const std::shared_ptr<StubManager>& stub, REFIID riid) {
   IUnknown* identity = nullptr;
   {
-    std::lock_guard lock(runtime_.mu());
+    auto guard = runtime_.Lock();
+    const StubManager::State& state = stub->state.Get(guard);
     if (!stub->connected) return RPC_E_DISCONNECTED;
-    if (stub->interfaces.contains(riid)) return S_OK;
-    identity = stub->identity;
+    if (state.interfaces.contains(riid)) return S_OK;
+    identity = state.identity;
     identity->AddRef();
   }
   void* itf = nullptr;
@@ -196,9 +204,9 @@ HRESULT StubManagers::EnsureInterface(const std::shared_ptr<StubManager>& stub, 
   bool keep = false;
   bool connected = false;
   {
-    std::lock_guard lock(runtime_.mu());
+    auto guard = runtime_.Lock();
     connected = stub->connected;
-    if (connected) keep = stub->interfaces.try_emplace(riid, itf).second;
+    if (connected) keep = stub->state.Get(guard).interfaces.try_emplace(riid, itf).second;
   }
   if (!keep) static_cast<IUnknown*>(itf)->Release();
   // Disconnected during the QueryInterface (by it, or by its apartment's
@@ -206,18 +214,20 @@ HRESULT StubManagers::EnsureInterface(const std::shared_ptr<StubManager>& stub, 
   return connected ? S_OK : RPC_E_DISCONNECTED;
 }
 
-std::shared_ptr<StubManager> StubManagers::FindLocked(std::uint64_t apartment_id,
+std::shared_ptr<StubManager> StubManagers::FindLocked(const ComGuard& guard,
+                                                      std::uint64_t apartment_id,
                                                       IUnknown* identity) const {
-  auto it = by_identity_.find({apartment_id, identity});
-  return it == by_identity_.end() ? nullptr : it->second;
+  const auto& by_identity = table_.Get(guard).by_identity;
+  auto it = by_identity.find({apartment_id, identity});
+  return it == by_identity.end() ? nullptr : it->second;
 }
 
 void StubManagers::Disconnect(const ApartmentRef& current, IUnknown* identity) {
   std::shared_ptr<StubManager> stub;
   {
-    std::lock_guard lock(runtime_.mu());
-    stub = FindLocked(current->id(), identity);
-    if (stub) MarkDisconnectedLocked(stub, DisconnectReason::kDisconnectObject);
+    auto guard = runtime_.Lock();
+    stub = FindLocked(guard, current->id(), identity);
+    if (stub) MarkDisconnectedLocked(guard, stub, DisconnectReason::kDisconnectObject);
   }
   identity->Release();
   if (stub) ReleaseReferences(stub);
@@ -230,18 +240,19 @@ HRESULT StubManagers::LockExternal(const ApartmentRef& current, IUnknown* identi
     HRESULT hr = GetOrCreate(current, identity, &stub);
     identity->Release();
     if (FAILED(hr)) return hr;
-    std::lock_guard guard(runtime_.mu());
+    auto guard = runtime_.Lock();
     if (!stub->connected) return RPC_E_DISCONNECTED;
-    ++stub->strong;
-    ++stub->external_locks;
+    StubManager::State& state = stub->state.Get(guard);
+    ++state.strong;
+    ++state.external_locks;
     return S_OK;
   }
   bool unlocked = false;
   {
-    std::lock_guard guard(runtime_.mu());
-    stub = FindLocked(current->id(), identity);
-    if (stub && stub->external_locks > 0) {
-      --stub->external_locks;
+    auto guard = runtime_.Lock();
+    stub = FindLocked(guard, current->id(), identity);
+    if (stub && stub->state.Get(guard).external_locks > 0) {
+      --stub->state.Get(guard).external_locks;
       unlocked = true;
     }
   }
@@ -249,9 +260,10 @@ HRESULT StubManagers::LockExternal(const ApartmentRef& current, IUnknown* identi
   if (unlocked && !last_unlock_releases) {
     // Windows: such an unlock counts table-weak data as references, so it
     // does not release an object that TABLEWEAK data still names.
-    std::lock_guard guard(runtime_.mu());
-    if (stub->weak > 0 && stub->strong == 1) {
-      --stub->strong;
+    auto guard = runtime_.Lock();
+    StubManager::State& state = stub->state.Get(guard);
+    if (state.weak > 0 && state.strong == 1) {
+      --state.strong;
       unlocked = false;
     }
   }

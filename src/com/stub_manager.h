@@ -2,8 +2,9 @@
 // ownership and the states), and StubManagers, the runtime's part that finds,
 // creates, disconnects and releases them.
 //
-// Locking: every field marked "guarded by the runtime's lock" is
-// ComRuntime::mu()'s; methods ending in Locked require it, the others take it.
+// Locking: the fields under the runtime's lock are ComGuarded (com_lock.h),
+// reachable only with its guard; methods ending in Locked take that guard as
+// proof that it is held, the others take the lock themselves.
 #ifndef APARTMENTS_SRC_COM_STUB_MANAGER_H_
 #define APARTMENTS_SRC_COM_STUB_MANAGER_H_
 
@@ -19,6 +20,7 @@
 #include "apartments/clock.h"
 #include "apartments/win32_com.h"
 #include "com/apartment.h"
+#include "com/com_lock.h"
 
 namespace apartments::internal {
 
@@ -33,25 +35,31 @@ struct StubManager {
   std::uint64_t apartment_id = 0;
   const void* identity_address = nullptr;  // for explanations only
 
-  // Guarded by the runtime's lock.
-  IUnknown* identity = nullptr;  // one reference until released on its thread
-  std::unordered_map<IID, void*> interfaces;  // one reference each
   // Written under the runtime's lock; also read without it by a proxy's fast
   // check (ProxyManager::CheckUsable), where a stale "connected" is the same
   // race as a disconnect just after the check: the call finds out in the stub.
   std::atomic<bool> connected{true};
-  DisconnectReason reason = DisconnectReason::kNone;
-  Clock::TimePoint disconnect_time{};
-  long strong = 0;          // NORMAL/TABLESTRONG data, proxy managers, locks
-  long weak = 0;            // TABLEWEAK data
-  long external_locks = 0;  // CoLockObjectExternal (also counted in strong)
+
+  struct State {
+    IUnknown* identity = nullptr;  // one reference until released on its thread
+    std::unordered_map<IID, void*> interfaces{};  // one reference each
+    DisconnectReason reason = DisconnectReason::kNone;
+    Clock::TimePoint disconnect_time{};
+    long strong = 0;          // NORMAL/TABLESTRONG data, proxy managers, locks
+    long weak = 0;            // TABLEWEAK data
+    long external_locks = 0;  // CoLockObjectExternal (also counted in strong)
+  };
+  // Under the runtime's lock. An STA stub's `interfaces` is also read
+  // without it on its own thread, the only one that writes it
+  // (ProxyManager::CallOnStub says why that is safe).
+  ComGuarded<State> state;
 };
 
 // "object 0x... (exported from <apartment> as stub N)".
 std::string DescribeStub(const StubManager& stub);
-// Why and when `stub` was disconnected. Requires the runtime's lock (reads
-// the disconnect fields).
-std::string DescribeDisconnectLocked(const StubManager& stub);
+// Why and when `stub` was disconnected (reads the disconnect fields under
+// the runtime's lock, `guard`).
+std::string DescribeDisconnectLocked(const ComGuard& guard, const StubManager& stub);
 
 class StubManagers {
  public:
@@ -70,9 +78,10 @@ class StubManagers {
   // RPC_E_DISCONNECTED.
   HRESULT EnsureInterface(const std::shared_ptr<StubManager>& stub, REFIID riid);
 
-  // Marks `stub` disconnected. Requires the runtime's lock. Its references
-  // stay until ReleaseReferences runs on its thread.
-  void MarkDisconnectedLocked(const std::shared_ptr<StubManager>& stub, DisconnectReason reason);
+  // Marks `stub` disconnected. Its references stay until ReleaseReferences
+  // runs on its thread.
+  void MarkDisconnectedLocked(const ComGuard& guard, const std::shared_ptr<StubManager>& stub,
+                              DisconnectReason reason);
 
   // Releases the object references of a disconnected stub. Must run on the
   // stub's apartment thread (or an MTA thread for the MTA). Idempotent.
@@ -101,17 +110,19 @@ class StubManagers {
                        bool last_unlock_releases);
 
   // The stub manager of `identity` in apartment `apartment_id`, or null.
-  // Requires the runtime's lock.
-  std::shared_ptr<StubManager> FindLocked(std::uint64_t apartment_id, IUnknown* identity) const;
+  std::shared_ptr<StubManager> FindLocked(const ComGuard& guard, std::uint64_t apartment_id,
+                                          IUnknown* identity) const;
 
-  // Requires the runtime's lock.
-  std::size_t LiveCountLocked() const { return live_; }
+  std::size_t LiveCountLocked(const ComGuard& guard) const { return table_.Get(guard).live; }
 
  private:
+  struct Table {
+    std::map<std::pair<std::uint64_t, IUnknown*>, std::shared_ptr<StubManager>> by_identity{};
+    std::size_t live = 0;
+  };
+
   ComRuntime& runtime_;
-  // Guarded by the runtime's lock.
-  std::map<std::pair<std::uint64_t, IUnknown*>, std::shared_ptr<StubManager>> by_identity_;
-  std::size_t live_ = 0;
+  ComGuarded<Table> table_;
 };
 
 }  // namespace apartments::internal
