@@ -343,7 +343,8 @@ bool ApartmentImpl::Withdraw(ChannelCall* call) {
   if (!call->linked) return false;
   locked->Unlink(call);
   if (kind_ == ApartmentKind::kSta) {
-    (void)locked->withdrawn.Withdraw(*queue_, hwnd_, kComCallMessage, reinterpret_cast<LPARAM>(call));
+    (void)locked->withdrawn.Withdraw(*queue_, hwnd_, kComCallMessage,
+                                     reinterpret_cast<LPARAM>(call));
   }
   return true;
 }

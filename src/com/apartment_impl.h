@@ -32,6 +32,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -121,6 +122,13 @@ void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result);
 // procedure, or an MTA worker), consulting `filter` (may be null) first.
 // Completes the call in every case, even if invoke unwinds the thread.
 void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter);
+
+// Whether the exception being handled (inside a catch) is a forced unwind
+// (ExitThread's pthread_exit, thread cancellation) or another foreign one,
+// which must be rethrown. Not by catching abi::__forced_unwind&: it has no
+// C++ object, and binding the reference trips UBSan ("reference binding to
+// null pointer"); std::current_exception() is empty exactly for those.
+inline bool HandlingForcedUnwind() noexcept { return !std::current_exception(); }
 
 // State table of an apartment (see also apartment.h):
 //   kRunning --Shutdown()--> kShuttingDown (new Enqueue: RPC_E_DISCONNECTED;

@@ -97,7 +97,8 @@ HRESULT ClassRegistry::Register(const ApartmentRef& current, REFCLSID clsid, IUn
     for (auto& [key, registration] : table.classes) duplicate |= same(registration);
     if (!duplicate) {
       DWORD new_cookie = ComRuntime::NextCookieLocked(guard);
-      table.classes.emplace(new_cookie, Registration{clsid, record.packet_id, apartment_id, context});
+      table.classes.emplace(new_cookie,
+                            Registration{clsid, record.packet_id, apartment_id, context});
       *cookie = new_cookie;
     }
   }
