@@ -265,13 +265,30 @@ HRESULT ForwardCall(ProxyManagerBase* manager, HRESULT (STDMETHODCALLTYPE C::*me
             (a.ServerFinish(false), ...);
             return method_hr = prepared;
           }
+          // On an exception, what was unmarshaled here is released on this
+          // thread and the exception goes on (the channel turns it into
+          // RPC_E_SERVERFAULT). The release comes after the handler has
+          // ended: releasing a proxy may wait in the modal loop and serve a
+          // call that ends the thread (ExitThread), and a forced unwind that
+          // starts while an exception is being handled cannot be caught
+          // further up without std::terminate.
+          std::exception_ptr thrown;
           try {
             method_hr = (static_cast<I*>(itf)->*method)(a.ServerValue()...);
           } catch (...) {
-            // Release what was unmarshaled here, on this thread; the channel
-            // turns the exception into RPC_E_SERVERFAULT.
+            thrown = std::current_exception();
+            if (!thrown) {
+              // A forced unwind (ExitThread, cancellation): it has no
+              // exception object and must go on at once. ExitThread has
+              // already ended the thread's apartment, so these releases
+              // wait for nothing.
+              (a.ServerFinish(false), ...);
+              throw;
+            }
+          }
+          if (thrown) {
             (a.ServerFinish(false), ...);
-            throw;
+            std::rethrow_exception(std::move(thrown));
           }
           HRESULT finished = S_OK;
           ((finished = FAILED(finished) ? finished : a.ServerFinish(SUCCEEDED(method_hr))), ...);

@@ -50,6 +50,11 @@ struct ThreadActivity {
   std::atomic<UINT> filter_min{0};
   std::atomic<UINT> filter_max{0};
 
+  // --- The wake mask of the MsgWaitForMultipleObjectsEx the thread sleeps
+  // in, with kWakeMaskPublished set; 0 when it is in none (relaxed) ---
+  static constexpr std::uint32_t kWakeMaskPublished = 0x80000000u;
+  std::atomic<std::uint32_t> wake_mask{0};
+
   // --- The thread's STA window (COM layer), or null ---
   std::atomic<HWND> apartment_hwnd{nullptr};
 

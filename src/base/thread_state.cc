@@ -14,6 +14,7 @@ __thread DWORD t_current_tid = 0;
 namespace {
 
 std::atomic<ThreadExitHook> g_exit_hooks[static_cast<int>(Layer::kCount)];
+std::atomic<ThreadExitHook> g_exit_starting_hooks[static_cast<int>(Layer::kCount)];
 
 // The registry: every ThreadState ever allocated, linked through
 // registry_next and published with a release store of the head, so readers
@@ -93,6 +94,18 @@ DWORD InitCurrentThreadId() noexcept {
 
 void SetThreadExitHook(Layer layer, ThreadExitHook hook) noexcept {
   g_exit_hooks[static_cast<int>(layer)].store(hook, std::memory_order_release);
+}
+
+void SetThreadExitStartingHook(Layer layer, ThreadExitHook hook) noexcept {
+  g_exit_starting_hooks[static_cast<int>(layer)].store(hook, std::memory_order_release);
+}
+
+void RunThreadExitStartingHooks() noexcept {
+  ThreadState* s = t_current_state;
+  if (s == nullptr) return;
+  for (int layer = static_cast<int>(Layer::kCount) - 1; layer >= 0; --layer) {
+    if (ThreadExitHook hook = g_exit_starting_hooks[layer].load(std::memory_order_acquire)) hook(*s);
+  }
 }
 
 ThreadState* ThreadRegistryHead() noexcept {

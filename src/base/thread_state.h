@@ -109,6 +109,15 @@ inline DWORD CurrentThreadId() noexcept {
 using ThreadExitHook = void (*)(ThreadState& state);
 void SetThreadExitHook(Layer layer, ThreadExitHook hook) noexcept;
 
+// A layer's hook, run by ExitThread on the calling thread before the forced
+// unwind starts (from the top layer down), while every frame of the thread
+// is still in place: the COM layer ends the thread's STA there, so that
+// nothing is served on the way out and releases made by the unwinding
+// frames have nothing left to wait for. Not run for a thread that returns
+// or is cancelled.
+void SetThreadExitStartingHook(Layer layer, ThreadExitHook hook) noexcept;
+void RunThreadExitStartingHooks() noexcept;
+
 // Calls `visit(state)` for every live thread state. The registry is only ever
 // appended to, so this takes no lock; each state may be going away while it is
 // visited, which `visit` must tolerate (see the file comment).

@@ -1,6 +1,10 @@
 // Tests of the channel: calls between apartments, the modal loop, message
 // filters, teardown with calls queued or running, and the explanations
 // attached to failed calls.
+//
+// Over 800 lines on purpose: one suite for the channel whose cases share its
+// fixtures; split it by subject (filters, teardown, explanations) when it grows
+// further.
 #include <gmock/gmock.h>
 
 #include <atomic>

@@ -24,12 +24,19 @@ void ComThreadExit(ThreadState& state) {
   delete data;
 }
 
+void ComThreadExitStarting(ThreadState& state) {
+  if (auto* data = static_cast<ComThreadData*>(state.layer_data[kComSlot])) {
+    ApartmentThreadExitStarting(*data);
+  }
+}
+
 void RegisterExitHookOnce() {
   // Registered lazily, on the first creation of any thread's data, so the
   // hook exists whenever data does (no dependence on static-initializer
   // order or on this object file being linked for another reason).
   static const bool registered = [] {
     SetThreadExitHook(Layer::kCom, &ComThreadExit);
+    SetThreadExitStartingHook(Layer::kCom, &ComThreadExitStarting);
     return true;
   }();
   (void)registered;

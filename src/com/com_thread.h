@@ -59,6 +59,13 @@ struct ComThreadData {
 // Called by the COM layer's exit hook before it frees `data`.
 void ApartmentThreadExit(ComThreadData& data);
 
+// ExitThread was called (apartment.cc): shuts the thread's STA down before
+// the thread's frames unwind, so that nothing more is served on the way out
+// (calls still queued fail, calls on the stack end as "thread exited"), and
+// the proxies the apartment holds have already let go of their objects when
+// an unwinding frame releases them.
+void ApartmentThreadExitStarting(ComThreadData& data);
+
 // The calling thread's data, created on first use (allocates once per
 // thread; aborts only if that allocation fails).
 ComThreadData& CurrentComThreadData();

@@ -3,12 +3,16 @@
 // apartments that end), threads that exit inside calls (no std::terminate,
 // and an explanation that says what happened), and unmarshaling racing a
 // disconnection.
+//
+// Over 800 lines on purpose: one regression suite whose cases share the
+// fixtures that stage abrupt events (exits inside calls, quota, filters).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +36,8 @@ class Probe final : public ICounter, public IHolder {
   std::function<void(REFIID)> on_query;    // Before answering QueryInterface.
   std::function<HRESULT(int)> on_add;      // Add's result (S_OK when unset).
   std::function<void(ICounter*)> on_death;  // With the held counter, if any.
+  std::function<HRESULT(ICounter*)> on_set;  // Set's result, instead of holding.
+  std::function<void(ULONG)> on_release;     // After a Release that leaves refs.
   std::atomic<int>* deaths = nullptr;
   bool refuse_identity = false;       // QueryInterface(IID_IUnknown) fails.
   bool ignore_held_failure = false;   // AddToHeld succeeds whatever Add returns.
@@ -59,6 +65,7 @@ class Probe final : public ICounter, public IHolder {
   STDMETHODIMP_(ULONG) AddRef() override { return ++refs_; }
   STDMETHODIMP_(ULONG) Release() override {
     const ULONG left = --refs_;
+    if (left != 0 && on_release) on_release(left);
     if (left == 0) {
       if (on_death) on_death(held_);
       if (held_ != nullptr) held_->Release();
@@ -81,6 +88,7 @@ class Probe final : public ICounter, public IHolder {
   }
   // IHolder
   STDMETHODIMP Set(ICounter* counter) override {
+    if (on_set) return on_set(counter);
     if (counter != nullptr) counter->AddRef();
     if (held_ != nullptr) held_->Release();
     held_ = counter;
@@ -188,7 +196,7 @@ TEST_F(ReliabilityTest, ReleaseAtQueueQuotaIsDeliveredLater) {
   std::thread parker([&] {
     a.Run([&] {
       blocked.Set();
-      unblock.Wait();
+      (void)unblock.Wait();
     });
   });
   ASSERT_TRUE(blocked.Wait());
@@ -407,6 +415,165 @@ TEST_F(ReliabilityTest, ExitThreadInsideReleaseModalWait) {
   EXPECT_EQ(code, 43u);
   EXPECT_EQ(callback_hr.load(), RPC_E_DISCONNECTED);
   EXPECT_EQ(deaths.load(), 1);
+}
+
+// Pumps the calling STA until it has served `budget_ms` worth of waiting
+// (bounded: a thread expected to exit inside a call it serves returns 5).
+DWORD PumpUntilExited(DWORD budget_ms = kBoundMs) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
+  MSG msg;
+  while (std::chrono::steady_clock::now() < deadline) {
+    MsgWaitForMultipleObjectsEx(0, nullptr, 10, QS_ALLINPUT, MWMO_INPUTAVAILABLE);
+    while (PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE)) DispatchMessageW(&msg);
+  }
+  return 5;
+}
+
+// Tests ExitThread in a call served while a callee that threw releases its
+// [in] interface: A's method throws, the runtime releases the [in] proxy of
+// B's object, that release waits in A's modal loop, and B calls A back
+// there; the callback exits. This was std::terminate ("terminate called
+// after throwing an instance of 'std::runtime_error'": the release ran inside
+// the proxy's catch handler, so the forced unwind met a caught exception).
+// Now A ends, B's callback and B's call get RPC_E_DISCONNECTED, and B's
+// object is back to B's own reference.
+TEST_F(ReliabilityTest, ExitThreadWhileReleasingArgumentsOfThrowingCallEndsOnlyThatThread) {
+  IStream* exiter_stream = nullptr;
+  IStream* thrower_stream = nullptr;
+  TestEvent marshaled;
+  std::atomic<bool> set_ran{false};
+  HANDLE a = ktest::StartThread([&]() -> DWORD {
+    if (CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED) != S_OK) return 1;
+    Probe* exiter = new Probe;
+    exiter->on_add = [](int) -> HRESULT { ExitThread(44); };
+    Probe* thrower = new Probe;
+    thrower->on_set = [&set_ran](ICounter*) -> HRESULT {
+      set_ran = true;
+      throw std::runtime_error("Set threw");
+    };
+    exiter_stream = MarshalNormal(static_cast<ICounter*>(exiter), IID_ICounter);
+    thrower_stream = MarshalNormal(static_cast<IHolder*>(thrower), IID_IHolder);
+    exiter->Release();
+    thrower->Release();
+    marshaled.Set();
+    return PumpUntilExited();
+  });
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(marshaled.Wait());
+  AptThread b;
+  std::atomic<HRESULT> callback_hr{S_OK};
+  HRESULT set_hr = S_OK;
+  ULONG refs_after = 0;
+  b.Run([&] {
+    ICounter* exiter = nullptr;
+    IHolder* thrower = nullptr;
+    ASSERT_EQ(CoGetInterfaceAndReleaseStream(exiter_stream, IID_ICounter,
+                                             reinterpret_cast<void**>(&exiter)),
+              S_OK);
+    ASSERT_EQ(CoGetInterfaceAndReleaseStream(thrower_stream, IID_IHolder,
+                                             reinterpret_cast<void**>(&thrower)),
+              S_OK);
+    Probe* argument = new Probe;
+    bool armed = true;
+    // The stub's last reference on the argument goes (after A's method
+    // threw) while A waits for that release: call A back from there.
+    argument->on_release = [&](ULONG left) {
+      if (left != 1 || !armed || !set_ran.load()) return;
+      armed = false;
+      int total = 0;
+      callback_hr = exiter->Add(1, &total);
+    };
+    set_hr = thrower->Set(static_cast<ICounter*>(argument));
+    argument->on_release = nullptr;
+    refs_after = argument->refs();
+    argument->Release();
+    exiter->Release();
+    thrower->Release();
+  });
+  EXPECT_EQ(WaitForSingleObject(a, kBoundMs), WAIT_OBJECT_0) << "A did not end";
+  DWORD code = 0;
+  EXPECT_TRUE(GetExitCodeThread(a, &code));
+  CloseHandle(a);
+  EXPECT_EQ(code, 44u);
+  EXPECT_EQ(callback_hr.load(), RPC_E_DISCONNECTED);
+  EXPECT_EQ(set_hr, RPC_E_DISCONNECTED);
+  EXPECT_EQ(refs_after, 1u) << "A's reference on B's object was kept";
+}
+
+// Tests that a release withdrawn by ExitThread is still delivered: A
+// releases its last proxy of B's object while B does not pump, so the
+// release waits in A's queue-pumping modal loop; there A serves a call that
+// exits, which withdraws the release before B ever saw it. The release used
+// to be lost (B's object lived on); now B's object dies once B pumps again.
+TEST_F(ReliabilityTest, ReleaseWithdrawnByExitThreadIsDeliveredLater) {
+  std::atomic<int> deaths{0};
+  AptThread b;
+  IStream* object_stream = nullptr;
+  b.Run([&] {
+    Probe* object = new Probe;
+    object->deaths = &deaths;
+    object_stream = MarshalNormal(static_cast<ICounter*>(object), IID_ICounter);
+    object->Release();
+  });
+  IStream* exiter_stream = nullptr;
+  TestEvent marshaled, exiter_called;
+  HANDLE a = ktest::StartThread([&]() -> DWORD {
+    if (CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED) != S_OK) return 1;
+    ICounter* object = nullptr;
+    if (CoGetInterfaceAndReleaseStream(object_stream, IID_ICounter,
+                                       reinterpret_cast<void**>(&object)) != S_OK) {
+      return 2;
+    }
+    Probe* exiter = new Probe;
+    exiter->on_add = [](int) -> HRESULT { ExitThread(45); };
+    exiter_stream = MarshalNormal(static_cast<ICounter*>(exiter), IID_ICounter);
+    exiter->Release();
+    marshaled.Set();
+    // The call that will exit is queued here before the release starts.
+    if (!exiter_called.Wait()) return 3;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBoundMs);
+    while ((GetQueueStatus(QS_POSTMESSAGE) >> 16) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return 4;
+      std::this_thread::yield();
+    }
+    object->Release();  // Waits for B, serves the exiting call.
+    return 6;           // Never reached.
+  });
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(marshaled.Wait());
+  // B stops pumping until A has ended.
+  TestEvent b_parked, unpark;
+  std::thread parker([&] {
+    b.Run([&] {
+      b_parked.Set();
+      (void)unpark.Wait();
+    });
+  });
+  ASSERT_TRUE(b_parked.Wait());
+  HRESULT exiter_hr = S_OK;
+  {
+    AptThread caller(AptThread::kMta);
+    caller.Run([&] {
+      ICounter* exiter = nullptr;
+      ASSERT_EQ(CoGetInterfaceAndReleaseStream(exiter_stream, IID_ICounter,
+                                               reinterpret_cast<void**>(&exiter)),
+                S_OK);
+      exiter_called.Set();
+      int total = 0;
+      exiter_hr = exiter->Add(1, &total);
+      exiter->Release();
+    });
+  }
+  EXPECT_EQ(WaitForSingleObject(a, kBoundMs), WAIT_OBJECT_0) << "A did not end";
+  DWORD code = 0;
+  EXPECT_TRUE(GetExitCodeThread(a, &code));
+  CloseHandle(a);
+  EXPECT_EQ(code, 45u);
+  EXPECT_EQ(exiter_hr, RPC_E_DISCONNECTED);
+  EXPECT_EQ(deaths.load(), 0) << "B did not pump: nothing can have released its object yet";
+  unpark.Set();
+  parker.join();
+  EXPECT_TRUE(Eventually([&] { return deaths.load() == 1; })) << "the withdrawn release was lost";
 }
 
 // Tests that a caller whose callee's thread exits inside the call gets
@@ -644,7 +811,9 @@ TEST_F(ReliabilityTest, UnmarshalRacingDisconnectIsObjNotConnected) {
   a.Run([&] {
     probe = new Probe;
     probe->on_query = [&probe](REFIID riid) {
-      if (riid == IID_IHolder) EXPECT_EQ(CoDisconnectObject(static_cast<ICounter*>(probe), 0), S_OK);
+      if (riid == IID_IHolder) {
+        EXPECT_EQ(CoDisconnectObject(static_cast<ICounter*>(probe), 0), S_OK);
+      }
     };
     stream = MarshalNormal(static_cast<ICounter*>(probe), IID_ICounter);
   });

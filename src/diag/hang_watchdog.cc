@@ -250,9 +250,10 @@ struct HangWatchdog::Impl {
     Finish(report, false,
            report.filter.empty()
                ? std::string()
-               : "What to do next: pump without a filter (GetMessageW(&msg, nullptr, 0, 0)), "
-                 "or let the filter include the apartment's window: a filtered loop never "
-                 "runs the calls and messages that wait behind it.\n");
+               : "What to do next: pump without a filter (GetMessageW(&msg, nullptr, 0, 0); "
+                 "in MsgWaitForMultipleObjectsEx a wake mask with QS_POSTMESSAGE, such as "
+                 "QS_ALLINPUT), or let the filter include the apartment's window: a filtered "
+                 "loop never runs the calls and messages that wait behind it.\n");
   }
 
   void PollCalls(const Clock::TimePoint now,

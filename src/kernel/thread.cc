@@ -145,6 +145,8 @@ BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode) {
 
 VOID WINAPI ExitThread(DWORD dwExitCode) {
   CurrentKernelData().pending_exit_code = dwExitCode;
+  // The layers above end what the thread serves before its frames unwind.
+  RunThreadExitStartingHooks();
   pthread_exit(nullptr);
 }
 

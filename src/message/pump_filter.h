@@ -18,6 +18,10 @@ namespace apartments::internal {
 // "Thread 12 is pumping, but with a filter (window 0x10002, messages
 // 0x0400..0x0400) that excludes the apartment's window 0x10001; 5 messages
 // wait behind it." `window_role` names the window ("the apartment's window").
+// Also when the thread sleeps in MsgWaitForMultipleObjectsEx with a wake
+// mask that leaves out posted messages (QS_POSTMESSAGE): "Thread 12 waits in
+// MsgWaitForMultipleObjectsEx with a wake mask (QS_KEY) that leaves out
+// posted messages ...".
 // "" otherwise. Any thread; reads only relaxed atomics and the wait record.
 std::string DescribePumpFilter(DWORD tid, HWND window, UINT message, const char* window_role,
                                std::uint64_t waiting);

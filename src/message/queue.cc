@@ -548,8 +548,8 @@ DWORD MessageQueue::AwaitReply(SentMessage* sent, MessageQueue* target, DWORD ta
           deadline - std::chrono::steady_clock::now());
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
-    DWORD result = Block(nullptr, nullptr, 0, false, remaining, false,
-                         WaitOptions{BlockKind::kSendMessage, target_tid});
+    DWORD result = BlockForInput(
+        remaining, WaitOptions{.kind = BlockKind::kSendMessage, .target_tid = target_tid});
     lock_.lock();
     wake_mask_ = 0;
     lock_.unlock();
@@ -641,7 +641,7 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
     wake_mask_ = kQsPosted | QS_SENDMESSAGE;
     waiting_for_input_.store(true, std::memory_order_relaxed);
     lock_.unlock();
-    Block(nullptr, nullptr, 0, false, INFINITE, false, WaitOptions{BlockKind::kMessageIdle, 0});
+    BlockForInput(INFINITE, WaitOptions{.kind = BlockKind::kMessageIdle});
     waiting_for_input_.store(false, std::memory_order_relaxed);
     lock_.lock();
     wake_mask_ = 0;
@@ -699,7 +699,16 @@ DWORD MessageQueue::MsgWait(KernelObject** objects, const HANDLE* handles, DWORD
     // Wait-all: the event stands for "input present"; when it already is,
     // set the event ourselves so the wait needs only the handles.
     if (wait_all && input) SignalEvent(*event_);
+    // The application's own MsgWait publishes its wake mask (for the
+    // diagnosis of a mask that leaves out the apartment's posted calls).
+    ThreadActivity* activity = nullptr;
+    if ((flags & kMwmoReportSentOnly) != 0) {
+      activity = &CurrentThreadState().activity;
+      activity->wake_mask.store(wake_mask | ThreadActivity::kWakeMaskPublished,
+                                std::memory_order_relaxed);
+    }
     DWORD r = Block(objects, handles, count, wait_all, remaining, alertable, options);
+    if (activity != nullptr) activity->wake_mask.store(0, std::memory_order_relaxed);
     waiting_for_input_.store(false, std::memory_order_relaxed);
     lock_.lock();
     wake_mask_ = 0;

@@ -72,7 +72,31 @@ std::vector<std::unique_ptr<WindowClass>>& Classes() {
   static auto* classes = new std::vector<std::unique_ptr<WindowClass>>();
   return *classes;
 }
-ATOM g_next_atom = 0xC000;
+// Class atoms, 0xC000..0xFFFF as Windows' string atoms: an unregistered
+// class's atom is free again (Windows deletes it from the atom table), so
+// registering and unregistering classes forever never runs out.
+constexpr ATOM kFirstClassAtom = 0xC000;
+constexpr std::size_t kClassAtoms = 0x10000 - kFirstClassAtom;
+std::vector<bool>& AtomsInUse() {
+  static auto* in_use = new std::vector<bool>(kClassAtoms, false);
+  return *in_use;
+}
+std::size_t g_next_atom_index = 0;  // Where the search for a free atom starts.
+
+// A free atom, marked in use; 0 when all are taken. Lock held.
+ATOM AllocateAtomLocked() {
+  auto& in_use = AtomsInUse();
+  for (std::size_t n = 0; n < kClassAtoms; ++n) {
+    const std::size_t i = (g_next_atom_index + n) % kClassAtoms;
+    if (in_use[i]) continue;
+    in_use[i] = true;
+    g_next_atom_index = (i + 1) % kClassAtoms;
+    return static_cast<ATOM>(kFirstClassAtom + i);
+  }
+  return 0;
+}
+
+void FreeAtomLocked(ATOM atom) { AtomsInUse()[atom - kFirstClassAtom] = false; }
 
 HWND MakeHwnd(std::uint32_t index, std::uint16_t generation) {
   return reinterpret_cast<HWND>(static_cast<std::uintptr_t>((std::uint32_t{generation} << 16) | index));
@@ -186,11 +210,12 @@ ATOM Register(UINT style, WNDPROC proc, int cls_extra, int wnd_extra, HINSTANCE 
   if (FindClassLocked(class_name, nullptr) != nullptr) {
     return Fail<ATOM>(ERROR_CLASS_ALREADY_EXISTS, 0);
   }
-  if (g_next_atom == 0) return Fail<ATOM>(ERROR_NOT_ENOUGH_MEMORY, 0);
+  const ATOM new_atom = AllocateAtomLocked();
+  if (new_atom == 0) return Fail<ATOM>(ERROR_NOT_ENOUGH_MEMORY, 0);
   auto window_class = std::make_unique<WindowClass>();
   window_class->name = class_name;
   window_class->folded = Fold(window_class->name);
-  window_class->atom = g_next_atom++;
+  window_class->atom = new_atom;
   window_class->proc = proc;
   window_class->style = style;
   window_class->hinstance = hinstance;
@@ -259,6 +284,7 @@ BOOL WINAPI UnregisterClassW(LPCWSTR lpClassName, HINSTANCE) {
   WindowClass* window_class = FindClassLocked(lpClassName, &position);
   if (window_class == nullptr) return Fail(ERROR_CLASS_DOES_NOT_EXIST, FALSE);
   if (window_class->windows > 0) return Fail(ERROR_CLASS_HAS_WINDOWS, FALSE);
+  FreeAtomLocked(window_class->atom);
   auto& classes = Classes();
   classes.erase(classes.begin() + static_cast<std::ptrdiff_t>(position));
   return TRUE;

@@ -54,6 +54,21 @@ class WindowTest : public ::testing::Test {
   ScopedClass class_{L"ApartmentsTestWindow", &RecordingProc};
 };
 
+// Tests that an unregistered class's atom is free again: registering and
+// unregistering a class more times than there are class atoms never fails
+// (it used to fail with ERROR_NOT_ENOUGH_MEMORY after 16,384 registrations).
+TEST_F(WindowTest, RegisterUnregisterCyclesNeverExhaustAtoms) {
+  WNDCLASSW wc{};
+  wc.lpfnWndProc = &RecordingProc;
+  wc.lpszClassName = L"ApartmentsCycledClass";
+  for (int i = 0; i < 0x4000 + 100; ++i) {
+    const ATOM atom = RegisterClassW(&wc);
+    ASSERT_NE(atom, 0) << "registration " << i << " failed with " << GetLastError();
+    ASSERT_GE(atom, 0xC000);
+    ASSERT_TRUE(UnregisterClassW(wc.lpszClassName, nullptr)) << "registration " << i;
+  }
+}
+
 // Tests that class registration refuses duplicates, case-insensitively.
 TEST_F(WindowTest, RegisterClassRefusesDuplicates) {
   ASSERT_NE(class_.atom(), 0);

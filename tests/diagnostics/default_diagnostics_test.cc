@@ -449,6 +449,48 @@ TEST(DefaultDiagnosticsTest, IntermittentFilteredPumpIsReported) {
   CloseHandle(tick);
 }
 
+// Case 6, a wake mask. Tests that an STA asleep in MsgWaitForMultipleObjectsEx
+// with a wake mask that leaves out posted messages (QS_KEY), which the
+// apartment's calls never wake, is reported with the mask, the apartment's
+// window, what waits behind it, and what to do next.
+TEST(DefaultDiagnosticsTest, MsgWaitWakeMaskWithoutPostedMessagesIsReported) {
+  FakeClock clock;
+  ScopedClockForTesting use_clock(&clock);
+  Reports reports;
+  std::atomic<bool> stop{false};
+  HANDLE tick = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  StaThread sta(L"masked-sta", [&] {
+    while (!stop.load()) MsgWaitForMultipleObjectsEx(1, &tick, INFINITE, QS_KEY, 0);
+    MSG msg;
+    while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
+  });
+  ApartmentRef apt = sta.apartment();
+  HRESULT hr = E_FAIL;
+  BoundedThread caller([&] {
+    if (FAILED(CoInitializeEx(nullptr, COINIT_MULTITHREADED))) std::abort();
+    hr = InvokeInApartment(apt, [] { return S_OK; });
+    CoUninitialize();
+  });
+
+  EXPECT_TRUE(AdvanceUntil(clock, reports, "that leaves out posted messages"));
+  const std::string text = reports.Text();
+  EXPECT_TRUE(NamesSta(text, "Thread", sta.tid(), "masked-sta")) << text;
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("waits in MsgWaitForMultipleObjectsEx with a wake mask (QS_KEY) "
+                                   "that leaves out posted messages (QS_POSTMESSAGE), so what is "
+                                   "posted to the apartment's window 0x"))
+      << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("1 message waits behind it"));
+  EXPECT_THAT(text, ::testing::HasSubstr("a wake mask with QS_POSTMESSAGE, such as QS_ALLINPUT"));
+
+  stop.store(true);
+  SetEvent(tick);
+  caller.Join();
+  EXPECT_EQ(hr, S_OK);
+  sta.Stop();
+  CloseHandle(tick);
+}
+
 // Case 7. Tests that a call into an apartment whose thread has exited fails
 // with RPC_E_DISCONNECTED and an explanation naming the apartment, its
 // thread (id and name) and that it exited, and what to do next.

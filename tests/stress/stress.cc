@@ -103,11 +103,8 @@ constexpr Scenario kScenarios[] = {
     {"filter", true, "STAs with message filters rejecting calls"},
     {"cancel", true, "callers cancel their calls (CoCancelCall from another thread)"},
     {"flood", true, "STAs flood their own queue to the quota and stop pumping"},
-    // Off: still finds a defect (tests/stress/README.md has the reproduction).
-    {"exit-callback", false, "ExitThread inside a callback, or in a call served in a proxy "
-                             "Release's modal wait (defect: std::terminate when that Release runs "
-                             "in ForwardCall's catch(...) after a callee threw; an MTA callback "
-                             "object's stub is never released)"},
+    {"exit-callback", true, "ExitThread inside a callback, or in a call served in a proxy "
+                            "Release's modal wait"},
 };
 constexpr int kScenarioCount = sizeof kScenarios / sizeof kScenarios[0];
 
@@ -342,6 +339,9 @@ STDMETHODIMP StressObject::Work(ULONG ring, ULONG seq, ULONG action, IStressTarg
         Defect("kExit reached a thread that may not exit");
         return E_UNEXPECTED;
       }
+      // Dead before it exits: the exit wakes callers (RPC_E_DISCONNECTED)
+      // before the thread's own guard runs, and they judge by this flag.
+      if (Home* exiting = g_rings[MyRing()].home.load()) exiting->dead.store(true);
       ExitThread(7);
     case kWaitCancel: {
       // Bounded: a cancellation that never arrives ends the wait after 5 s.
