@@ -41,7 +41,7 @@ APARTMENTS_PROXY_END(ICounter)
 class Counter final : public apartments::ComObject<Counter, ICounter> {
  public:
   STDMETHODIMP Increment(LONG* value) override {
-    APARTMENTS_DCHECK_ON_APARTMENT(checker_);  // COM runs it on its home thread
+    APARTMENTS_CHECK_ON_APARTMENT(checker_);  // COM runs it on its home thread
     if (value == nullptr) return E_POINTER;
     *value = ++count_;
     return S_OK;

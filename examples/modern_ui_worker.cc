@@ -17,6 +17,7 @@
 #include "apartments/apartment.h"
 #include "apartments/bound.h"
 #include "apartments/task.h"
+#include "apartments/win32_errors.h"  // RPC_E_*, to compare with Error::code
 
 using apartments::Apartment;
 using apartments::ApartmentChecker;
@@ -29,11 +30,11 @@ using apartments::Task;
 class Label {
  public:
   void Set(std::string text) {
-    APARTMENTS_DCHECK_ON_APARTMENT(checker_);
+    APARTMENTS_CHECK_ON_APARTMENT(checker_);
     text_ = std::move(text);
   }
   std::string Get() const {
-    APARTMENTS_DCHECK_ON_APARTMENT(checker_);
+    APARTMENTS_CHECK_ON_APARTMENT(checker_);
     return text_;
   }
 

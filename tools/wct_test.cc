@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 extern char** environ;
@@ -26,10 +27,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 constexpr auto kBound = std::chrono::seconds(20);  // Every wait in these tests.
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // A spawned process with pipes to its stdin, stdout and stderr. The
 // destructor kills it if still running and reaps it.
@@ -99,7 +96,7 @@ class Process {
     const auto deadline = SteadyClock::now() + kBound;
     auto done = [&] {
       for (const std::string& n : needles) {
-        if (!Contains(buffer, n)) return false;
+        if (!::testing::Value(buffer, ::testing::HasSubstr(n))) return false;
       }
       return true;
     };
@@ -220,14 +217,14 @@ TEST_F(WctTest, TextShowsThreadsQueuesChainsAndHangs) {
   ASSERT_FALSE(StartChild(child).empty());
   const RunResult r = Wct({std::to_string(child.pid())});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(Contains(r.out, "'stuck-sta' [main STA ")) << r.out;
-  EXPECT_TRUE(Contains(r.out, ": queue 3/10000")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "blocked in kernel wait")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "-> event 'never-signaled'")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "'hang watchdog'")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "'stuck-sta' [main STA ")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "HUNG: has not pumped for")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "process " + std::to_string(child.pid()))) << r.out;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("'stuck-sta' [main STA "));
+  EXPECT_THAT(r.out, ::testing::HasSubstr(": queue 3/10000"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("blocked in kernel wait"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("-> event 'never-signaled'"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("'hang watchdog'"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("'stuck-sta' [main STA "));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("HUNG: has not pumped for"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("process " + std::to_string(child.pid())));
 }
 
 // Tests that --json gives the same facts as JSON.
@@ -237,12 +234,13 @@ TEST_F(WctTest, JsonShowsThreadsQueuesChainsAndHangs) {
   const RunResult r = Wct({std::to_string(child.pid()), "--json"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("{\"pid\":" + std::to_string(child.pid()) + ",", 0), 0u) << r.out;
-  EXPECT_TRUE(Contains(r.out, "\"name\":\"stuck-sta\",\"apartment\":\"main STA ")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "\"queue_depth\":3,\"queue_quota\":10000")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "\"object_kind\":\"event\"")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "\"name\":\"never-signaled\"")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "\"thread_name\":\"stuck-sta\",\"apartment\":\"main STA ")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "\"state\":\"hung\"")) << r.out;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"name\":\"stuck-sta\",\"apartment\":\"main STA "));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"queue_depth\":3,\"queue_quota\":10000"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"object_kind\":\"event\""));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"name\":\"never-signaled\""));
+  EXPECT_THAT(r.out,
+              ::testing::HasSubstr("\"thread_name\":\"stuck-sta\",\"apartment\":\"main STA "));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"state\":\"hung\""));
   EXPECT_EQ(r.out.back(), '\n');
 }
 
@@ -277,9 +275,10 @@ TEST_F(WctTest, ListShowsServingProcessesAndRemovesStaleSockets) {
   close(fd);
   const RunResult r = Wct({"--list"});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(Contains(r.out, std::to_string(child.pid()) + "\twct_test_child\t" + path)) << r.out;
-  EXPECT_FALSE(Contains(r.out, "2147483646")) << r.out;
-  EXPECT_TRUE(Contains(r.err, "removed stale socket " + stale)) << r.err;
+  EXPECT_THAT(r.out,
+              ::testing::HasSubstr(std::to_string(child.pid()) + "\twct_test_child\t" + path));
+  EXPECT_THAT(r.out, ::testing::Not(::testing::HasSubstr("2147483646")));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("removed stale socket " + stale));
   EXPECT_NE(access(stale.c_str(), F_OK), 0);
 }
 
@@ -288,16 +287,16 @@ TEST_F(WctTest, ListShowsServingProcessesAndRemovesStaleSockets) {
 TEST_F(WctTest, ErrorsAndExitCodes) {
   RunResult r = Wct({"2147483646"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_TRUE(Contains(r.err, "no such process: 2147483646")) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("no such process: 2147483646"));
 
   r = Wct({std::to_string(getpid())});  // This test does not serve.
   EXPECT_EQ(r.code, 3);
-  EXPECT_TRUE(Contains(r.err, "does not serve inspection")) << r.err;
-  EXPECT_TRUE(Contains(r.err, "APARTMENTS_INSPECT=1")) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("does not serve inspection"));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("APARTMENTS_INSPECT=1"));
 
   r = Wct({"--bogus"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_TRUE(Contains(r.err, "usage:")) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("usage:"));
 
   Process child({WCT_CHILD_PATH, "serve"}, runtime_dir_);
   ASSERT_FALSE(StartChild(child).empty());
@@ -355,7 +354,8 @@ TEST_F(WctTest, RefusalAndTimeoutExitCodes) {
               static_cast<ssize_t>(sizeof refusal - 1));
     close(client);
     EXPECT_EQ(wct.Finish(), 4);
-    EXPECT_TRUE(Contains(wct.err(), "process 12345: permission denied: uid 1 may not inspect"))
+    EXPECT_THAT(wct.err(),
+                ::testing::HasSubstr("process 12345: permission denied: uid 1 may not inspect"))
         << wct.err();
   }
   {
@@ -363,7 +363,7 @@ TEST_F(WctTest, RefusalAndTimeoutExitCodes) {
     const int client = server.Accept();
     ASSERT_GE(client, 0);
     EXPECT_EQ(wct.Finish(), 5);  // Holds the connection, never answers.
-    EXPECT_TRUE(Contains(wct.err(), "no complete answer within 200 ms")) << wct.err();
+    EXPECT_THAT(wct.err(), ::testing::HasSubstr("no complete answer within 200 ms"));
     close(client);
   }
 }
@@ -381,7 +381,7 @@ TEST_F(WctTest, StaleSocketOfLiveProcessIsNotServing) {
   close(fd);  // Bound, never listened: connect gets ECONNREFUSED.
   const RunResult r = Wct({std::to_string(getpid())});
   EXPECT_EQ(r.code, 3);
-  EXPECT_TRUE(Contains(r.err, "stale socket")) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("stale socket"));
 }
 
 // Tests that another user is refused by the directory's permissions and,
@@ -399,7 +399,7 @@ TEST_F(WctTest, AnotherUserIsRefused) {
   {
     Process peer({WCT_CHILD_PATH, "peer", "65534", path}, runtime_dir_);
     EXPECT_EQ(peer.Finish(), 3) << peer.out() << peer.err();
-    EXPECT_TRUE(Contains(peer.out(), "connect failed: EACCES")) << peer.out();
+    EXPECT_THAT(peer.out(), ::testing::HasSubstr("connect failed: EACCES"));
   }
   // Defense 2: the peer's credentials, with the file modes opened up.
   ASSERT_EQ(chmod((runtime_dir_ + "/apartments").c_str(), 0711), 0);
@@ -407,10 +407,11 @@ TEST_F(WctTest, AnotherUserIsRefused) {
   {
     Process peer({WCT_CHILD_PATH, "peer", "65534", path}, runtime_dir_);
     EXPECT_EQ(peer.Finish(), 0) << peer.out() << peer.err();
-    EXPECT_TRUE(Contains(peer.out(), "connected\nerror permission denied: uid 65534 may not "
+    EXPECT_THAT(peer.out(),
+                ::testing::HasSubstr("connected\nerror permission denied: uid 65534 may not "
                                      "inspect a process of uid 0\n"))
         << peer.out();
-    EXPECT_FALSE(Contains(peer.out(), "apartments-inspect")) << peer.out();
+    EXPECT_THAT(peer.out(), ::testing::Not(::testing::HasSubstr("apartments-inspect")));
   }
   // The owner is still served.
   const RunResult r = Wct({std::to_string(child.pid()), "--ping"});
@@ -424,8 +425,8 @@ TEST_F(WctTest, DumpSignalWritesSnapshotToStderr) {
   ASSERT_FALSE(StartChild(child).empty());
   ASSERT_EQ(kill(child.pid(), SIGQUIT), 0);
   const std::string err = child.ReadUntil(true, {"'stuck-sta' [main STA ", "HUNG: has not pumped"});
-  EXPECT_TRUE(Contains(err, "-> event 'never-signaled'")) << err;
-  EXPECT_TRUE(Contains(err, "HUNG: has not pumped")) << err;
+  EXPECT_THAT(err, ::testing::HasSubstr("-> event 'never-signaled'"));
+  EXPECT_THAT(err, ::testing::HasSubstr("HUNG: has not pumped"));
   // Still alive and serving (SIGQUIT's default would have killed it).
   const RunResult r = Wct({std::to_string(child.pid()), "--ping"});
   EXPECT_EQ(r.code, 0) << r.err;

@@ -22,7 +22,7 @@
 //               calls fail with RPC_E_DISCONNECTED;
 //               (3) what is queued fails: posted callables are destroyed on
 //               the apartment thread without running, coroutines waiting to
-//               resume on it resume there with RPC_E_DISCONNECTED, Bound<T>
+//               resume on it resume there with internal::kDisconnected, Bound<T>
 //               objects still alive are destroyed, queued Calls return
 //               RPC_E_DISCONNECTED to their callers;
 //               (4) the thread exits and is joined.
@@ -54,8 +54,7 @@
 
 #include "apartments/clock.h"
 #include "apartments/result.h"
-#include "apartments/win32_errors.h"
-#include "apartments/win32_types.h"
+#include "apartments/win32_typedefs.h"
 
 namespace apartments {
 
@@ -63,9 +62,45 @@ class Apartment;
 template <typename T>
 class Bound;
 
+// How a Call() may be cancelled. Both members optional; either ends the call
+// (see Apartment::Call).
+struct CallOptions {
+  // Cancelling: stop requested on its source, from any thread, at any time.
+  std::stop_token stop;
+  // A time point of the process's clock (GetClock(), apartments/clock.h;
+  // tests install a FakeClock and advance it: the waiting caller wakes and
+  // re-reads it). Passed: the call ends with RPC_E_TIMEOUT.
+  std::optional<Clock::TimePoint> deadline;
+};
+
+// --- Implementation details (not part of the API) -----------------------------
 namespace internal {
 
 class ModernState;
+
+// The HRESULTs the templates below produce, as constants: this header stays
+// free of Win32 macros (apartments/win32_errors.h has them as RPC_E_*).
+inline constexpr HRESULT kCallCanceled = static_cast<HRESULT>(0x80010002);   // RPC_E_CALL_CANCELED
+inline constexpr HRESULT kServerFault = static_cast<HRESULT>(0x80010105);    // RPC_E_SERVERFAULT
+inline constexpr HRESULT kDisconnected = static_cast<HRESULT>(0x80010108);   // RPC_E_DISCONNECTED
+inline constexpr HRESULT kCallTimeout = static_cast<HRESULT>(0x8001011F);    // RPC_E_TIMEOUT
+
+// Whether `options` can end a call: a token whose stop can be requested, or
+// a deadline. Other calls take the plain path and pay nothing.
+inline bool IsCancellable(const CallOptions& options) noexcept {
+  return options.stop.stop_possible() || options.deadline.has_value();
+}
+
+// APARTMENTS_CHECK_ON_APARTMENT's test: an ApartmentChecker's
+// CalledOnValidApartment(), or an Apartment's IsCurrent().
+template <typename T>
+bool IsOnApartment(const T& x) noexcept {
+  if constexpr (requires { x.CalledOnValidApartment(); }) {
+    return x.CalledOnValidApartment();
+  } else {
+    return x.IsCurrent();
+  }
+}
 
 // A callable queued by Post()/Schedule()/CallAsync(). Exactly one of three
 // things happens to it: Run() on the apartment thread; Drop() on the
@@ -89,7 +124,7 @@ class PostedTask {
 // the stop, or the deadline thread), after which the apartment never touches
 // it (its message is removed from the queue, or skipped as a tombstone).
 // Which end a queued task meets is one decision, taken under the
-// apartment's ModernState lock (src/com/modern_apartment.cc):
+// apartment's lock:
 //   kIdle --posted--> kQueued --the apartment thread dispatches it, or its
 //         shutdown drains it--> kTaken (then Run() or Drop())
 //   kQueued --stop requested / deadline passed--> kWithdrawn (Withdrawn())
@@ -112,9 +147,9 @@ class WithdrawableTask : public PostedTask {
 };
 
 // Withdraws a queued WithdrawableTask when its stop token is requested or its
-// deadline passes (a std::stop_callback and a deadline timer); defined in
-// src/com/modern_apartment.cc. Destroying it deregisters both, waiting for a
-// callback running on another thread to return.
+// deadline passes (a std::stop_callback and a deadline timer), defined with
+// the apartment. Destroying it deregisters both, waiting for a callback
+// running on another thread to return.
 class AsyncCancelWatch;
 struct AsyncCancelWatchDeleter {
   void operator()(AsyncCancelWatch* watch) const noexcept;
@@ -153,25 +188,6 @@ decltype(auto) InvokeCallable(F& f, std::stop_token token) {
   }
 }
 
-}  // namespace internal
-
-// How a Call() may be cancelled. Both members optional; either ends the call
-// (see Apartment::Call).
-struct CallOptions {
-  // Cancelling: stop requested on its source, from any thread, at any time.
-  std::stop_token stop;
-  // A time point of the process's clock (GetClock(), apartments/clock.h;
-  // tests install a FakeClock and advance it: the waiting caller wakes and
-  // re-reads it). Passed: the call ends with RPC_E_TIMEOUT.
-  std::optional<Clock::TimePoint> deadline;
-};
-
-namespace internal {
-// Whether `options` can end a call: a token whose stop can be requested, or
-// a deadline. Other calls take the plain path and pay nothing.
-inline bool IsCancellable(const CallOptions& options) noexcept {
-  return options.stop.stop_possible() || options.deadline.has_value();
-}
 }  // namespace internal
 
 struct ApartmentOptions {
@@ -225,7 +241,8 @@ class Apartment {
   //   RPC_E_SYS_CALL_FAILED the apartment's queue is at the posted-message
   //                         quota; `f` never ran
   //   RPC_E_CANTCALLOUT_ININPUTSYNCCALL, RPC_E_CALL_REJECTED, CO_E_NOTINITIALIZED
-  //                         as the channel (src/com/apartment.h)
+  //                         as a COM call through the channel
+  //                         (apartments/win32_apartment.h)
   //   RPC_E_CALL_CANCELED   also without CallOptions, when the calling thread
   //                         enabled call cancellation (CoEnableCallCancellation)
   //                         and another thread cancelled the call (CoCancelCall),
@@ -411,7 +428,7 @@ class Apartment {
         }
       }
       static Error ThreadExited() {
-        return Error{RPC_E_DISCONNECTED,
+        return Error{internal::kDisconnected,
                      "The call failed with RPC_E_DISCONNECTED: the apartment's thread exited "
                      "(ExitThread) inside it: it ran but never returned, and whatever it did "
                      "before stands."};
@@ -421,7 +438,7 @@ class Apartment {
         delete this;
       }
       static Error ServerFault(const char* what) {
-        return Error{RPC_E_SERVERFAULT,
+        return Error{internal::kServerFault,
                      std::string("The call failed with RPC_E_SERVERFAULT: the callee threw a C++ "
                                  "exception: ") +
                          what + ". Whatever it did before throwing stands."};
@@ -451,7 +468,13 @@ class Apartment {
   // Whether ~Apartment has asked the loop to stop (step 1). Any thread.
   bool StopRequestedForTesting() const noexcept;
 
-  // Implementation entry points of the templates above; not for direct use.
+ private:
+  template <typename T>
+  friend class Bound;
+
+  // The entry points of the templates above (the awaiters, nested here, and
+  // Bound<T> reach them). Invoke: the channel's call, `fn`'s HRESULT or the
+  // call's error.
   HRESULT Invoke(std::function<HRESULT()> fn, const CallOptions* options = nullptr) const;
   // Queue `task`; on an error it was not queued and the caller still owns it.
   HRESULT PostTask(internal::PostedTask* task) const;
@@ -466,10 +489,6 @@ class Apartment {
                                     internal::WithdrawableTask* task,
                                     const CallOptions& options,
                                     internal::AsyncCancelWatchPtr* watch);
-
- private:
-  template <typename T>
-  friend class Bound;
   struct NotOwned {};
   Apartment(std::shared_ptr<internal::ModernState> state, NotOwned);
   Apartment View() const { return Apartment(state_, NotOwned{}); }
@@ -578,7 +597,7 @@ class Apartment::CallAwaiter {
         (options_.deadline && GetClock().Now() >= *options_.deadline)) {
       const bool timeout = !options_.stop.stop_requested();
       result_.emplace(Error{
-          timeout ? RPC_E_TIMEOUT : RPC_E_CALL_CANCELED,
+          timeout ? internal::kCallTimeout : internal::kCallCanceled,
           std::string("The asynchronous call failed with ") +
               (timeout ? "RPC_E_TIMEOUT: its deadline passed" : "RPC_E_CALL_CANCELED: it was "
                                                                 "cancelled") +
@@ -600,7 +619,7 @@ class Apartment::CallAwaiter {
     }
   }
   static Error ServerFault(const char* what) {
-    return Error{RPC_E_SERVERFAULT,
+    return Error{internal::kServerFault,
                  std::string("The asynchronous call failed with RPC_E_SERVERFAULT: the callee "
                              "threw a C++ exception: ") +
                      what + ". Whatever it did before throwing stands."};
@@ -651,19 +670,14 @@ class ApartmentChecker {
 
 }  // namespace apartments
 
-// APARTMENTS_DCHECK_ON_APARTMENT(apartment_or_checker)
+// APARTMENTS_CHECK_ON_APARTMENT(apartment_or_checker)
 //
-// Always on (despite the DCHECK name, kept for familiarity): aborts with the
-// expression, file and line when the calling thread is not the apartment's.
-// Accepts an Apartment (IsCurrent) or an ApartmentChecker.
-#define APARTMENTS_DCHECK_ON_APARTMENT(x)                                          \
-  (::apartments::internal::IsOn(x)                                                 \
+// Always on, in every build: aborts with the expression, file and line when
+// the calling thread is not the apartment's. Accepts an Apartment
+// (IsCurrent) or an ApartmentChecker.
+#define APARTMENTS_CHECK_ON_APARTMENT(x)                                           \
+  (::apartments::internal::IsOnApartment(x)                                        \
        ? (void)0                                                                   \
        : ::apartments::internal::OnWrongApartment(#x, __FILE__, __LINE__))
-
-namespace apartments::internal {
-inline bool IsOn(const Apartment& a) noexcept { return a.IsCurrent(); }
-inline bool IsOn(const ApartmentChecker& c) noexcept { return c.CalledOnValidApartment(); }
-}  // namespace apartments::internal
 
 #endif  // APARTMENTS_APARTMENT_H_

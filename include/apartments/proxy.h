@@ -104,7 +104,7 @@ WORD VtableSlot(M method) noexcept {
   return static_cast<WORD>((representation.pointer - 1) / sizeof(void*));
 }
 
-// The proxy manager as interface proxies see it (implemented in src/com).
+// The proxy manager as interface proxies see it (implemented by the library).
 class ProxyManagerBase {
  public:
   // The proxy manager's reference count, shared by all its interface proxies

@@ -26,7 +26,7 @@
 #include <utility>
 #include <variant>
 
-#include "apartments/win32_types.h"
+#include "apartments/win32_typedefs.h"
 
 namespace apartments {
 

@@ -37,7 +37,7 @@
 //
 // Errors of the calls themselves (RPC_E_DISCONNECTED, RPC_E_SYS_CALL_FAILED,
 // ...) come with an explanation in the caller's error info
-// (apartments/error_info.h): see the channel in src/com/apartment.h.
+// (apartments/error_info.h); docs/design.md follows one call through the channel.
 //
 // Thread safety: every function acts on the calling thread's COM state and may
 // be called from any thread.

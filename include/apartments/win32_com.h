@@ -756,7 +756,7 @@ HRESULT WINAPI CreateStreamOnHGlobal(HGLOBAL hGlobal, BOOL fDeleteOnRelease, LPS
 // E_INVALIDARG for a null argument or a stream of any other kind.
 HRESULT WINAPI GetHGlobalFromStream(LPSTREAM pstm, HGLOBAL* phglobal);
 
-// --- Call cancellation (src/com/cancel.cc) ----------------------------------
+// --- Call cancellation ------------------------------------------------------
 //
 // Synchronous cross-apartment calls made by a thread are cancellable when that
 // thread had call cancellation enabled when the call began (enabling or

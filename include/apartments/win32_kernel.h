@@ -274,7 +274,11 @@ HANDLE WINAPI CreateThread(LPSECURITY_ATTRIBUTES lpThreadAttributes, SIZE_T dwSt
 DWORD WINAPI ResumeThread(HANDLE hThread);
 BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode);
 // Ends the calling thread: unwinds its stack (C++ destructors run), then the
-// thread's handle becomes signaled with `dwExitCode`.
+// thread's handle becomes signaled with `dwExitCode`. An STA on the thread
+// ends first, before the unwind: nothing more is served on the way out,
+// calls still queued to it fail (RPC_E_DISCONNECTED), calls it was running
+// end as "thread exited inside the call", and its proxies have already
+// released their objects when the unwinding frames release them.
 [[noreturn]] VOID WINAPI ExitThread(DWORD dwExitCode);
 
 // --- Waits ------------------------------------------------------------------

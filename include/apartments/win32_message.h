@@ -59,9 +59,6 @@
 
 #include "apartments/win32_types.h"
 
-typedef struct HWND__ {
-  int unused;
-} * HWND;
 typedef struct HINSTANCE__ {
   int unused;
 } * HINSTANCE;

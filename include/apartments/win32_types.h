@@ -14,8 +14,7 @@
 #ifndef APARTMENTS_WIN32_TYPES_H_
 #define APARTMENTS_WIN32_TYPES_H_
 
-#include <cstddef>
-#include <cstdint>
+#include "apartments/win32_typedefs.h"
 
 // Calling-convention and annotation macros are empty on Linux.
 #ifndef WINAPI
@@ -41,44 +40,6 @@
 #define _Inout_
 #define _Inout_opt_
 #endif
-
-typedef int BOOL;
-typedef unsigned char BYTE;
-typedef unsigned char BOOLEAN;
-typedef unsigned short WORD;
-typedef int LONG;
-typedef unsigned int ULONG;
-typedef unsigned int DWORD;
-typedef unsigned int UINT;
-typedef int INT;
-typedef long long LONGLONG;
-typedef unsigned long long ULONGLONG;
-typedef ULONGLONG DWORD64;
-typedef std::intptr_t INT_PTR;
-typedef std::uintptr_t UINT_PTR;
-typedef std::intptr_t LONG_PTR;
-typedef std::uintptr_t ULONG_PTR;
-typedef ULONG_PTR DWORD_PTR;
-typedef ULONG_PTR SIZE_T;
-typedef LONG HRESULT;
-typedef LONG SCODE;
-typedef void VOID;
-typedef void* PVOID;
-typedef void* LPVOID;
-typedef const void* LPCVOID;
-typedef char CHAR;
-typedef wchar_t WCHAR;
-typedef CHAR* LPSTR;
-typedef const CHAR* LPCSTR;
-typedef WCHAR* LPWSTR;
-typedef const WCHAR* LPCWSTR;
-typedef DWORD* LPDWORD;
-typedef LONG* LPLONG;
-typedef BOOL* LPBOOL;
-
-typedef void* HANDLE;
-typedef HANDLE* PHANDLE;
-typedef HANDLE* LPHANDLE;
 
 #ifndef TRUE
 #define TRUE 1

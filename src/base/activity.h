@@ -14,7 +14,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "apartments/win32_message.h"  // HWND (a type only).
+#include "apartments/win32_typedefs.h"  // HWND, UINT (types only).
 
 namespace apartments::internal {
 
@@ -27,6 +27,14 @@ inline void SeqlockFence(std::memory_order) noexcept {}
 inline constexpr std::memory_order kSeqlockField = std::memory_order_relaxed;
 inline void SeqlockFence(std::memory_order order) noexcept { std::atomic_thread_fence(order); }
 #endif
+
+// The messages an STA's window (ThreadActivity::apartment_hwnd) receives,
+// published here, below the COM layer that owns them, so that diagnostics can
+// tell a COM call from other traffic. WM_USER (0x0400) + 0x0C0A: an incoming
+// call, lParam the ChannelCall*; + 0x0C0B: the apartment's runtime work
+// (PostRuntimeWork).
+inline constexpr UINT kComCallMessage = 0x0400 + 0x0C0A;
+inline constexpr UINT kComRuntimeMessage = 0x0400 + 0x0C0B;
 
 struct ThreadActivity {
   // --- The innermost dispatch in progress (seqlock) ---

@@ -1,7 +1,5 @@
 #include "apartments/clock.h"
 
-#include "base/duration_text.h"
-
 #include <sched.h>
 #include <time.h>
 
@@ -79,20 +77,6 @@ Clock::TimePoint CoarseNow() noexcept {
   timespec now;
   ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
   return Clock::TimePoint(std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec));
-}
-
-std::string FormatDuration(Clock::Duration d) {
-  using std::chrono::duration_cast;
-  using std::chrono::milliseconds;
-  auto ms = duration_cast<milliseconds>(d).count();
-  if (ms < 0) ms = 0;
-  char buffer[32];
-  if (ms < 1000) {
-    std::snprintf(buffer, sizeof buffer, "%lld ms", static_cast<long long>(ms));
-  } else {
-    std::snprintf(buffer, sizeof buffer, "%.1f s", static_cast<double>(ms) / 1000.0);
-  }
-  return buffer;
 }
 
 }  // namespace internal

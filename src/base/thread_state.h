@@ -30,6 +30,13 @@ namespace apartments::internal {
 // The layers that keep per-thread data, bottom-up. Exit hooks run top-down.
 enum class Layer : int { kKernel = 0, kMessage, kCom, kDiag, kCount };
 
+// ThreadState::apartment_tag: the kind in the top two bits, the id below.
+inline constexpr std::uint64_t kApartmentTagSta = 1ull << 62;
+inline constexpr std::uint64_t kApartmentTagMainSta = 2ull << 62;
+inline constexpr std::uint64_t kApartmentTagMta = 3ull << 62;
+inline constexpr std::uint64_t kApartmentTagKindMask = 3ull << 62;
+inline constexpr std::uint64_t kApartmentTagIdMask = ~kApartmentTagKindMask;
+
 struct ThreadState {
   // The Linux thread id (what GetCurrentThreadId returns). Written before the
   // state is published in the registry; stable while `live`.
@@ -41,7 +48,7 @@ struct ThreadState {
 
   // The apartment the thread is in, published by the COM layer for
   // diagnostics (read from other threads without a lock): 0 when none, else
-  // the apartment id with the kind in the top bits (see diag's decoding).
+  // the apartment id with the kind in the top bits (kApartmentTag* below).
   std::atomic<std::uint64_t> apartment_tag{0};
 
   // The thread's parking word: a futex the kernel layer sleeps on while the

@@ -13,6 +13,7 @@
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_message.h"
 #include "base/check.h"
+#include "base/guarded.h"
 #include "base/lazy_diagnostics.h"
 #include "base/thread_state.h"
 #include "com/apartment_impl.h"
@@ -27,52 +28,57 @@ namespace {
 std::atomic<std::uint64_t> g_next_apartment_id{1};
 std::atomic<DWORD> g_next_process_cookie{1};
 
-// The main STA: the first STA created while no main STA is alive.
-std::mutex g_main_sta_mu;
-bool g_main_sta_alive = false;  // Guarded by g_main_sta_mu.
-// The main STA while alive, for MainStaApartment() (in-process servers).
-std::weak_ptr<Apartment> g_main_sta;  // Guarded by g_main_sta_mu.
+// The main STA: the first STA created while no main STA is alive. `alive`
+// is true while one is; `sta` is it, for MainStaApartment() (in-process
+// servers).
+struct MainSta {
+  bool alive = false;
+  std::weak_ptr<ComApartment> sta;
+};
+Guarded<MainSta>& MainStaState() {
+  static auto* main = new Guarded<MainSta>();  // Never destroyed.
+  return *main;
+}
 
 // --- The MTA ----------------------------------------------------------------
 
 // The process's MTA and its users: threads initialized in it plus
 // outstanding CoIncrementMTAUsage cookies. The MTA object is created by the
 // first user and shut down by the thread that removes the last one.
-std::mutex g_mta_mu;
-std::shared_ptr<ApartmentImpl>& MtaSlot() {  // Guarded by g_mta_mu.
-  static auto* slot = new std::shared_ptr<ApartmentImpl>();
-  return *slot;
+struct MtaState {
+  std::shared_ptr<ApartmentImpl> slot;
+  std::set<CO_MTA_USAGE_COOKIE> cookies;
+  int users = 0;
+};
+Guarded<MtaState>& Mta() {
+  static auto* mta = new Guarded<MtaState>();  // Never destroyed.
+  return *mta;
 }
-std::set<CO_MTA_USAGE_COOKIE>& Cookies() {  // Guarded by g_mta_mu.
-  static auto* cookies = new std::set<CO_MTA_USAGE_COOKIE>();
-  return *cookies;
-}
-int g_mta_users = 0;  // Guarded by g_mta_mu.
 // The live MTA, readable without the lock for "is there an implicit MTA";
-// the object it names is kept alive by MtaSlot() until it is cleared, and
-// callers that keep it take a reference under g_mta_mu (CurrentApartment).
+// the object it names is kept alive by Mta()'s slot until it is cleared,
+// and callers that keep it take a reference under the lock
+// (CurrentApartment).
 std::atomic<ApartmentImpl*> g_mta_raw{nullptr};
 
 std::shared_ptr<ApartmentImpl> AddMtaUser() {
-  std::lock_guard lock(g_mta_mu);
-  auto& slot = MtaSlot();
-  if (!slot) {
-    slot = ApartmentImpl::MakeMta();
-    g_mta_raw.store(slot.get(), std::memory_order_release);
+  auto mta = Mta().Lock();
+  if (!mta->slot) {
+    mta->slot = ApartmentImpl::MakeMta();
+    g_mta_raw.store(mta->slot.get(), std::memory_order_release);
   }
-  ++g_mta_users;
-  return slot;
+  ++mta->users;
+  return mta->slot;
 }
 
 // Removes one user; the last one shuts the MTA down on this thread.
 void RemoveMtaUser() {
   std::shared_ptr<ApartmentImpl> ending;
   {
-    std::lock_guard lock(g_mta_mu);
-    APARTMENTS_CHECK_VALUES(g_mta_users > 0, "MTA users", g_mta_users, 0);
-    if (--g_mta_users == 0) {
-      ending = std::move(MtaSlot());
-      MtaSlot().reset();
+    auto mta = Mta().Lock();
+    APARTMENTS_CHECK_VALUES(mta->users > 0, "MTA users", mta->users, 0);
+    if (--mta->users == 0) {
+      ending = std::move(mta->slot);
+      mta->slot.reset();
       g_mta_raw.store(nullptr, std::memory_order_release);
     }
   }
@@ -92,10 +98,10 @@ class WorkerPool {
   void Submit(std::shared_ptr<ApartmentImpl> apartment) {
     bool spawn;
     {
-      std::lock_guard lock(mu_);
-      work_.push_back(std::move(apartment));
-      spawn = work_.size() > idle_;
-      if (spawn) ++threads_;
+      auto queue = queue_.Lock();
+      queue->work.push_back(std::move(apartment));
+      spawn = queue->work.size() > queue->idle;
+      if (spawn) ++queue->threads;
     }
     if (spawn) {
       std::thread([this] { WorkerMain(); }).detach();
@@ -112,12 +118,12 @@ class WorkerPool {
     for (;;) {
       std::shared_ptr<ApartmentImpl> apartment;
       {
-        std::unique_lock lock(mu_);
-        ++idle_;
-        cv_.wait(lock, [this] { return !work_.empty(); });
-        --idle_;
-        apartment = std::move(work_.front());
-        work_.pop_front();
+        auto queue = queue_.Lock();
+        ++queue->idle;
+        queue.Wait(cv_, [&queue] { return !queue->work.empty(); });
+        --queue->idle;
+        apartment = std::move(queue->work.front());
+        queue->work.pop_front();
       }
       if (apartment->HasRuntimeWork()) {
         data.apartment = apartment;
@@ -136,11 +142,13 @@ class WorkerPool {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<ApartmentImpl>> work_;  // Guarded by mu_.
-  std::size_t idle_ = 0;                             // Guarded by mu_.
-  std::size_t threads_ = 0;                          // Guarded by mu_.
+  struct Queue {
+    std::deque<std::shared_ptr<ApartmentImpl>> work;
+    std::size_t idle = 0;
+    std::size_t threads = 0;
+  };
+  Guarded<Queue> queue_;
+  std::condition_variable cv_;  // Waited on with queue_'s lock.
 };
 
 WorkerPool& Pool() {
@@ -188,15 +196,12 @@ HRESULT CreateSta(ComThreadData& data) {
   APARTMENTS_CHECK(LookupWindow(hwnd, &info));
   bool main_sta;
   {
-    std::lock_guard lock(g_main_sta_mu);
-    main_sta = !g_main_sta_alive;
-    if (main_sta) g_main_sta_alive = true;
+    auto main = MainStaState().Lock();
+    main_sta = !main->alive;
+    if (main_sta) main->alive = true;
   }
   data.apartment = ApartmentImpl::MakeSta(main_sta, hwnd, info.queue, info.incarnation);
-  if (main_sta) {
-    std::lock_guard lock(g_main_sta_mu);
-    g_main_sta = data.apartment;
-  }
+  if (main_sta) MainStaState().Lock()->sta = data.apartment;
   PublishApartmentTag(data.apartment.get());
   return S_OK;
 }
@@ -211,9 +216,9 @@ void LeaveApartment(ComThreadData& data) {
   if (apartment->kind() == ApartmentKind::kSta) {
     static_cast<ApartmentImpl*>(apartment.get())->Shutdown();
     if (apartment->is_main_sta()) {
-      std::lock_guard lock(g_main_sta_mu);
-      g_main_sta_alive = false;
-      g_main_sta.reset();
+      auto main = MainStaState().Lock();
+      main->alive = false;
+      main->sta.reset();
     }
     // The filter goes with the apartment, as on Windows.
     if (IMessageFilter* filter = std::exchange(data.message_filter, nullptr)) filter->Release();
@@ -224,15 +229,9 @@ void LeaveApartment(ComThreadData& data) {
 
 }  // namespace
 
-ApartmentRef MainStaApartment() {
-  std::lock_guard lock(g_main_sta_mu);
-  return g_main_sta.lock();
-}
+ApartmentRef MainStaApartment() { return MainStaState().Lock()->sta.lock(); }
 
-ApartmentRef MtaApartmentIfAny() {
-  std::lock_guard lock(g_mta_mu);
-  return MtaSlot();
-}
+ApartmentRef MtaApartmentIfAny() { return Mta().Lock()->slot; }
 
 // --- ApartmentImpl -------------------------------------------------------------
 
@@ -274,34 +273,34 @@ std::string ApartmentImpl::Describe() const {
 }
 
 bool ApartmentImpl::AddShutdownCallback(std::function<void()> callback) {
-  std::lock_guard lock(mu_);
-  if (state_ != State::kRunning) return false;
-  callbacks_.push_back(std::move(callback));
+  auto locked = shared_.Lock();
+  if (locked->state != State::kRunning) return false;
+  locked->callbacks.push_back(std::move(callback));
   return true;
 }
 
-void ApartmentImpl::Link(ChannelCall* call) {
+void ApartmentImpl::SharedState::Link(ChannelCall* call) {
   call->linked = true;
   call->next = nullptr;
-  call->prev = tail_;
-  if (tail_ != nullptr) {
-    tail_->next = call;
+  call->prev = tail;
+  if (tail != nullptr) {
+    tail->next = call;
   } else {
-    head_ = call;
+    head = call;
   }
-  tail_ = call;
+  tail = call;
 }
 
-void ApartmentImpl::Unlink(ChannelCall* call) {
+void ApartmentImpl::SharedState::Unlink(ChannelCall* call) {
   if (call->prev != nullptr) {
     call->prev->next = call->next;
   } else {
-    head_ = call->next;
+    head = call->next;
   }
   if (call->next != nullptr) {
     call->next->prev = call->prev;
   } else {
-    tail_ = call->prev;
+    tail = call->prev;
   }
   call->prev = call->next = nullptr;
   call->linked = false;
@@ -312,28 +311,28 @@ HRESULT ApartmentImpl::Enqueue(ChannelCall* call) {
   call->executing_tid.store(0, std::memory_order_relaxed);
   if (kind_ == ApartmentKind::kSta) {
     {
-      std::lock_guard lock(mu_);
-      if (state_ != State::kRunning) return RPC_E_DISCONNECTED;
-      Link(call);
+      auto locked = shared_.Lock();
+      if (locked->state != State::kRunning) return RPC_E_DISCONNECTED;
+      locked->Link(call);
     }
-    // Outside mu_ (see apartment_impl.h): posting may wake the STA thread,
-    // which at once takes mu_ to unlink the call.
+    // Outside the lock (see apartment_impl.h): posting may wake the STA
+    // thread, which at once takes the lock to unlink the call.
     DWORD error = queue_->Post(tid_, incarnation_, hwnd_, kComCallMessage, 0,
                                reinterpret_cast<LPARAM>(call));
     if (__builtin_expect(error == ERROR_SUCCESS, 1)) return S_OK;
-    std::lock_guard lock(mu_);
+    auto locked = shared_.Lock();
     // Taken by the teardown meanwhile: it completes the call (disconnected).
     if (!call->linked) return S_OK;
-    Unlink(call);
+    locked->Unlink(call);
     if (error == ERROR_NOT_ENOUGH_QUOTA) return HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA);
     // The thread's queue is gone: it exited, and its exit hook is about to
     // shut this apartment down (or has).
     return RPC_E_DISCONNECTED;
   }
   {
-    std::lock_guard lock(mu_);
-    if (state_ != State::kRunning) return RPC_E_DISCONNECTED;
-    Link(call);
+    auto locked = shared_.Lock();
+    if (locked->state != State::kRunning) return RPC_E_DISCONNECTED;
+    locked->Link(call);
   }
   Pool().Submit(shared_from_this());
   return S_OK;
@@ -348,39 +347,40 @@ int ApartmentImpl::owner_cpu() const noexcept {
 }
 
 ApartmentImpl::Take ApartmentImpl::TakeDispatched(ChannelCall* call) {
-  std::lock_guard lock(mu_);
-  if (withdrawn_.IsTombstone(reinterpret_cast<LPARAM>(call))) return Take::kWithdrawn;
-  Unlink(call);
-  return state_ == State::kRunning ? Take::kRun : Take::kDisconnected;
+  auto locked = shared_.Lock();
+  if (locked->withdrawn.IsTombstone(reinterpret_cast<LPARAM>(call))) return Take::kWithdrawn;
+  locked->Unlink(call);
+  return locked->state == State::kRunning ? Take::kRun : Take::kDisconnected;
 }
 
 bool ApartmentImpl::Withdraw(ChannelCall* call) {
-  std::lock_guard lock(mu_);
+  auto locked = shared_.Lock();
   if (!call->linked) return false;
-  Unlink(call);
+  locked->Unlink(call);
   if (kind_ == ApartmentKind::kSta) {
-    (void)withdrawn_.Withdraw(*queue_, hwnd_, kComCallMessage, reinterpret_cast<LPARAM>(call));
+    (void)locked->withdrawn.Withdraw(*queue_, hwnd_, kComCallMessage,
+                                     reinterpret_cast<LPARAM>(call));
   }
   return true;
 }
 
 ChannelCall* ApartmentImpl::TakeOldest() {
-  std::lock_guard lock(mu_);
-  ChannelCall* call = head_;
-  if (call != nullptr) Unlink(call);
+  auto locked = shared_.Lock();
+  ChannelCall* call = locked->head;
+  if (call != nullptr) locked->Unlink(call);
   return call;
 }
 
 void ApartmentImpl::Shutdown() {
   std::vector<std::function<void()>> callbacks;
   {
-    std::lock_guard lock(mu_);
-    if (state_ != State::kRunning) return;
-    state_ = State::kShuttingDown;
+    auto locked = shared_.Lock();
+    if (locked->state != State::kRunning) return;
+    locked->state = State::kShuttingDown;
     if (kind_ == ApartmentKind::kSta) final_name_ = ThreadNameOf(tid_);
     shutdown_rep_.store(GetClock().Now().time_since_epoch().count(), std::memory_order_relaxed);
     shut_down_.store(true, std::memory_order_release);
-    callbacks.swap(callbacks_);
+    callbacks.swap(locked->callbacks);
   }
   for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
     try {
@@ -391,11 +391,11 @@ void ApartmentImpl::Shutdown() {
   }
   ChannelCall* queued;
   {
-    std::lock_guard lock(mu_);
-    state_ = State::kGone;
-    queued = head_;
-    head_ = tail_ = nullptr;
-    withdrawn_.Clear();
+    auto locked = shared_.Lock();
+    locked->state = State::kGone;
+    queued = locked->head;
+    locked->head = locked->tail = nullptr;
+    locked->withdrawn.Clear();
     for (ChannelCall* c = queued; c != nullptr; c = c->next) c->linked = false;
   }
   // Nothing pumps between emptying the list and destroying the window, so
@@ -414,13 +414,13 @@ void ApartmentImpl::Shutdown() {
 bool ApartmentImpl::PostRuntimeWork(std::function<void()> work) {
   bool wake;
   {
-    std::lock_guard lock(mu_);
-    if (state_ == State::kGone) return false;
-    runtime_work_.push_back(std::move(work));
+    auto locked = shared_.Lock();
+    if (locked->state == State::kGone) return false;
+    locked->runtime_work.push_back(std::move(work));
     // While shutting down, Shutdown() runs it: no wake-up needed.
-    wake = state_ == State::kRunning && !runtime_wake_pending_;
+    wake = locked->state == State::kRunning && !locked->runtime_wake_pending;
     if (wake) {
-      runtime_wake_pending_ = true;
+      locked->runtime_wake_pending = true;
       has_runtime_work_.store(true, std::memory_order_release);
     }
   }
@@ -440,9 +440,9 @@ bool ApartmentImpl::PostRuntimeWork(std::function<void()> work) {
 void ApartmentImpl::RunRuntimeWork() {
   std::vector<std::function<void()>> work;
   {
-    std::lock_guard lock(mu_);
-    work.swap(runtime_work_);
-    runtime_wake_pending_ = false;
+    auto locked = shared_.Lock();
+    work.swap(locked->runtime_work);
+    locked->runtime_wake_pending = false;
     has_runtime_work_.store(false, std::memory_order_relaxed);
   }
   for (auto& item : work) item();
@@ -469,8 +469,7 @@ ApartmentImpl* CurrentSta(ComThreadData* data) {
 ApartmentRef CurrentApartment() {
   ComThreadData* data = ComThreadDataIfAny();
   if (data != nullptr && data->apartment) return data->apartment;
-  std::lock_guard lock(g_mta_mu);
-  return MtaSlot();
+  return Mta().Lock()->slot;
 }
 
 GUID CurrentCausality(ComThreadData& data) {
@@ -482,7 +481,7 @@ GUID CurrentCausality(ComThreadData& data) {
   return data.logical_thread_id;
 }
 
-void PublishApartmentTag(const Apartment* apartment) noexcept {
+void PublishApartmentTag(const ComApartment* apartment) noexcept {
   std::uint64_t tag = 0;
   if (apartment != nullptr) {
     const std::uint64_t kind = apartment->kind() == ApartmentKind::kMta ? kApartmentTagMta
@@ -498,16 +497,6 @@ void PublishApartmentTag(const Apartment* apartment) noexcept {
                         : nullptr;
   CurrentThreadState().activity.apartment_hwnd.store(sta != nullptr ? sta->hwnd() : nullptr,
                                                      std::memory_order_relaxed);
-}
-
-std::string ThreadNameOf(DWORD tid) {
-  std::string name;
-  ForEachThreadState([&](ThreadState& state) {
-    if (name.empty() && state.tid.load(std::memory_order_relaxed) == tid) {
-      name = state.DescriptionUtf8();
-    }
-  });
-  return name;
 }
 
 void ApartmentThreadExit(ComThreadData& data) {
@@ -591,16 +580,14 @@ HRESULT WINAPI CoIncrementMTAUsage(CO_MTA_USAGE_COOKIE* pCookie) {
   if (pCookie == nullptr) return E_INVALIDARG;
   AddMtaUser();
   auto* cookie = new CO_MTA_USAGE_COOKIE__{0};
-  std::lock_guard lock(g_mta_mu);
-  Cookies().insert(cookie);
+  Mta().Lock()->cookies.insert(cookie);
   *pCookie = cookie;
   return S_OK;
 }
 
 HRESULT WINAPI CoDecrementMTAUsage(CO_MTA_USAGE_COOKIE Cookie) {
   {
-    std::lock_guard lock(g_mta_mu);
-    if (Cookies().erase(Cookie) == 0) return E_INVALIDARG;
+    if (Mta().Lock()->cookies.erase(Cookie) == 0) return E_INVALIDARG;
   }
   delete Cookie;
   RemoveMtaUser();

@@ -26,9 +26,12 @@ namespace apartments::internal {
 
 enum class ApartmentKind : std::uint8_t { kSta, kMta };
 
-class Apartment {
+// The COM core's apartment (an STA or the MTA), as the marshaling half sees
+// it. Named apart from the modern API's apartments::Apartment
+// (apartments/apartment.h), which owns a thread in one of these.
+class ComApartment {
  public:
-  virtual ~Apartment() = default;
+  virtual ~ComApartment() = default;
 
   virtual ApartmentKind kind() const noexcept = 0;
   // True for the first STA of the process (APTTYPE_MAINSTA).
@@ -53,7 +56,7 @@ class Apartment {
   virtual bool AddShutdownCallback(std::function<void()> callback) = 0;
 };
 
-using ApartmentRef = std::shared_ptr<Apartment>;
+using ApartmentRef = std::shared_ptr<ComApartment>;
 
 // The calling thread's apartment: its STA, the MTA (explicit or implicit),
 // or null when the thread is in none (CO_E_NOTINITIALIZED territory).

@@ -5,11 +5,14 @@
 // A call's life (ChannelCall, on the caller's stack for the whole call):
 //   caller: Enqueue -----------------> queued (linked in target's list,
 //                                       and for an STA posted to its window)
-//   target: TakeQueued -> running -> Complete(kDone | kRejected)
-//   teardown: takes the list   ----> Complete(kDisconnected)
-// Exactly one Complete() per Enqueue(): whoever unlinks the record from the
-// target's list (the serving thread or the teardown) owns it until it
-// completes it. Complete() stores the outcome, then signals the call's reply
+//   target: TakeDispatched (STA) or TakeOldest (MTA worker) -> ServeCall ->
+//           CompleteCall(kDone | kRejected | kCancelled | kThreadExited)
+//   teardown (Shutdown): takes the list -> CompleteCall(kDisconnected)
+//   caller: Withdraw (a cancelled or timed-out call still queued): unlinked,
+//           never runs, no CompleteCall
+// Exactly one CompleteCall() per Enqueue() not withdrawn: whoever unlinks the
+// record from the target's list (the serving thread or the teardown) owns it
+// until it completes it. CompleteCall() stores the outcome, then signals the call's reply
 // event, and never touches the record again; the caller reads the outcome
 // after its wait on the reply event returns (SignalEvent's release, the
 // wait's acquire), so the record may live on the caller's stack.
@@ -25,13 +28,14 @@
 // fails, the poster unlinks the record unless the teardown took it first, in
 // which case the teardown completes it.
 //
-// Lock order: ApartmentImpl::mu_ -> message queue lock -> kernel lock. The
+// Lock order: ApartmentImpl's lock (shared_) -> message queue lock -> kernel lock. The
 // apartment lock is never held while user code runs or while waiting.
 #ifndef APARTMENTS_SRC_COM_APARTMENT_IMPL_H_
 #define APARTMENTS_SRC_COM_APARTMENT_IMPL_H_
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -41,10 +45,11 @@
 #include "apartments/clock.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_message.h"
-#include "base/duration_text.h"
+#include "base/explain.h"
 #include "com/apartment.h"
 #include "com/com_thread.h"
 #include "kernel/kernel.h"
+#include "base/guarded.h"
 #include "message/withdrawn_posts.h"
 
 namespace apartments::internal {
@@ -53,11 +58,8 @@ class MessageQueue;
 class ApartmentImpl;
 struct CallCancel;
 
-// The message an STA's window receives for an incoming call; lParam is the
-// ChannelCall*.
-inline constexpr UINT kComCallMessage = WM_USER + 0x0C0A;
-// The message that wakes an STA to run its runtime work (PostRuntimeWork).
-inline constexpr UINT kComRuntimeMessage = WM_USER + 0x0C0B;
+// kComCallMessage (an STA window's incoming call) and kComRuntimeMessage (its
+// runtime work, PostRuntimeWork) are in base/activity.h, for diagnostics.
 
 // kCancelled: the callee found the call cancelled before it started it (it
 // never ran); `result` is RPC_E_CALL_CANCELED or RPC_E_TIMEOUT.
@@ -105,7 +107,7 @@ struct ChannelCall {
   // The thread running the call (MTA worker or STA thread), 0 until it starts.
   std::atomic<DWORD> executing_tid{0};
 
-  // Links in the target's queued list; guarded by the target's mu_.
+  // Links in the target's queued list; guarded by the target's lock (shared_).
   ChannelCall* prev = nullptr;
   ChannelCall* next = nullptr;
   bool linked = false;
@@ -121,11 +123,18 @@ void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result);
 // Completes the call in every case, even if invoke unwinds the thread.
 void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter);
 
+// Whether the exception being handled (inside a catch) is a forced unwind
+// (ExitThread's pthread_exit, thread cancellation) or another foreign one,
+// which must be rethrown. Not by catching abi::__forced_unwind&: it has no
+// C++ object, and binding the reference trips UBSan ("reference binding to
+// null pointer"); std::current_exception() is empty exactly for those.
+inline bool HandlingForcedUnwind() noexcept { return !std::current_exception(); }
+
 // State table of an apartment (see also apartment.h):
 //   kRunning --Shutdown()--> kShuttingDown (new Enqueue: RPC_E_DISCONNECTED;
 //            callbacks run) --> kGone (queued calls completed kDisconnected;
 //            STA window destroyed)
-class ApartmentImpl final : public Apartment, public std::enable_shared_from_this<ApartmentImpl> {
+class ApartmentImpl final : public ComApartment, public std::enable_shared_from_this<ApartmentImpl> {
  public:
   enum class State : std::uint8_t { kRunning, kShuttingDown, kGone };
 
@@ -136,7 +145,7 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
 
   ApartmentImpl(ApartmentKind kind, bool main_sta, DWORD tid);
 
-  // Apartment.
+  // ComApartment.
   ApartmentKind kind() const noexcept override { return kind_; }
   bool is_main_sta() const noexcept override { return main_sta_; }
   std::uint64_t id() const noexcept override { return id_; }
@@ -177,7 +186,7 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   // runs, no CompleteCall follows, and the target never touches the record
   // again; false when the target (or the teardown) already took it, so
   // exactly one CompleteCall follows. Atomic with TakeDispatched/TakeOldest
-  // and the teardown (all under mu_). For an STA, the posted message is
+  // and the teardown (all under its lock). For an STA, the posted message is
   // removed from the thread's queue (freeing its quota slot) if the thread
   // has not yet moved it into its retrieval batch; otherwise it stays as a
   // tombstone that TakeDispatched recognizes (its quota slot is freed when
@@ -209,8 +218,26 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   }
 
  private:
-  void Link(ChannelCall* call);    // mu_ held.
-  void Unlink(ChannelCall* call);  // mu_ held.
+  // What the apartment's lock guards (its callers', its own thread's and the
+  // teardown's shared state): reachable only through shared_.Lock().
+  struct SharedState {
+    State state = State::kRunning;
+    std::vector<std::function<void()>> callbacks;
+    // The queued calls, oldest first (ChannelCall::prev/next).
+    ChannelCall* head = nullptr;
+    ChannelCall* tail = nullptr;
+    // STA: calls withdrawn while their message was already in the thread's
+    // retrieval batch (message/withdrawn_posts.h). An address there names no
+    // live record: it is matched against dispatched messages only, then
+    // forgotten.
+    WithdrawnPosts withdrawn;
+    // PostRuntimeWork's queue, and whether a wake-up for it is outstanding.
+    std::vector<std::function<void()>> runtime_work;
+    bool runtime_wake_pending = false;
+
+    void Link(ChannelCall* call);
+    void Unlink(ChannelCall* call);
+  };
 
   const ApartmentKind kind_;
   const bool main_sta_;
@@ -231,20 +258,8 @@ class ApartmentImpl final : public Apartment, public std::enable_shared_from_thi
   // A cache line of its own (with what it guards): callers on other CPUs
   // read the fields above on every call, and must not miss on them because
   // the apartment's thread just took this lock.
-  alignas(64) mutable std::mutex mu_;
-  State state_ = State::kRunning;                  // Guarded by mu_.
-  std::vector<std::function<void()>> callbacks_;   // Guarded by mu_.
-  ChannelCall* head_ = nullptr;                    // Guarded by mu_.
-  ChannelCall* tail_ = nullptr;                    // Guarded by mu_.
-  // STA: calls withdrawn while their message was already in the thread's
-  // retrieval batch (message/withdrawn_posts.h). An address there names no
-  // live record: it is matched against dispatched messages only, then
-  // forgotten. Guarded by mu_.
-  WithdrawnPosts withdrawn_;
-  // PostRuntimeWork's queue, and whether a wake-up for it is outstanding.
-  std::vector<std::function<void()>> runtime_work_;  // Guarded by mu_.
-  bool runtime_wake_pending_ = false;                // Guarded by mu_.
-  // Set with runtime_wake_pending_ (release, under mu_): lets MTA workers
+  alignas(64) Guarded<SharedState> shared_;
+  // Set with runtime_wake_pending (release, under the lock): lets MTA workers
   // skip the lock when there is nothing to run (acquire).
   std::atomic<bool> has_runtime_work_{false};
 };
@@ -261,31 +276,37 @@ ApartmentImpl* CurrentSta(ComThreadData* data);
 // The calling thread's causality id for a new outgoing call.
 GUID CurrentCausality(ComThreadData& data);
 
-// ThreadState::apartment_tag: the kind in the top two bits, the id below.
-inline constexpr std::uint64_t kApartmentTagSta = 1ull << 62;
-inline constexpr std::uint64_t kApartmentTagMainSta = 2ull << 62;
-inline constexpr std::uint64_t kApartmentTagMta = 3ull << 62;
-inline constexpr std::uint64_t kApartmentTagKindMask = 3ull << 62;
-inline constexpr std::uint64_t kApartmentTagIdMask = ~kApartmentTagKindMask;
 // Publishes the calling thread's apartment (null: none) for diagnostics.
-void PublishApartmentTag(const Apartment* apartment) noexcept;
+void PublishApartmentTag(const ComApartment* apartment) noexcept;
 
-// The name of thread `tid` (SetThreadDescription) as UTF-8, or "".
-std::string ThreadNameOf(DWORD tid);
+// How ModalWait waits; name the fields that differ from the defaults
+// (ModalWaitOptions{.timeout_ms = 100, .pending = &call}).
+struct ModalWaitOptions {
+  DWORD timeout_ms = INFINITE;
+  // MWMO_* flags (MsgWaitForMultipleObjectsEx's).
+  DWORD mwmo_flags = 0;
+  // Also dispatch posted messages for other windows, not only the COM
+  // window's.
+  bool dispatch_window_messages = false;
+  // The outgoing call the wait is for (may be null; must outlive the wait),
+  // for the message filter's MessagePending and the wait chain.
+  const ChannelCall* pending = nullptr;
+  // The thread the wait is for, published with BlockKind::kComCall.
+  DWORD target_tid = 0;
+  // See WaitOptions (the callee's CPU hint for an outgoing call's reply
+  // wait, else -1).
+  int spin_peer_cpu = -1;
+};
 
 // The modal loop of an STA thread (see CoWaitForMultipleHandles): waits on
-// `count` objects like MsgWaitForMultipleObjectsEx (flags MWMO_*), serving
-// incoming COM calls and sent messages, dispatching other posted messages
-// only with `dispatch_window_messages`; a WM_QUIT seen is re-posted before
-// returning. `pending` (may be null) is the outgoing call it waits for, for
-// the message filter's MessagePending. Publishes BlockKind::kComCall with
-// `target_tid`. Returns as MsgWaitForMultipleObjectsEx, never WAIT_OBJECT_0 +
-// count (input is served, not returned). `spin_peer_cpu`: see WaitOptions
-// (the callee's CPU hint for an outgoing call's reply wait, else -1).
+// `count` objects like MsgWaitForMultipleObjectsEx, serving incoming COM
+// calls and sent messages, dispatching other posted messages only with
+// `options.dispatch_window_messages`; a WM_QUIT seen is re-posted before
+// returning. Returns as MsgWaitForMultipleObjectsEx, never WAIT_OBJECT_0 +
+// count (input is served, not returned) unless `options.mwmo_flags` has
+// MWMO_INPUTAVAILABLE and other input is queued.
 DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
-                const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
-                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
-                int spin_peer_cpu = -1);
+                const HANDLE* handles, DWORD count, const ModalWaitOptions& options);
 
 // CoWaitForMultipleHandles in an STA (co_wait.cc): Windows' rule, which
 // differs from ModalWait's (see co_wait.cc). `flags` are the COWAIT_* flags.

@@ -3,6 +3,7 @@
 // stop request or a deadline withdraws the queued task at once, and exactly
 // one of withdrawal, the apartment running it, and the apartment's shutdown
 // ends it.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -31,7 +32,6 @@ namespace {
 
 using internal::testing::Block;
 using internal::testing::BoundedThread;
-using internal::testing::Contains;
 using internal::testing::Eventually;
 using internal::testing::QueueDepth;
 using internal::testing::ScopedPostLimit;
@@ -87,8 +87,8 @@ TEST(AsyncCancelTest, StopWhileQueuedResumesAtOnceAndFreesQuotaSlot) {
   Result<int> r = task.Get();
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, RPC_E_CALL_CANCELED);
-  EXPECT_TRUE(Contains(r.error().message, "still queued")) << r.error().message;
-  EXPECT_TRUE(Contains(r.error().message, "acancel-stop")) << r.error().message;
+  EXPECT_THAT(r.error().message, ::testing::HasSubstr("still queued"));
+  EXPECT_THAT(r.error().message, ::testing::HasSubstr("acancel-stop"));
   EXPECT_EQ(seen.resumed_on.load(), GetCurrentThreadId());
   EXPECT_EQ(QueueDepth(apartment.thread_id()), kLimit - 1);
   EXPECT_EQ(apartment.Post([] {}), S_OK);  // The freed slot.
@@ -130,8 +130,8 @@ TEST(AsyncCancelTest, DeadlineWhileQueuedResumesWhenFakeClockPassesIt) {
   Result<int> r = task.Get();
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, RPC_E_TIMEOUT);
-  EXPECT_TRUE(Contains(r.error().message, "still queued")) << r.error().message;
-  EXPECT_TRUE(Contains(r.error().message, "deadline thread")) << r.error().message;
+  EXPECT_THAT(r.error().message, ::testing::HasSubstr("still queued"));
+  EXPECT_THAT(r.error().message, ::testing::HasSubstr("deadline thread"));
   EXPECT_NE(seen.resumed_on.load(), GetCurrentThreadId());
   EXPECT_NE(seen.resumed_on.load(), apartment.thread_id());
   EXPECT_EQ(QueueDepth(apartment.thread_id()), 0u);
@@ -162,7 +162,7 @@ TEST(AsyncCancelTest, AlreadyCancelledIsNeverQueued) {
   Result<int> rb = b.Get();
   EXPECT_EQ(ra.code(), RPC_E_CALL_CANCELED);
   EXPECT_EQ(rb.code(), RPC_E_TIMEOUT);
-  EXPECT_TRUE(Contains(ra.error().message, "before it was queued")) << ra.error().message;
+  EXPECT_THAT(ra.error().message, ::testing::HasSubstr("before it was queued"));
   EXPECT_EQ(stopped.resumed_on.load(), GetCurrentThreadId());
   EXPECT_EQ(late.resumed_on.load(), GetCurrentThreadId());
   EXPECT_EQ(QueueDepth(apartment.thread_id()), 0u);
@@ -259,7 +259,8 @@ void CheckOneOutcome(Task<Result<int>>& task, const Observed& seen, HRESULT why,
   } else {
     EXPECT_EQ(r.error().code, why) << r.error().message;
     EXPECT_FALSE(seen.ran.load());
-    ++(Contains(r.error().message, "still queued") ? tally->withdrawn : tally->skipped);
+    ++(::testing::Value(r.error().message, ::testing::HasSubstr("still queued")) ? tally->withdrawn
+                                                                                 : tally->skipped);
   }
 }
 

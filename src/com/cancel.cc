@@ -68,17 +68,17 @@ bool CallCancel::Request(HRESULT why) noexcept {
 
 void CallCancel::MarkEnded(HRESULT result) {
   {
-    std::lock_guard lock(mu_);
-    ended_ = true;
-    result_ = result;
+    auto ending = ending_.Lock();
+    ending->ended = true;
+    ending->result = result;
   }
-  cv_.notify_all();
+  ended_cv_.notify_all();
 }
 
 bool CallCancel::WaitEnded(std::chrono::milliseconds timeout, HRESULT* result) {
-  std::unique_lock lock(mu_);
-  if (!cv_.wait_for(lock, timeout, [this] { return ended_; })) return false;
-  *result = result_;
+  auto ending = ending_.Lock();
+  if (!ending.WaitFor(ended_cv_, timeout, [&ending] { return ending->ended; })) return false;
+  *result = ending->result;
   return true;
 }
 

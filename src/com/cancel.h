@@ -31,6 +31,7 @@
 
 #include "apartments/clock.h"
 #include "apartments/win32_types.h"
+#include "base/guarded.h"
 #include "kernel/kernel.h"
 
 namespace apartments::internal {
@@ -76,10 +77,13 @@ struct CallCancel {
 
  private:
   std::atomic<HRESULT> requested_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool ended_ = false;   // Guarded by mu_.
-  HRESULT result_ = 0;   // Guarded by mu_.
+  // Whether the call ended (MarkEnded), and its result.
+  struct Ending {
+    bool ended = false;
+    HRESULT result = 0;
+  };
+  Guarded<Ending> ending_;
+  std::condition_variable ended_cv_;  // Waited on with ending_'s lock.
 };
 
 // Whether calls the current thread starts now are cancellable with

@@ -12,10 +12,6 @@
 
 namespace apartments::internal::testing {
 
-inline bool Contains(const std::string& text, const char* part) {
-  return text.find(part) != std::string::npos;
-}
-
 // Blocks `apartment`'s thread in a posted callable until `release` is set;
 // returns once the callable runs.
 inline void Block(const ::apartments::Apartment& apartment, TestEvent& started, TestEvent& release) {

@@ -1,6 +1,7 @@
-// The channel: InvokeInApartment, serving incoming calls, the COM modal loop
-// (also CoWaitForMultipleHandles), message filters, and the explanations the
-// channel attaches to every call it fails.
+// The channel's caller side: InvokeInApartment (the path of one call, in
+// named steps), CoWaitForMultipleHandles, CoRegisterMessageFilter, and the
+// explanations the channel attaches to every call it fails. The callee's side
+// (serving a call, the STA's modal loop) is in serve_call.cc.
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -9,7 +10,6 @@
 #include <string>
 #include <utility>
 
-#include "apartments/diagnostics.h"
 #include "apartments/message_queue.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_kernel.h"
@@ -30,23 +30,6 @@ namespace {
 constexpr char kSource[] = "apartments channel";
 
 std::atomic<void (*)(HANDLE)> g_reply_event_hook{nullptr};
-
-std::string HandleText(HANDLE handle) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(handle));
-  return buffer;
-}
-
-std::string ThreadText(DWORD tid) {
-  std::string name = ThreadNameOf(tid);
-  std::string out = "thread " + std::to_string(tid);
-  if (!name.empty()) out += " '" + name + "'";
-  return out;
-}
-
-std::string Ago(Clock::TimePoint since) {
-  return FormatDuration(GetClock().Now() - since) + " ago";
-}
 
 // "event 'name' (handle 0x1c, not signaled)", "mutex (handle 0x20, owned by
 // thread 12 'worker')".
@@ -100,11 +83,13 @@ std::string DescribeBlocking(DWORD tid) {
          " does not pump messages).";
 }
 
-// The full wait chain of the target thread (diagnostics layer), hop by hop
-// beyond the one sentence of DescribeBlocking: "" for the MTA (no one thread).
+// The full wait chain of the target thread, hop by hop beyond the one
+// sentence of DescribeBlocking, from the diagnostics layer's hook
+// (base/explain.h): "" for the MTA (no one thread) or without the hook.
 std::string TargetWaitChain(DWORD tid) {
-  if (tid == 0) return std::string();
-  return "\nWait chain of " + ThreadText(tid) + ":\n" + FormatWaitChain(GetWaitChain(tid));
+  std::string chain = WaitChainText(tid);
+  if (chain.empty()) return chain;
+  return "\nWait chain of " + ThreadText(tid) + ":\n" + chain;
 }
 
 void ExplainQueueFull(ApartmentImpl* target) {
@@ -278,13 +263,6 @@ class OutgoingScope {
   HANDLE reply_;
 };
 
-// Whether the exception being handled (inside a catch) is a forced unwind
-// (ExitThread's pthread_exit, thread cancellation) or another foreign one,
-// which must be rethrown. Not by catching abi::__forced_unwind&: it has no
-// C++ object, and binding the reference trips UBSan ("reference binding to
-// null pointer"); std::current_exception() is empty exactly for those.
-bool HandlingForcedUnwind() { return !std::current_exception(); }
-
 HRESULT RunDirect(ApartmentImpl* target, std::function<HRESULT()>& invoke) {
   try {
     return invoke();
@@ -314,9 +292,11 @@ void AbandonOnUnwind(ApartmentImpl* target, ChannelCall* call, KernelObject* rep
   KernelObject* objects[1] = {reply};
   HANDLE handles[1] = {reply_handle};
   for (;;) {
-    const DWORD r = WaitForObjects(objects, handles, 1, false, INFINITE, false,
-                                   WaitOptions{BlockKind::kComCall, target_tid, -1, false,
-                                               &call->executing_tid});
+    const DWORD r = WaitForObjects(objects, handles, 1, /*wait_all=*/false, INFINITE,
+                                   /*alertable=*/false,
+                                   WaitOptions{.kind = BlockKind::kComCall,
+                                               .target_tid = target_tid,
+                                               .target_tid_source = &call->executing_tid});
     if (r == WAIT_OBJECT_0) break;
   }
   // Nobody reads the outcome: drop what the callee handed over.
@@ -329,213 +309,6 @@ void SetReplyEventHookForTesting(void (*hook)(HANDLE reply_event)) {
   g_reply_event_hook.store(hook, std::memory_order_release);
 }
 
-void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result) {
-  call->outcome = outcome;
-  call->result = result;
-  // The caller may return (and its record and its reference to the event go)
-  // as soon as the event is signaled, so touch nothing of the record after
-  // the signal; SignalEvent itself never touches an event after the step that
-  // can release its waiter (kernel.h). SignalEvent releases: the fields above
-  // are visible to the caller whose wait it satisfies.
-  SignalEvent(*call->reply);
-}
-
-void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
-  if (apartment->kind() == ApartmentKind::kSta) {
-    switch (apartment->TakeDispatched(call)) {
-      case ApartmentImpl::Take::kWithdrawn:
-        return;  // A withdrawn call's tombstone: the record may be gone.
-      case ApartmentImpl::Take::kDisconnected:
-        CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
-        return;
-      case ApartmentImpl::Take::kRun:
-        break;
-    }
-  }
-  if (CallCancel* cancel = call->cancel) {
-    // Cancelled (or past its deadline) before we start it: it never runs.
-    if (cancel->deadline && GetClock().Now() >= *cancel->deadline) cancel->Request(RPC_E_TIMEOUT);
-    if (HRESULT why = cancel->requested(); why != 0) {
-      CompleteCall(call, CallOutcome::kCancelled, why);
-      return;
-    }
-  }
-  ComThreadData& data = CurrentComThreadData();
-  if (filter != nullptr && !call->runtime) {
-    DWORD call_type = CALLTYPE_TOPLEVEL;
-    if (data.outgoing != nullptr) {
-      call_type = data.outgoing->causality == call->causality ? CALLTYPE_NESTED
-                                                              : CALLTYPE_TOPLEVEL_CALLPENDING;
-    }
-    INTERFACEINFO info = call->description != nullptr ? call->description->Describe()
-                                                      : INTERFACEINFO{nullptr, IID_NULL, 0};
-    DWORD verdict = filter->HandleInComingCall(
-        call_type, reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(call->caller_tid)),
-        GetTickCount() - call->posted_tick, &info);
-    if (verdict == SERVERCALL_REJECTED || verdict == SERVERCALL_RETRYLATER) {
-      call->reject_type = verdict;
-      CompleteCall(call, CallOutcome::kRejected, RPC_E_CALL_REJECTED);
-      return;
-    }
-  }
-  call->executing_tid.store(CurrentThreadId(), std::memory_order_relaxed);
-  ScopedDispatch dispatch(CurrentThreadState().activity, nullptr, kComCallMessage, "COM call");
-  const GUID* saved_causality = data.incoming_causality;
-  data.incoming_causality = &call->causality;
-  IncomingCallScope incoming(call);
-  // The call's error info is its own: the serving thread's (it may be in its
-  // modal loop, waiting for its own call) is put aside and back, so a served
-  // call never leaves stale text on it; what the callee leaves with a failure
-  // goes to its caller.
-  // Touches `call` only in Finish, before it completes (an unwinding
-  // thread's destructor passes no call).
-  class RestoreErrorInfo {
-   public:
-    explicit RestoreErrorInfo(ComThreadData& data)
-        : data_(data), saved_(std::exchange(data.error_info, nullptr)) {}
-    ~RestoreErrorInfo() { Finish(nullptr); }
-    // Hands what the call left to `call` (null: discards it).
-    void Finish(ChannelCall* call) {
-      if (finished_) return;
-      finished_ = true;
-      IErrorInfo* left = std::exchange(data_.error_info, saved_);
-      if (left == nullptr) return;
-      if (call != nullptr) {
-        call->error_info = left;
-      } else {
-        left->Release();
-      }
-    }
-
-   private:
-    ComThreadData& data_;
-    IErrorInfo* saved_;
-    bool finished_ = false;
-  } restore(data);
-  HRESULT hr;
-  try {
-    hr = (*call->invoke)();
-  } catch (const std::exception& e) {
-    call->threw = true;
-    call->fault = e.what();
-    hr = RPC_E_SERVERFAULT;
-  } catch (...) {
-    if (HandlingForcedUnwind()) {
-      // ExitThread inside the call: it ran and never returns; the caller
-      // must still wake up, told so (the record says when).
-      data.incoming_causality = saved_causality;
-      call->exited_at = GetClock().Now();
-      CompleteCall(call, CallOutcome::kThreadExited, RPC_E_DISCONNECTED);
-      throw;
-    }
-    call->threw = true;
-    call->fault = "an exception that is not a std::exception";
-    hr = RPC_E_SERVERFAULT;
-  }
-  data.incoming_causality = saved_causality;
-  restore.Finish(FAILED(hr) && !call->threw ? call : nullptr);
-  CompleteCall(call, CallOutcome::kDone, hr);
-}
-
-DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
-                const HANDLE* handles, DWORD count, DWORD timeout_ms, DWORD mwmo_flags,
-                bool dispatch_window_messages, const ChannelCall* pending, DWORD target_tid,
-                int spin_peer_cpu) {
-  MessageQueue& queue = CurrentQueue();
-  const bool finite = timeout_ms != INFINITE;
-  // No clock read for an infinite wait (every COM call's): nothing reads the
-  // deadline then (an infinite wait never returns WAIT_TIMEOUT).
-  const auto deadline = finite ? std::chrono::steady_clock::now() +
-                                     std::chrono::milliseconds(timeout_ms)
-                               : std::chrono::steady_clock::time_point{};
-  const bool return_on_input = (mwmo_flags & MWMO_INPUTAVAILABLE) != 0;
-  mwmo_flags &= ~MWMO_INPUTAVAILABLE;
-  MessageQueue::Filter com_filter;
-  com_filter.hwnd = sta->hwnd();
-  MessageQueue::Filter any_filter;
-  MessageQueue::Filter peek_posted;
-  peek_posted.sent = false;
-  peek_posted.remove = false;
-  bool quit_seen = false;
-  int quit_code = 0;
-  bool woke_for_input = false;
-  DWORD result;
-  for (;;) {
-    // Incoming COM calls (GetOrPeek serves sent messages first).
-    MSG msg;
-    bool served_call = false;
-    while (queue.GetOrPeek(com_filter, false, &msg)) {
-      if (msg.message == kComCallMessage) {
-        ServeCall(sta, reinterpret_cast<ChannelCall*>(msg.lParam), data.message_filter);
-        served_call = true;
-      } else {
-        DispatchMessageW(&msg);
-      }
-    }
-    if (dispatch_window_messages) {
-      while (queue.GetOrPeek(any_filter, false, &msg)) {
-        if (msg.message == WM_QUIT) {
-          quit_seen = true;
-          quit_code = static_cast<int>(msg.wParam);
-          continue;
-        }
-        DispatchMessageW(&msg);
-      }
-    }
-    if ((woke_for_input && !served_call) || return_on_input) {
-      const bool other_input = queue.GetOrPeek(peek_posted, false, &msg);
-      if (other_input && woke_for_input && pending != nullptr && data.message_filter != nullptr) {
-        // PENDINGMSG_CANCELCALL cancels the call as CoCancelCall does (calls
-        // from a thread with a message filter are cancellable: com/cancel.h);
-        // otherwise the message stays queued (PENDINGMSG_WAITNOPROCESS).
-        const DWORD answer = data.message_filter->MessagePending(
-            reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target_tid)),
-            GetTickCount() - pending->posted_tick,
-            pending->outer != nullptr ? PENDINGTYPE_NESTED : PENDINGTYPE_TOPLEVEL);
-        if (answer == PENDINGMSG_CANCELCALL && pending->cancel != nullptr) {
-          pending->cancel->Request(RPC_E_CALL_CANCELED);
-        }
-      }
-      if (other_input && return_on_input) {
-        result = WAIT_OBJECT_0 + count;
-        break;
-      }
-    }
-    DWORD remaining = INFINITE;
-    if (finite) {
-      // Rounded up, and re-checked below: the kernel's timeout may end a
-      // little early by our clock, and a modal wait never ends early.
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
-    }
-    // QS_ALLPOSTMESSAGE too: the COM-window pass above is a filtered
-    // retrieval, which clears QS_POSTMESSAGE (as on Windows) for a message it
-    // moved in but left queued; without it, a message that arrived during
-    // that pass would never wake this wait (nor reach MessagePending). This
-    // hung a call whose message filter was to cancel it on such a message.
-    DWORD r = queue.MsgWait(objects, handles, count, remaining,
-                            QS_POSTMESSAGE | QS_ALLPOSTMESSAGE | QS_SENDMESSAGE, mwmo_flags,
-                            WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, true,
-                                        pending != nullptr ? &pending->executing_tid : nullptr});
-    if (r == WAIT_OBJECT_0 + count && (mwmo_flags & MWMO_WAITALL) == 0) {
-      woke_for_input = true;
-      if (finite && remaining == 0) {
-        result = WAIT_TIMEOUT;
-        break;
-      }
-      continue;
-    }
-    if (r == WAIT_TIMEOUT && remaining != 0 && std::chrono::steady_clock::now() < deadline) {
-      continue;
-    }
-    result = r;
-    break;
-  }
-  if (quit_seen) PostQuitMessage(quit_code);
-  return result;
-}
-
 namespace {
 
 struct RequestCancelOnStop {
@@ -543,20 +316,30 @@ struct RequestCancelOnStop {
   void operator()() const noexcept { cancel->Request(RPC_E_CALL_CANCELED); }
 };
 
-// `discard_on_cancel`: a call that completes after cancellation was requested
-// returns the cancellation error (the modern API: the value may be partial)
-// rather than the callee's HRESULT (Win32: the callee decides, e.g. by
-// returning RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
+// How InvokeImpl makes a call; name the fields that differ from the defaults.
+struct InvokeOptions {
+  // The call's cancellation state (com/cancel.h); null: not cancellable.
+  CallCancel* cancel = nullptr;
+  // When the call is cancelled with RPC_E_TIMEOUT (requires `cancel`).
+  std::optional<Clock::TimePoint> deadline = std::nullopt;
+  // A call that completes after cancellation was requested returns the
+  // cancellation error (the modern API: the value may be partial) rather than
+  // the callee's HRESULT (Win32: the callee decides, e.g. by returning
+  // RPC_E_CALL_CANCELED after CoTestCancel, as on Windows).
+  bool discard_on_cancel = false;
+  // For the target's message filter (InvokeInApartment's `description`).
+  const CallDescription* description = nullptr;
+  // The runtime's own call (InvokeRuntimeInApartment).
+  bool runtime = false;
+};
+
 HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
-                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, const CallDescription* description,
-                   bool runtime = false);
+                   const InvokeOptions& options);
 
 }  // namespace
 
 HRESULT InvokeRuntimeInApartment(const ApartmentRef& target, std::function<HRESULT()> invoke) {
-  return InvokeImpl(target, invoke, nullptr, std::nullopt, false, /*description=*/nullptr,
-                    /*runtime=*/true);
+  return InvokeImpl(target, invoke, InvokeOptions{.runtime = true});
 }
 
 HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT()> invoke,
@@ -566,7 +349,7 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
   const ComThreadData* thread_data = ComThreadDataIfAny();
   const bool filter_cancellable = thread_data != nullptr && thread_data->message_filter != nullptr;
   if (control == nullptr && !win32_cancellable && !filter_cancellable) {
-    return InvokeImpl(target_ref, invoke, nullptr, std::nullopt, false, description);
+    return InvokeImpl(target_ref, invoke, InvokeOptions{.description = description});
   }
   // A cancellable call (com/cancel.h): its state, published to CoCancelCall
   // when the thread enabled cancellation, requested by the caller's stop
@@ -576,32 +359,40 @@ HRESULT InvokeInApartment(const ApartmentRef& target_ref, std::function<HRESULT(
   if (win32_cancellable) registration.emplace(cancel);
   std::optional<std::stop_callback<RequestCancelOnStop>> on_stop;
   std::optional<ClockWakeRegistration> on_clock;
-  std::optional<Clock::TimePoint> deadline;
+  InvokeOptions options{.cancel = cancel.get(),
+                        .discard_on_cancel = control != nullptr,
+                        .description = description};
   if (control != nullptr) {
     if (control->stop.stop_possible()) {
       on_stop.emplace(control->stop, RequestCancelOnStop{cancel.get()});
     }
     if (control->deadline) {
-      deadline = control->deadline;
+      options.deadline = control->deadline;
       cancel->deadline = control->deadline;
       on_clock.emplace(cancel->wake);
     }
   }
-  const HRESULT hr =
-      InvokeImpl(target_ref, invoke, cancel.get(), deadline, control != nullptr, description);
+  const HRESULT hr = InvokeImpl(target_ref, invoke, options);
   cancel->MarkEnded(hr);
   return hr;
 }
 
 namespace {
 
-HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
-                   CallCancel* cancel, const std::optional<Clock::TimePoint>& deadline,
-                   bool discard_on_cancel, const CallDescription* description,
-                   bool runtime) {
-  if (!target_ref) return E_INVALIDARG;
-  auto* target = static_cast<ApartmentImpl*>(target_ref.get());
-  ComThreadData& data = CurrentComThreadData();
+// InvokeImpl's steps, in the order a call takes them: CheckCaller and
+// CheckNotInInputSyncCall refuse a call that cannot be made; then, for each
+// attempt, Enqueue posts it, AwaitReply waits for it (in the modal loop on an
+// STA) or withdraws it on cancellation, TakeOutcome turns its outcome into
+// the caller's result, and RetryRejected asks the caller's message filter
+// whether to try again after the callee's filter rejected it. The steps on
+// every call's path are inlined into InvokeImpl (APARTMENTS_CHANNEL_STEP): the call costs
+// what it did as one function.
+#define APARTMENTS_CHANNEL_STEP [[gnu::always_inline]] inline
+
+// Refuses a call from a thread in no apartment (unless it is the runtime's
+// own) or into an apartment that has shut down; S_OK otherwise.
+APARTMENTS_CHANNEL_STEP HRESULT CheckCaller(ApartmentImpl* target, ComThreadData& data,
+                                            bool runtime) {
   // The runtime's own calls are also made from a thread in no apartment: a
   // client apartment ending (its thread's apartment already let go of)
   // releases its proxies' objects synchronously, as Windows does at
@@ -621,27 +412,244 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
     ExplainDisconnected(target, DisconnectStage::kBeforeCall);
     return RPC_E_DISCONNECTED;
   }
-  if (target->IsCurrent()) return RunDirect(target, invoke);
-  if (MessageQueue* queue = CurrentQueueIfAny()) {
-    SentMessage* sent = queue->current_received();
-    if (sent != nullptr && !sent->replied) {
-      SetCallErrorInfo(
-          RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
-          "The call from " + ThreadText(CurrentThreadId()) + " into " + target->Describe() +
-              " was refused with RPC_E_CANTCALLOUT_ININPUTSYNCCALL: this thread is inside a "
-              "message that " + ThreadText(sent->sender_tid) +
-              " sent it with SendMessage (an input-synchronous call), and that thread stays "
-              "blocked until the message returns. Post a message to yourself and make the call "
-              "from there, or call ReplyMessage first. The call never ran.",
-          kSource);
-      return RPC_E_CANTCALLOUT_ININPUTSYNCCALL;
+  return S_OK;
+}
+
+// Refuses a call made inside a message sent to this thread with SendMessage
+// that it has not replied to (an input-synchronous call); S_OK otherwise.
+APARTMENTS_CHANNEL_STEP HRESULT CheckNotInInputSyncCall(ApartmentImpl* target) {
+  MessageQueue* queue = CurrentQueueIfAny();
+  if (queue == nullptr) return S_OK;
+  SentMessage* sent = queue->current_received();
+  if (sent == nullptr || sent->replied) return S_OK;
+  SetCallErrorInfo(
+      RPC_E_CANTCALLOUT_ININPUTSYNCCALL,
+      "The call from " + ThreadText(CurrentThreadId()) + " into " + target->Describe() +
+          " was refused with RPC_E_CANTCALLOUT_ININPUTSYNCCALL: this thread is inside a "
+          "message that " + ThreadText(sent->sender_tid) +
+          " sent it with SendMessage (an input-synchronous call), and that thread stays "
+          "blocked until the message returns. Post a message to yourself and make the call "
+          "from there, or call ReplyMessage first. The call never ran.",
+      kSource);
+  return RPC_E_CANTCALLOUT_ININPUTSYNCCALL;
+}
+
+// One outgoing call on the caller's side, across its attempts.
+struct OutgoingCall {
+  ApartmentImpl* target;
+  ComThreadData& data;
+  ApartmentImpl* sta;  // the caller's own STA (kept alive by InvokeImpl), or null
+  CallCancel* cancel;  // null when the call is not cancellable
+  const std::optional<Clock::TimePoint>& deadline;
+  bool discard_on_cancel;
+  ChannelCall& call;
+  HANDLE reply_handle;
+  KernelObject* reply;
+  // What the wait is on: the reply event, and for a cancellable call also its
+  // wake event (com/cancel.h) until the cancellation is handled (count 2).
+  // The arrays are InvokeImpl's locals, so that this struct, which nothing
+  // outside InvokeImpl sees, lives in registers.
+  KernelObject** objects;
+  HANDLE* handles;
+  DWORD count;
+  // Set by Enqueue for each attempt: whom the wait is for, and where to spin.
+  DWORD target_tid = 0;
+  int spin_peer_cpu = -1;
+};
+
+// Posts the call to its target: S_OK, or the explained failure.
+APARTMENTS_CHANNEL_STEP HRESULT Enqueue(OutgoingCall& c) {
+  HRESULT hr = c.target->Enqueue(&c.call);
+  if (hr == HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)) {
+    ExplainQueueFull(c.target);
+    return RPC_E_SYS_CALL_FAILED;
+  }
+  if (FAILED(hr)) {
+    ExplainDisconnected(c.target, DisconnectStage::kBeforeCall);
+    return hr;
+  }
+  const bool sta_target = c.target->kind() == ApartmentKind::kSta;
+  c.target_tid =
+      sta_target ? c.target->thread_id() : c.call.executing_tid.load(std::memory_order_relaxed);
+  // Spin-then-sleep on the reply (base/spin.h), only when the callee's
+  // thread last went idle on another CPU. In the modal loop the spin also
+  // ends at once when input arrives (the queue's own event is among the
+  // objects), so incoming calls and sent messages are served as promptly.
+  c.spin_peer_cpu = sta_target ? c.target->owner_cpu() : -1;
+  return S_OK;
+}
+
+// A cancellable call's check before each wait: requests cancellation at the
+// deadline, and withdraws the call when cancellation was requested while it
+// is still queued (returns the reason, explained, with *withdrawn set). A
+// call the target already took keeps waiting for its reply (count 1).
+// Otherwise S_OK, with *timeout_ms the time left to the deadline.
+HRESULT CheckCancel(OutgoingCall& c, DWORD* timeout_ms, bool* withdrawn) {
+  if (c.deadline) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(*c.deadline - GetClock().Now());
+    if (left.count() <= 0) {
+      c.cancel->Request(RPC_E_TIMEOUT);
+    } else {
+      // Re-checked on every wakeup: a test's clock wakes us as it advances;
+      // the real clock, by this timeout.
+      *timeout_ms = static_cast<DWORD>(
+          std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
     }
   }
+  if (const HRESULT why = c.cancel->requested(); why != 0) {
+    if (c.target->Withdraw(&c.call)) {
+      *withdrawn = true;
+      ExplainCancelled(c.target, why, CancelStage::kQueued, S_OK);
+      return why;
+    }
+    // Taken by the target: the callee sees the request; wait for it.
+    c.count = 1;
+    *timeout_ms = INFINITE;
+  }
+  return S_OK;
+}
+
+// Waits until the call's reply event is signaled (S_OK), or until the call
+// is withdrawn on cancellation (the reason, explained). An exception or a
+// forced unwind through the wait abandons the call safely (AbandonOnUnwind).
+APARTMENTS_CHANNEL_STEP HRESULT AwaitReply(OutgoingCall& c) {
+  // No cost on the path that does not throw (table-driven unwinding).
+  bool withdrawn = false;
+  try {
+    for (;;) {
+      DWORD timeout_ms = INFINITE;
+      if (c.count == 2) {
+        if (const HRESULT why = CheckCancel(c, &timeout_ms, &withdrawn); why != S_OK) return why;
+      }
+      DWORD r;
+      if (c.sta != nullptr) {
+        r = ModalWait(c.data, c.sta, c.objects, c.handles, c.count,
+                      ModalWaitOptions{.timeout_ms = timeout_ms,
+                                       .pending = &c.call,
+                                       .target_tid = c.target_tid,
+                                       .spin_peer_cpu = c.spin_peer_cpu});
+      } else {
+        r = WaitForObjects(c.objects, c.handles, c.count, /*wait_all=*/false, timeout_ms,
+                           /*alertable=*/false,
+                           WaitOptions{.kind = BlockKind::kComCall,
+                                       .target_tid = c.target_tid,
+                                       .spin_peer_cpu = c.spin_peer_cpu,
+                                       .target_tid_source = &c.call.executing_tid});
+      }
+      if (r == WAIT_OBJECT_0) return S_OK;
+    }
+  } catch (...) {
+    if (!withdrawn) {
+      AbandonOnUnwind(c.target, &c.call, c.reply, c.reply_handle, c.target_tid, c.sta,
+                      HandlingForcedUnwind());
+    }
+    throw;
+  }
+}
+
+// The result of a completed call (the callee's, or the channel's explained
+// failure); nullopt when the callee's message filter rejected it and the
+// caller may retry.
+APARTMENTS_CHANNEL_STEP std::optional<HRESULT> TakeOutcome(OutgoingCall& c) {
+  ChannelCall& call = c.call;
+  switch (call.outcome) {
+    case CallOutcome::kDone:
+      // The callee's explanation of its failure (a later explanation of the
+      // channel's own replaces it).
+      if (IErrorInfo* transported = std::exchange(call.error_info, nullptr)) {
+        if (IErrorInfo* old = ExchangeThreadErrorInfo(transported)) old->Release();
+      }
+      if (c.cancel != nullptr) {
+        if (const HRESULT why = c.cancel->requested(); why != 0 && c.discard_on_cancel) {
+          ExplainCancelled(c.target, why, CancelStage::kRunning, call.result);
+          return why;
+        }
+        if (call.result == RPC_E_CALL_CANCELED && !call.threw) {
+          SetCallErrorInfo(RPC_E_CALL_CANCELED,
+                           "The call into " + c.target->Describe() +
+                               " was cancelled while it was running there: the callee saw the "
+                               "request (CoTestCancel) and returned RPC_E_CALL_CANCELED.",
+                           kSource);
+        }
+      }
+      if (call.threw) ExplainServerFault(c.target, call.fault);
+      return call.result;
+    case CallOutcome::kCancelled:
+      ExplainCancelled(c.target, call.result, CancelStage::kBeforeStart, S_OK);
+      return call.result;
+    case CallOutcome::kDisconnected:
+      ExplainDisconnected(c.target, DisconnectStage::kWhileQueued);
+      return RPC_E_DISCONNECTED;
+    case CallOutcome::kThreadExited:
+      ExplainDisconnected(c.target, DisconnectStage::kThreadExited, &call);
+      return RPC_E_DISCONNECTED;
+    case CallOutcome::kRejected:
+      if (c.cancel != nullptr) {
+        if (const HRESULT why = c.cancel->requested(); why != 0) {
+          ExplainCancelled(c.target, why, CancelStage::kBeforeStart, S_OK);
+          return why;
+        }
+      }
+      return std::nullopt;
+    case CallOutcome::kPending:
+      APARTMENTS_CHECK_VALUES(false, "call woken while pending", call.caller_tid, c.target_tid);
+  }
+  return std::nullopt;
+}
+
+// Rejected by the callee's message filter: asks ours (RetryRejectedCall) and
+// waits as it says before the next attempt (S_OK), or gives up with
+// RPC_E_CALL_REJECTED, explained.
+HRESULT RetryRejected(OutgoingCall& c) {
+  IMessageFilter* filter = c.sta != nullptr ? c.data.message_filter : nullptr;
+  const DWORD answer =
+      filter != nullptr
+          ? filter->RetryRejectedCall(
+                reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(c.target->thread_id())),
+                GetTickCount() - c.call.posted_tick, c.call.reject_type)
+          : static_cast<DWORD>(-1);
+  if (answer == static_cast<DWORD>(-1)) {
+    SetCallErrorInfo(
+        RPC_E_CALL_REJECTED,
+        "The call into " + c.target->Describe() + " failed with RPC_E_CALL_REJECTED: the " +
+            "callee's message filter answered " +
+            (c.call.reject_type == SERVERCALL_REJECTED ? "SERVERCALL_REJECTED"
+                                                       : "SERVERCALL_RETRYLATER") +
+            " and the caller " +
+            (filter != nullptr ? "'s RetryRejectedCall returned -1 (give up)"
+                               : " has no message filter to retry it") +
+            ". The call never ran.",
+        kSource);
+    return RPC_E_CALL_REJECTED;
+  }
+  if (answer >= 100) {
+    if (c.sta != nullptr) {
+      ModalWait(c.data, c.sta, nullptr, nullptr, 0,
+                ModalWaitOptions{.timeout_ms = answer,
+                                 .pending = &c.call,
+                                 .target_tid = c.target->thread_id()});
+    } else {
+      Sleep(answer);
+    }
+  }
+  return S_OK;
+}
+
+HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& invoke,
+                   const InvokeOptions& options) {
+  if (!target_ref) return E_INVALIDARG;
+  CallCancel* const cancel = options.cancel;
+  const bool runtime = options.runtime;
+  auto* target = static_cast<ApartmentImpl*>(target_ref.get());
+  ComThreadData& data = CurrentComThreadData();
+  if (HRESULT hr = CheckCaller(target, data, runtime); FAILED(hr)) return hr;
+  if (target->IsCurrent()) return RunDirect(target, invoke);
+  if (HRESULT hr = CheckNotInInputSyncCall(target); FAILED(hr)) return hr;
   // Keep our own STA alive across the wait: a call served in the modal loop
   // may uninitialize it.
   ApartmentRef self_sta;
   if (CurrentSta(&data) != nullptr) self_sta = data.apartment;
-  auto* sta = static_cast<ApartmentImpl*>(self_sta.get());
 
   HANDLE reply_handle;
   ObjectRef reply_ref;
@@ -658,149 +666,27 @@ HRESULT InvokeImpl(const ApartmentRef& target_ref, std::function<HRESULT()>& inv
   call.target = target;
   call.cancel = cancel;
   call.runtime = runtime;
-  call.description = description;
+  call.description = options.description;
   OutgoingScope scope(data, &call, reply_handle);
-  // A cancellable call also waits on its wake event (com/cancel.h) until the
-  // cancellation is handled.
   KernelObject* objects[2] = {reply_ref.get(), cancel != nullptr ? cancel->wake : nullptr};
   HANDLE handles[2] = {reply_handle, nullptr};
-  DWORD count = cancel != nullptr ? 2 : 1;
-  const bool sta_target = target->kind() == ApartmentKind::kSta;
+  OutgoingCall c{.target = target,
+                 .data = data,
+                 .sta = static_cast<ApartmentImpl*>(self_sta.get()),
+                 .cancel = cancel,
+                 .deadline = options.deadline,
+                 .discard_on_cancel = options.discard_on_cancel,
+                 .call = call,
+                 .reply_handle = reply_handle,
+                 .reply = reply_ref.get(),
+                 .objects = objects,
+                 .handles = handles,
+                 .count = cancel != nullptr ? 2u : 1u};
   for (;;) {
-    HRESULT hr = target->Enqueue(&call);
-    if (hr == HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)) {
-      ExplainQueueFull(target);
-      return RPC_E_SYS_CALL_FAILED;
-    }
-    if (FAILED(hr)) {
-      ExplainDisconnected(target, DisconnectStage::kBeforeCall);
-      return hr;
-    }
-    DWORD target_tid =
-        sta_target ? target->thread_id() : call.executing_tid.load(std::memory_order_relaxed);
-    // Spin-then-sleep on the reply (base/spin.h), only when the callee's
-    // thread last went idle on another CPU. In the modal loop the spin also
-    // ends at once when input arrives (the queue's own event is among the
-    // objects), so incoming calls and sent messages are served as promptly.
-    const int spin_peer_cpu = sta_target ? target->owner_cpu() : -1;
-    // No cost on the path that does not throw (table-driven unwinding).
-    bool withdrawn = false;
-    try {
-      for (;;) {
-        DWORD timeout_ms = INFINITE;
-        if (count == 2) {
-          if (deadline) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-                *deadline - GetClock().Now());
-            if (left.count() <= 0) {
-              cancel->Request(RPC_E_TIMEOUT);
-            } else {
-              // Re-checked on every wakeup: a test's clock wakes us as it
-              // advances; the real clock, by this timeout.
-              timeout_ms = static_cast<DWORD>(
-                  std::min<std::chrono::milliseconds::rep>(left.count(), INFINITE - 1));
-            }
-          }
-          if (const HRESULT why = cancel->requested(); why != 0) {
-            if (target->Withdraw(&call)) {
-              withdrawn = true;
-              ExplainCancelled(target, why, CancelStage::kQueued, S_OK);
-              return why;
-            }
-            // Taken by the target: the callee sees the request; wait for it.
-            count = 1;
-            timeout_ms = INFINITE;
-          }
-        }
-        DWORD r;
-        if (sta != nullptr) {
-          r = ModalWait(data, sta, objects, handles, count, timeout_ms, 0, false, &call, target_tid,
-                        spin_peer_cpu);
-        } else {
-          r = WaitForObjects(objects, handles, count, false, timeout_ms, false,
-                             WaitOptions{BlockKind::kComCall, target_tid, spin_peer_cpu, false,
-                                         &call.executing_tid});
-        }
-        if (r == WAIT_OBJECT_0) break;
-      }
-    } catch (...) {
-      if (!withdrawn) {
-        AbandonOnUnwind(target, &call, reply_ref.get(), reply_handle, target_tid, sta,
-                        HandlingForcedUnwind());
-      }
-      throw;
-    }
-    switch (call.outcome) {
-      case CallOutcome::kDone:
-        // The callee's explanation of its failure (a later explanation of the
-        // channel's own replaces it).
-        if (IErrorInfo* transported = std::exchange(call.error_info, nullptr)) {
-          if (IErrorInfo* old = ExchangeThreadErrorInfo(transported)) old->Release();
-        }
-        if (cancel != nullptr) {
-          if (const HRESULT why = cancel->requested(); why != 0 && discard_on_cancel) {
-            ExplainCancelled(target, why, CancelStage::kRunning, call.result);
-            return why;
-          }
-          if (call.result == RPC_E_CALL_CANCELED && !call.threw) {
-            SetCallErrorInfo(RPC_E_CALL_CANCELED,
-                             "The call into " + target->Describe() +
-                                 " was cancelled while it was running there: the callee saw the "
-                                 "request (CoTestCancel) and returned RPC_E_CALL_CANCELED.",
-                             kSource);
-          }
-        }
-        if (call.threw) ExplainServerFault(target, call.fault);
-        return call.result;
-      case CallOutcome::kCancelled:
-        ExplainCancelled(target, call.result, CancelStage::kBeforeStart, S_OK);
-        return call.result;
-      case CallOutcome::kDisconnected:
-        ExplainDisconnected(target, DisconnectStage::kWhileQueued);
-        return RPC_E_DISCONNECTED;
-      case CallOutcome::kThreadExited:
-        ExplainDisconnected(target, DisconnectStage::kThreadExited, &call);
-        return RPC_E_DISCONNECTED;
-      case CallOutcome::kRejected:
-        if (cancel != nullptr) {
-          if (const HRESULT why = cancel->requested(); why != 0) {
-            ExplainCancelled(target, why, CancelStage::kBeforeStart, S_OK);
-            return why;
-          }
-        }
-        break;
-      case CallOutcome::kPending:
-        APARTMENTS_CHECK_VALUES(false, "call woken while pending", call.caller_tid, target_tid);
-    }
-    // Rejected by the callee's message filter: ask ours.
-    IMessageFilter* filter = sta != nullptr ? data.message_filter : nullptr;
-    const DWORD answer =
-        filter != nullptr
-            ? filter->RetryRejectedCall(
-                  reinterpret_cast<HTASK>(static_cast<std::uintptr_t>(target->thread_id())),
-                  GetTickCount() - call.posted_tick, call.reject_type)
-            : static_cast<DWORD>(-1);
-    if (answer == static_cast<DWORD>(-1)) {
-      SetCallErrorInfo(
-          RPC_E_CALL_REJECTED,
-          "The call into " + target->Describe() + " failed with RPC_E_CALL_REJECTED: the " +
-              "callee's message filter answered " +
-              (call.reject_type == SERVERCALL_REJECTED ? "SERVERCALL_REJECTED"
-                                                       : "SERVERCALL_RETRYLATER") +
-              " and the caller " +
-              (filter != nullptr ? "'s RetryRejectedCall returned -1 (give up)"
-                                 : " has no message filter to retry it") +
-              ". The call never ran.",
-          kSource);
-      return RPC_E_CALL_REJECTED;
-    }
-    if (answer >= 100) {
-      if (sta != nullptr) {
-        ModalWait(data, sta, nullptr, nullptr, 0, answer, 0, false, &call, target->thread_id());
-      } else {
-        Sleep(answer);
-      }
-    }
+    if (HRESULT hr = Enqueue(c); FAILED(hr)) return hr;
+    if (HRESULT hr = AwaitReply(c); hr != S_OK) return hr;
+    if (std::optional<HRESULT> result = TakeOutcome(c)) return *result;
+    if (HRESULT hr = RetryRejected(c); FAILED(hr)) return hr;
   }
 }
 
@@ -851,7 +737,8 @@ HRESULT WINAPI CoWaitForMultipleHandles(DWORD dwFlags, DWORD dwTimeout, ULONG cH
                     cHandles, dwTimeout, dwFlags);
   } else {
     r = WaitForObjects(objects, pHandles, cHandles, wait_all, dwTimeout,
-                       (dwFlags & COWAIT_ALERTABLE) != 0, WaitOptions{BlockKind::kComCall, 0});
+                       (dwFlags & COWAIT_ALERTABLE) != 0,
+                       WaitOptions{.kind = BlockKind::kComCall});
   }
   if (r == WAIT_TIMEOUT) return RPC_S_CALLPENDING;
   *lpdwindex = r;

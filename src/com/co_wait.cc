@@ -86,7 +86,7 @@ DWORD CoWaitInSta(ComThreadData& data, ApartmentImpl* sta, KernelObject** object
                      (return_on_input ? MWMO_INPUTAVAILABLE : 0);
   const bool finite = timeout_ms != INFINITE;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(finite ? timeout_ms : 0);
-  const WaitOptions options{BlockKind::kComCall, 0};
+  const WaitOptions options{.kind = BlockKind::kComCall};
   if (alertable) {
     // APCs before anything else, even with messages pending.
     const DWORD r = WaitForObjects(objects, handles, count, wait_all, 0, true, options);

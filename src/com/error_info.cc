@@ -9,6 +9,7 @@
 
 #include "apartments/com_object.h"
 #include "apartments/error_info.h"
+#include "base/guarded.h"
 #include "base/thread_state.h"
 #include "com/com_thread.h"
 
@@ -21,82 +22,84 @@ class ErrorInfo final : public ComObject<ErrorInfo, IErrorInfo, ICreateErrorInfo
  public:
   ErrorInfo() = default;
   ErrorInfo(HRESULT hr, std::wstring description, std::wstring source)
-      : hr_(hr), description_(std::move(description)), source_(std::move(source)) {}
+      : fields_(Fields{.hr = hr,
+                       .description = std::move(description),
+                       .source = std::move(source)}) {}
 
   // IErrorInfo
   STDMETHODIMP GetGUID(GUID* pGUID) override {
     if (pGUID == nullptr) return E_INVALIDARG;
-    std::lock_guard lock(mu_);
-    *pGUID = guid_;
+    *pGUID = fields_.Lock()->guid;
     return S_OK;
   }
-  STDMETHODIMP GetSource(BSTR* pBstrSource) override { return GetString(source_, pBstrSource); }
+  STDMETHODIMP GetSource(BSTR* pBstrSource) override {
+    return GetString(&Fields::source, pBstrSource);
+  }
   STDMETHODIMP GetDescription(BSTR* pBstrDescription) override {
-    return GetString(description_, pBstrDescription);
+    return GetString(&Fields::description, pBstrDescription);
   }
   STDMETHODIMP GetHelpFile(BSTR* pBstrHelpFile) override {
-    return GetString(help_file_, pBstrHelpFile);
+    return GetString(&Fields::help_file, pBstrHelpFile);
   }
   STDMETHODIMP GetHelpContext(DWORD* pdwHelpContext) override {
     if (pdwHelpContext == nullptr) return E_INVALIDARG;
-    std::lock_guard lock(mu_);
-    *pdwHelpContext = help_context_;
+    *pdwHelpContext = fields_.Lock()->help_context;
     return S_OK;
   }
 
   // ICreateErrorInfo
   STDMETHODIMP SetGUID(REFGUID rguid) override {
-    std::lock_guard lock(mu_);
-    guid_ = rguid;
+    fields_.Lock()->guid = rguid;
     return S_OK;
   }
-  STDMETHODIMP SetSource(LPOLESTR szSource) override { return SetString(source_, szSource); }
+  STDMETHODIMP SetSource(LPOLESTR szSource) override {
+    return SetString(&Fields::source, szSource);
+  }
   STDMETHODIMP SetDescription(LPOLESTR szDescription) override {
-    return SetString(description_, szDescription);
+    return SetString(&Fields::description, szDescription);
   }
   STDMETHODIMP SetHelpFile(LPOLESTR szHelpFile) override {
-    return SetString(help_file_, szHelpFile);
+    return SetString(&Fields::help_file, szHelpFile);
   }
   STDMETHODIMP SetHelpContext(DWORD dwHelpContext) override {
-    std::lock_guard lock(mu_);
-    help_context_ = dwHelpContext;
+    fields_.Lock()->help_context = dwHelpContext;
     return S_OK;
   }
 
-  HRESULT hr() const {
-    std::lock_guard lock(mu_);
-    return hr_;
-  }
+  HRESULT hr() { return fields_.Lock()->hr; }
 
  private:
+  struct Fields {
+    HRESULT hr = S_OK;  // Set only by the runtime (SetCallErrorInfo).
+    GUID guid = GUID_NULL;
+    std::wstring description{};
+    std::wstring source{};
+    std::wstring help_file{};
+    DWORD help_context = 0;
+  };
+
   ~ErrorInfo() override = default;
 
   // A null string reads back as a null BSTR (an empty string), as Windows.
-  HRESULT GetString(const std::wstring& field, BSTR* out) {
+  HRESULT GetString(std::wstring Fields::*field, BSTR* out) {
     if (out == nullptr) return E_INVALIDARG;
-    std::lock_guard lock(mu_);
-    if (field.empty()) {
+    auto fields = fields_.Lock();
+    const std::wstring& text = (*fields).*field;
+    if (text.empty()) {
       *out = nullptr;
       return S_OK;
     }
-    *out = SysAllocStringLen(field.data(), static_cast<UINT>(field.size()));
+    *out = SysAllocStringLen(text.data(), static_cast<UINT>(text.size()));
     return *out == nullptr ? E_OUTOFMEMORY : S_OK;
   }
 
-  HRESULT SetString(std::wstring& field, LPOLESTR value) {
+  HRESULT SetString(std::wstring Fields::*field, LPOLESTR value) {
     std::wstring copy = value == nullptr ? std::wstring() : std::wstring(value);
-    std::lock_guard lock(mu_);
-    field = std::move(copy);
+    (*fields_.Lock()).*field = std::move(copy);
     return S_OK;
   }
 
-  mutable std::mutex mu_;
-  HRESULT hr_ = S_OK;  // Set only by the runtime (SetCallErrorInfo).
-  GUID guid_ = GUID_NULL;
-  std::wstring description_;
-  std::wstring source_;
-  std::wstring help_file_;
-  DWORD help_context_ = 0;
+  Guarded<Fields> fields_;
 };
 
 // Installs `info` (taking its reference) and releases the previous object

@@ -1,6 +1,8 @@
 // Tests that COM failures built on a bad handle carry the handle history:
 // CoWaitForMultipleHandles on a handle another thread closed, and a cross-
 // apartment call whose reply event another thread closed twice.
+#include <gmock/gmock.h>
+
 #include <atomic>
 #include <string>
 
@@ -20,10 +22,6 @@ using testing::RunInMta;
 using testing::RunInSta;
 using testing::StaThread;
 using testing::TestEvent;
-
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // Tests that CoWaitForMultipleHandles, in an STA, on a handle a named thread
 // closed, fails with HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE) and both the
@@ -45,12 +43,13 @@ TEST(HandleHistoryComTest, CoWaitOnHandleClosedElsewhereNamesTheCloser) {
     EXPECT_EQ(CoWaitForMultipleHandles(0, 0, 2, handles, &index),
               HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE));
     const std::string info = LastErrorDescription();
-    EXPECT_TRUE(Contains(info, "CoWaitForMultipleHandles failed with ERROR_INVALID_HANDLE"))
+    EXPECT_THAT(info,
+                ::testing::HasSubstr("CoWaitForMultipleHandles failed with ERROR_INVALID_HANDLE"))
         << info;
-    EXPECT_TRUE(Contains(info, "number 1")) << info;
-    EXPECT_TRUE(Contains(info, "an event 'com-history-event'")) << info;
+    EXPECT_THAT(info, ::testing::HasSubstr("number 1"));
+    EXPECT_THAT(info, ::testing::HasSubstr("an event 'com-history-event'"));
     // The closer has exited, so only its id is known now.
-    EXPECT_TRUE(Contains(info, "closed by thread " + std::to_string(closer_tid))) << info;
+    EXPECT_THAT(info, ::testing::HasSubstr("closed by thread " + std::to_string(closer_tid)));
     EXPECT_EQ(LastErrorExplanation(), info);
     EXPECT_EQ(LastErrorHResult(), HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE));
   });
@@ -104,12 +103,13 @@ TEST(HandleHistoryComTest, ReplyEventClosedTwiceByAnotherThreadIsNamed) {
     const std::string text = LastErrorDescription();
     const std::string stray_name =
         "thread " + std::to_string(stray_tid.load()) + " 'stray-closer'";
-    EXPECT_TRUE(Contains(text, "RPC_E_SYS_CALL_FAILED")) << text;
-    EXPECT_TRUE(Contains(text, "created by thread " + std::to_string(GetCurrentThreadId())))
+    EXPECT_THAT(text, ::testing::HasSubstr("RPC_E_SYS_CALL_FAILED"));
+    EXPECT_THAT(text,
+                ::testing::HasSubstr("created by thread " + std::to_string(GetCurrentThreadId())))
         << text;
-    EXPECT_TRUE(Contains(text, "closed by " + stray_name)) << text;
-    EXPECT_TRUE(Contains(text, "closed again by " + stray_name)) << text;
-    EXPECT_TRUE(Contains(text, "Wait chain of thread " + std::to_string(target.tid())))
+    EXPECT_THAT(text, ::testing::HasSubstr("closed by " + stray_name));
+    EXPECT_THAT(text, ::testing::HasSubstr("closed again by " + stray_name));
+    EXPECT_THAT(text, ::testing::HasSubstr("Wait chain of thread " + std::to_string(target.tid())))
         << text;
     EXPECT_EQ(LastErrorExplanation(), text);
     // The channel recovers: the next call works.

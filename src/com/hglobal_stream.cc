@@ -15,6 +15,7 @@
 
 #include "apartments/com_object.h"
 #include "apartments/win32_com.h"
+#include "base/guarded.h"
 
 namespace apartments::internal {
 namespace {
@@ -24,10 +25,12 @@ namespace {
 constexpr unsigned kBlockMagic = 0x48474C42;  // "HGLB"
 
 struct GlobalBlock {
+  struct Contents {
+    std::vector<BYTE> bytes;
+    int lock_count = 0;
+  };
   unsigned magic = kBlockMagic;
-  std::mutex mu;
-  std::vector<BYTE> bytes;  // Guarded by mu.
-  int lock_count = 0;       // Guarded by mu.
+  Guarded<Contents> contents;
 };
 
 GlobalBlock* BlockFromHandle(HGLOBAL h) {
@@ -51,10 +54,10 @@ void ReleaseBlockRef(BlockRef* ref) {
   delete ref;
 }
 
-// Grows or shrinks to `size`, zero-filling new bytes. Requires block->mu.
-bool ResizeLocked(GlobalBlock* block, ULONGLONG size) {
+// Grows or shrinks to `size`, zero-filling new bytes.
+bool Resize(GlobalBlock::Contents& contents, ULONGLONG size) {
   try {
-    block->bytes.resize(static_cast<size_t>(size));
+    contents.bytes.resize(static_cast<size_t>(size));
   } catch (const std::bad_alloc&) {
     return false;
   } catch (const std::length_error&) {
@@ -73,8 +76,8 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
 
   STDMETHODIMP Read(void* pv, ULONG cb, ULONG* pcbRead) override {
     if (pv == nullptr && cb != 0) return STG_E_INVALIDPOINTER;
-    std::lock_guard lock(ref_->block->mu);
-    const std::vector<BYTE>& bytes = ref_->block->bytes;
+    auto contents = ref_->block->contents.Lock();
+    const std::vector<BYTE>& bytes = contents->bytes;
     ULONG n = 0;
     if (position_ < bytes.size()) {
       n = static_cast<ULONG>(std::min<ULONGLONG>(cb, bytes.size() - position_));
@@ -89,11 +92,11 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
     if (pcbWritten != nullptr) *pcbWritten = 0;
     if (cb == 0) return S_OK;
     if (pv == nullptr) return STG_E_INVALIDPOINTER;
-    std::lock_guard lock(ref_->block->mu);
-    std::vector<BYTE>& bytes = ref_->block->bytes;
+    auto contents = ref_->block->contents.Lock();
+    std::vector<BYTE>& bytes = contents->bytes;
     ULONGLONG end = position_ + cb;
     if (end > kMaxStreamSize) return STG_E_MEDIUMFULL;
-    if (end > bytes.size() && !ResizeLocked(ref_->block, end)) return STG_E_MEDIUMFULL;
+    if (end > bytes.size() && !Resize(*contents, end)) return STG_E_MEDIUMFULL;
     std::memcpy(bytes.data() + position_, pv, cb);
     position_ = end;
     if (pcbWritten != nullptr) *pcbWritten = cb;
@@ -102,7 +105,7 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
 
   STDMETHODIMP Seek(LARGE_INTEGER dlibMove, DWORD dwOrigin,
                     ULARGE_INTEGER* plibNewPosition) override {
-    std::lock_guard lock(ref_->block->mu);
+    auto contents = ref_->block->contents.Lock();
     LONGLONG base;
     switch (dwOrigin) {
       case STREAM_SEEK_SET:
@@ -112,7 +115,7 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
         base = static_cast<LONGLONG>(position_);
         break;
       case STREAM_SEEK_END:
-        base = static_cast<LONGLONG>(ref_->block->bytes.size());
+        base = static_cast<LONGLONG>(contents->bytes.size());
         break;
       default:
         return STG_E_INVALIDFUNCTION;
@@ -129,8 +132,8 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
 
   STDMETHODIMP SetSize(ULARGE_INTEGER libNewSize) override {
     if (libNewSize.QuadPart > kMaxStreamSize) return STG_E_INVALIDFUNCTION;
-    std::lock_guard lock(ref_->block->mu);
-    return ResizeLocked(ref_->block, libNewSize.QuadPart) ? S_OK : STG_E_MEDIUMFULL;
+    auto contents = ref_->block->contents.Lock();
+    return Resize(*contents, libNewSize.QuadPart) ? S_OK : STG_E_MEDIUMFULL;
   }
 
   STDMETHODIMP CopyTo(IStream* pstm, ULARGE_INTEGER cb, ULARGE_INTEGER* pcbRead,
@@ -187,8 +190,7 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
     pstatstg->pwcsName = nullptr;
     pstatstg->type = STGTY_STREAM;
     pstatstg->grfMode = STGM_READWRITE;
-    std::lock_guard lock(ref_->block->mu);
-    pstatstg->cbSize.QuadPart = ref_->block->bytes.size();
+    pstatstg->cbSize.QuadPart = ref_->block->contents.Lock()->bytes.size();
     return S_OK;
   }
 
@@ -196,7 +198,7 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
     if (ppstm == nullptr) return STG_E_INVALIDPOINTER;
     ULONGLONG position;
     {
-      std::lock_guard lock(ref_->block->mu);
+      auto contents = ref_->block->contents.Lock();
       position = position_;
     }
     // Relaxed: we hold a stream on the block, so the count cannot reach 0.
@@ -215,7 +217,9 @@ class HGlobalStream final : public ComObject<HGlobalStream, IStream> {
   ~HGlobalStream() override { ReleaseBlockRef(ref_); }
 
   BlockRef* const ref_;
-  ULONGLONG position_;  // Guarded by ref_->block->mu.
+  // Guarded by the block's lock (read and written with a guard of
+  // ref_->block->contents held): clones share the block, not the position.
+  ULONGLONG position_;
 };
 
 }  // namespace apartments::internal
@@ -229,7 +233,8 @@ HGLOBAL WINAPI GlobalAlloc(UINT uFlags, SIZE_T dwBytes) {
   auto* block = new (std::nothrow) GlobalBlock();
   if (block == nullptr) return nullptr;
   // Bytes are always zeroed (GMEM_ZEROINIT or not): never hand out garbage.
-  if (!apartments::internal::ResizeLocked(block, dwBytes)) {
+  if (!apartments::internal::Resize(block->contents.GetWithoutLock("not yet shared: just made"),
+                                    dwBytes)) {
     delete block;
     return nullptr;
   }
@@ -239,25 +244,24 @@ HGLOBAL WINAPI GlobalAlloc(UINT uFlags, SIZE_T dwBytes) {
 LPVOID WINAPI GlobalLock(HGLOBAL hMem) {
   GlobalBlock* block = BlockFromHandle(hMem);
   if (block == nullptr) return nullptr;
-  std::lock_guard lock(block->mu);
-  ++block->lock_count;
+  auto contents = block->contents.Lock();
+  ++contents->lock_count;
   // A zero-byte block has no bytes to address (Windows returns null too).
-  return block->bytes.empty() ? nullptr : block->bytes.data();
+  return contents->bytes.empty() ? nullptr : contents->bytes.data();
 }
 
 BOOL WINAPI GlobalUnlock(HGLOBAL hMem) {
   GlobalBlock* block = BlockFromHandle(hMem);
   if (block == nullptr) return FALSE;
-  std::lock_guard lock(block->mu);
-  if (block->lock_count > 0) --block->lock_count;
-  return block->lock_count > 0 ? TRUE : FALSE;
+  auto contents = block->contents.Lock();
+  if (contents->lock_count > 0) --contents->lock_count;
+  return contents->lock_count > 0 ? TRUE : FALSE;
 }
 
 SIZE_T WINAPI GlobalSize(HGLOBAL hMem) {
   GlobalBlock* block = BlockFromHandle(hMem);
   if (block == nullptr) return 0;
-  std::lock_guard lock(block->mu);
-  return block->bytes.size();
+  return block->contents.Lock()->bytes.size();
 }
 
 HGLOBAL WINAPI GlobalFree(HGLOBAL hMem) {

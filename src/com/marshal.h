@@ -1,5 +1,10 @@
 // The marshaling half of the COM core, as the rest of src/com sees it.
 //
+// Its state has one owner, ComRuntime (com_runtime.h), whose parts each have
+// their own file: stub_manager.h, proxy_manager.h, marshal_data.h,
+// global_interface_table.h, class_registry.h and free_threaded_marshaler.h;
+// marshal.cc holds the Win32 entry points, thin wrappers over them.
+//
 // Ownership (all in-process, no wire format beyond the marshal record):
 //   StubManager   one per exported object identity per apartment. Holds one
 //                 reference on the object's IUnknown and one per interface
@@ -27,8 +32,8 @@
 //   work that runs when the thread next pumps, or at its apartment's
 //   shutdown at the latest: never lost.
 //
-// Locking: one mutex guards every table and every stub and proxy manager's
-// mutable state. Only AddRef is ever called on user objects while holding
+// Locking: one mutex (ComRuntime::Lock()) guards every table and every stub and
+// proxy manager's mutable state. Only AddRef is ever called on user objects while holding
 // it; QueryInterface, Release and calls run outside it.
 #ifndef APARTMENTS_SRC_COM_MARSHAL_H_
 #define APARTMENTS_SRC_COM_MARSHAL_H_

@@ -4,6 +4,9 @@
 // data lifecycle (read faults, released and table-weak data), the
 // free-threaded marshaler's data, the global interface table's class object,
 // and the interfaces every standard proxy answers itself.
+//
+// Over 800 lines on purpose: each case mirrors one check of Wine's marshal.c,
+// kept in one file so that they read side by side with it.
 #include <gtest/gtest.h>
 
 #include <atomic>

@@ -15,7 +15,7 @@
 // Run() and Drop() end the task (PostedTask, apartment.h): Post()'s task
 // deletes itself; an awaiter's task lives in the coroutine frame.
 // ModernState::mu_ makes "accepting" and the post one step, so once the
-// shutdown callback has set accepting_ = false (under mu_) no message can be
+// shutdown callback has set accepting = false (under mu_) no message can be
 // added behind its drain: every queued task is found by the drain, none is
 // dropped unread by DestroyWindow.
 //
@@ -59,6 +59,7 @@
 #include "apartments/message_queue.h"
 #include "apartments/win32.h"
 #include "base/check.h"
+#include "base/guarded.h"
 #include "com/apartment.h"
 #include "com/cancel.h"
 #include "com/deadline_timer.h"
@@ -104,10 +105,7 @@ class ModernState {
                             nullptr, nullptr);
     APARTMENTS_CHECK(hwnd_ != nullptr);
     queue_ = &CurrentQueue();  // Created by the window, if not before.
-    {
-      std::lock_guard lock(mu_);
-      accepting_ = true;
-    }
+    posting_.Lock()->accepting = true;
     // The callback holds `self`: the state outlives every task in the queue.
     APARTMENTS_CHECK(apartment_->AddShutdownCallback([self] { self->OnShutdown(); }));
   }
@@ -116,8 +114,8 @@ class ModernState {
   // `withdrawable` task (the same object as `task`) is queued kQueued, or
   // not at all when a withdrawer got to it first (kCancelled: its error).
   HRESULT Post(PostedTask* task, WithdrawableTask* withdrawable = nullptr) {
-    std::lock_guard lock(mu_);
-    if (!accepting_) {
+    auto posting = posting_.Lock();
+    if (!posting->accepting) {
       SetLastDisconnected();
       return RPC_E_DISCONNECTED;
     }
@@ -159,7 +157,7 @@ class ModernState {
   // thing its callers do.
   void Withdraw(WithdrawableTask* task, HRESULT why) noexcept {
     {
-      std::lock_guard lock(mu_);
+      auto posting = posting_.Lock();
       switch (task->stage_) {
         case WithdrawableTask::Stage::kIdle:
           // The watch is armed before the post: let the post fail instead.
@@ -175,7 +173,7 @@ class ModernState {
       }
       task->stage_ = WithdrawableTask::Stage::kWithdrawn;
       // Quota slot freed now, or when the thread retrieves the tombstone.
-      (void)withdrawn_.Withdraw(*queue_, hwnd_, kTaskMessage, TaskKey(task));
+      (void)posting->withdrawn.Withdraw(*queue_, hwnd_, kTaskMessage, TaskKey(task));
     }
     // Ours alone now: the apartment thread will not touch the task.
     task->Withdrawn(Error{why, AsyncCancelText(why, AsyncCancelStage::kQueued)});
@@ -185,8 +183,8 @@ class ModernState {
   // names this state): true when the thread owns the task now (Run or Drop
   // it); false when it was withdrawn (a tombstone: touch nothing of it).
   bool Claim(LPARAM key) {
-    std::lock_guard lock(mu_);
-    if (withdrawn_.IsTombstone(key)) return false;
+    auto posting = posting_.Lock();
+    if (posting->withdrawn.IsTombstone(key)) return false;
     auto* task = static_cast<WithdrawableTask*>(reinterpret_cast<PostedTask*>(key));
     APARTMENTS_CHECK_VALUES(task->stage_ == WithdrawableTask::Stage::kQueued,
                             "withdrawable task retrieved in stage",
@@ -203,12 +201,11 @@ class ModernState {
   void OnShutdown() {
     std::vector<PostedTask*> dropped;
     {
-      // Every Post() posts under mu_, so once accepting_ is false under it,
+      // Every Post() posts under mu_, so once accepting is false under it,
       // all posts that will ever be queued already are: the drain below
       // needs no lock (and must not hold one: PeekMessageW serves messages
       // sent to this thread, whose handlers may Post()).
-      std::lock_guard lock(mu_);
-      accepting_ = false;
+      posting_.Lock()->accepting = false;
     }
     MSG msg;
     while (PeekMessageW(&msg, hwnd_, kTaskMessage, kTaskMessage, PM_REMOVE)) {
@@ -258,9 +255,13 @@ class ModernState {
   HWND hwnd_ = nullptr;                // Set once by Attach on the apartment thread.
   MessageQueue* queue_ = nullptr;      // Its thread's queue (type-stable); set likewise.
 
-  std::mutex mu_;
-  bool accepting_ = false;   // Guarded by mu_.
-  WithdrawnPosts withdrawn_;  // Tombstones of withdrawn tasks; guarded by mu_.
+  // Its lock (mu_ in the comments) also guards the stage of every queued
+  // withdrawable task: a guard held proves it for them too.
+  struct Posting {
+    bool accepting = false;
+    WithdrawnPosts withdrawn;  // Tombstones of withdrawn tasks.
+  };
+  Guarded<Posting> posting_;
 
   // Apartment thread only.
   std::map<std::uint64_t, std::function<void()>> hooks_;
@@ -397,7 +398,7 @@ std::uint64_t AddShutdownHook(ModernState* state, std::function<void()> fn) {
 void RemoveShutdownHook(ModernState* state, std::uint64_t id) { state->RemoveHook(id); }
 
 void OnWrongApartment(const char* expr, const char* file, int line) noexcept {
-  std::fprintf(stderr, "%s:%d: APARTMENTS_DCHECK_ON_APARTMENT(%s) failed on thread %u\n", file,
+  std::fprintf(stderr, "%s:%d: APARTMENTS_CHECK_ON_APARTMENT(%s) failed on thread %u\n", file,
                line, expr, static_cast<unsigned>(GetCurrentThreadId()));
   std::fflush(stderr);
   std::abort();

@@ -184,7 +184,7 @@ struct Recorder {
   explicit Recorder(int start) : value(start) { constructed_on = GetCurrentThreadId(); }
   ~Recorder() { destroyed_on = GetCurrentThreadId(); }
   int Add(int n) {
-    APARTMENTS_DCHECK_ON_APARTMENT(checker);
+    APARTMENTS_CHECK_ON_APARTMENT(checker);
     return value += n;
   }
   ApartmentChecker checker;

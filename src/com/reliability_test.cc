@@ -3,6 +3,9 @@
 // apartments that end), threads that exit inside calls (no std::terminate,
 // and an explanation that says what happened), and unmarshaling racing a
 // disconnection.
+//
+// Over 800 lines on purpose: one regression suite whose cases share the
+// fixtures that stage abrupt events (exits inside calls, quota, filters).
 #include <gtest/gtest.h>
 
 #include <atomic>

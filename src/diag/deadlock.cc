@@ -25,7 +25,7 @@
 
 #include "apartments/diagnostics.h"
 #include "base/thread_state.h"
-#include "base/duration_text.h"
+#include "base/explain.h"
 #include "diag/default_diagnostics.h"
 #include "diag/wait_graph.h"
 #include "kernel/kernel.h"

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/diagnostics.h"
@@ -17,10 +18,6 @@
 
 namespace apartments::internal::testing {
 namespace {
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // Two threads, each owning one mutex and waiting (alertably, so the test can
 // end it with an APC) for the other's. `timeout` applies to the second wait.
@@ -65,7 +62,10 @@ class CrossedMutexes {
     handle->store(DuplicateCurrentThreadHandle());
     if (WaitForSingleObject(own, kBoundMs) != WAIT_OBJECT_0) std::abort();
     owned_.fetch_add(1);
-    while (owned_.load() < 2) std::this_thread::yield();
+    // Bounded: a partner that never takes its mutex fails the test.
+    if (!::apartments::internal::testing::Eventually([&] { return owned_.load() >= 2; })) {
+      std::abort();
+    }
     DWORD r = WaitForSingleObjectEx(other, timeout, TRUE);
     if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED_0) ReleaseMutex(other);
     ReleaseMutex(own);
@@ -96,11 +96,11 @@ TEST(DeadlockTest, KernelMutexCycleReportedOnce) {
               (report.threads[0] == crossed.b() && report.threads[1] == crossed.a()));
   EXPECT_TRUE(report.chain.is_cycle);
   EXPECT_TRUE(report.chain.is_deadlock);
-  EXPECT_TRUE(Contains(report.text, "'dl-a'")) << report.text;
-  EXPECT_TRUE(Contains(report.text, "'dl-b'")) << report.text;
-  EXPECT_TRUE(Contains(report.text, "mutex 'dl-mutex-a'")) << report.text;
-  EXPECT_TRUE(Contains(report.text, "mutex 'dl-mutex-b'")) << report.text;
-  EXPECT_TRUE(Contains(report.text, "a deadlock cycle")) << report.text;
+  EXPECT_THAT(report.text, ::testing::HasSubstr("'dl-a'"));
+  EXPECT_THAT(report.text, ::testing::HasSubstr("'dl-b'"));
+  EXPECT_THAT(report.text, ::testing::HasSubstr("mutex 'dl-mutex-a'"));
+  EXPECT_THAT(report.text, ::testing::HasSubstr("mutex 'dl-mutex-b'"));
+  EXPECT_THAT(report.text, ::testing::HasSubstr("a deadlock cycle"));
 
   // The snapshot sees the same cycle.
   ProcessSnapshot snapshot = TakeSnapshot();
@@ -120,7 +120,7 @@ TEST(DeadlockTest, TimedCycleIsNotADeadlock) {
   WaitChain chain = GetWaitChain(crossed.a());
   EXPECT_TRUE(chain.is_cycle) << FormatWaitChain(chain);
   EXPECT_FALSE(chain.is_deadlock);
-  EXPECT_TRUE(Contains(FormatWaitChain(chain), "not a deadlock"));
+  EXPECT_THAT(FormatWaitChain(chain), ::testing::HasSubstr("not a deadlock"));
   crossed.End();
   EXPECT_EQ(recorder.count(), 0u);
 }
@@ -160,11 +160,11 @@ TEST(DeadlockTest, ComCallIntoStaWaitingOnCallersMutex) {
   std::vector<DeadlockReport> reports = recorder.reports();
   ASSERT_EQ(reports.size(), 1u);
   const std::string& text = reports[0].text;
-  EXPECT_TRUE(Contains(text, "'sta-a'")) << text;
-  EXPECT_TRUE(Contains(text, "'sta-b'")) << text;
-  EXPECT_TRUE(Contains(text, "COM call")) << text;
-  EXPECT_TRUE(Contains(text, "call into STA")) << text;
-  EXPECT_TRUE(Contains(text, "mutex 'held-by-a'")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("'sta-a'"));
+  EXPECT_THAT(text, ::testing::HasSubstr("'sta-b'"));
+  EXPECT_THAT(text, ::testing::HasSubstr("COM call"));
+  EXPECT_THAT(text, ::testing::HasSubstr("call into STA"));
+  EXPECT_THAT(text, ::testing::HasSubstr("mutex 'held-by-a'"));
   CloseHandle(b_handle.load());
   CloseHandle(mutex);
 }

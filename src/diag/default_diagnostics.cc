@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "apartments/diagnostics.h"
+#include "base/explain.h"
 #include "base/lazy_diagnostics.h"
 #include "diag/inspect_server.h"
 
@@ -353,28 +354,6 @@ void DefaultDiagnostics::EmitHangReport(const HangReport& report) {
 
 }  // namespace
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-          out += buffer;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
-}
-
 void EmitReport(const char* kind, const std::string& text, const std::string& json_fields) {
   Defaults().sink().Emit(kind, text, json_fields);
 }
@@ -389,11 +368,20 @@ bool DefaultDiagnosticsStartedForTesting() {
   return defaults != nullptr && defaults->started();
 }
 
+namespace {
+// What lower layers' explanations ask diag for (base/explain.h).
+std::string WaitChainTextForExplanations(DWORD tid) { return FormatWaitChain(GetWaitChain(tid)); }
+constexpr ExplanationHooks kExplanationHooks{.wait_chain_text = &WaitChainTextForExplanations};
+}  // namespace
+
 // The hook lower layers call (base/lazy_diagnostics.h).
 void StartDiagnosticsOnFirstUse() noexcept {
   // The fast path: two acquire loads once started.
   DefaultDiagnostics* defaults = g_defaults.load(std::memory_order_acquire);
   if (defaults != nullptr && defaults->started()) return;
+  // Before anything else (and whatever the mode): explanations are not
+  // diagnostics one can turn off.
+  SetExplanationHooksForDiagnostics(&kExplanationHooks);
   Defaults().Start();
 }
 

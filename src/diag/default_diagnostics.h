@@ -24,9 +24,6 @@ void EmitReport(const char* kind, const std::string& text, const std::string& js
 inline constexpr std::size_t kKeptReports = 16;
 std::vector<std::string> RecentReports();
 
-// A JSON string literal for `s` (quotes included).
-std::string JsonString(const std::string& s);
-
 // Whether the default diagnostics have started in this process.
 bool DefaultDiagnosticsStartedForTesting();
 // How many polls started watchdog threads have begun (before reading the

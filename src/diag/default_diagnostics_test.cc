@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/diagnostics.h"
@@ -22,10 +23,6 @@ namespace apartments::internal {
 namespace {
 
 using std::chrono::milliseconds;
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 constexpr const char* kVariables[] = {
     "APARTMENTS_DIAGNOSTICS",        "APARTMENTS_HANG_THRESHOLD_MS",
@@ -101,16 +98,18 @@ TEST_F(DefaultDiagnosticsConfigTest, InvalidValuesWarnOnceAndUseDefaults) {
   EXPECT_EQ(options.format, ReportFormat::kText);
   EXPECT_EQ(options.report_file, "");
   EXPECT_TRUE(options.serve_inspection);
-  EXPECT_TRUE(Contains(err, "apartments: ignoring APARTMENTS_DIAGNOSTICS='loud' (expected off, "
-                            "report or abort); using report\n"))
+  EXPECT_THAT(
+      err, ::testing::HasSubstr("apartments: ignoring APARTMENTS_DIAGNOSTICS='loud' (expected off, "
+                                "report or abort); using report\n"))
       << err;
-  EXPECT_TRUE(Contains(err, "apartments: ignoring APARTMENTS_HANG_THRESHOLD_MS='-3' (expected "
-                            "milliseconds, 1 to 86400000); using 5000 ms\n"))
+  EXPECT_THAT(
+      err, ::testing::HasSubstr("apartments: ignoring APARTMENTS_HANG_THRESHOLD_MS='-3' (expected "
+                                "milliseconds, 1 to 86400000); using 5000 ms\n"))
       << err;
-  EXPECT_TRUE(Contains(err, "ignoring APARTMENTS_CALL_THRESHOLD_MS='5s'")) << err;
-  EXPECT_TRUE(Contains(err, "ignoring APARTMENTS_DIAGNOSTICS_FORMAT='xml'")) << err;
-  EXPECT_TRUE(Contains(err, "ignoring APARTMENTS_DIAGNOSTICS_OUTPUT='relative/file'")) << err;
-  EXPECT_TRUE(Contains(err, "ignoring APARTMENTS_INSPECT='yes'")) << err;
+  EXPECT_THAT(err, ::testing::HasSubstr("ignoring APARTMENTS_CALL_THRESHOLD_MS='5s'"));
+  EXPECT_THAT(err, ::testing::HasSubstr("ignoring APARTMENTS_DIAGNOSTICS_FORMAT='xml'"));
+  EXPECT_THAT(err, ::testing::HasSubstr("ignoring APARTMENTS_DIAGNOSTICS_OUTPUT='relative/file'"));
+  EXPECT_THAT(err, ::testing::HasSubstr("ignoring APARTMENTS_INSPECT='yes'"));
   // Six variables, one line each, though read twice.
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 6) << err;
 }

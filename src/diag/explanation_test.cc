@@ -1,6 +1,7 @@
 #include <chrono>
 #include <string>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/clock.h"
@@ -15,10 +16,6 @@
 
 namespace apartments::internal::testing {
 namespace {
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // Tests that RPC_E_SYS_CALL_FAILED for a full STA queue carries the target's
 // whole wait chain: past the mutex it waits on, to the mutex's owner and the
@@ -55,15 +52,15 @@ TEST(ExplanationTest, QueueFullCarriesFullWaitChain) {
     EXPECT_EQ(InvokeInApartment(target.apartment(), [] { return S_OK; }), RPC_E_SYS_CALL_FAILED);
     text = LastErrorDescription();
   });
-  EXPECT_TRUE(Contains(text, "Wait chain of thread " + std::to_string(target.tid()))) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("Wait chain of thread " + std::to_string(target.tid())));
   const std::string described = target.apartment()->Describe();  // "STA 3 (thread ...)"
   const std::string label = described.substr(0, described.find(" ("));
-  EXPECT_TRUE(Contains(text, "'stuck-on-cache' [" + label + "]")) << text;
-  EXPECT_TRUE(Contains(text, "mutex 'cache-mutex'")) << text;
-  EXPECT_TRUE(Contains(text, "-> thread " + std::to_string(holder.tid()) +
-                                 " 'holder' blocked in kernel wait for 7.0 s"))
+  EXPECT_THAT(text, ::testing::HasSubstr("'stuck-on-cache' [" + label + "]"));
+  EXPECT_THAT(text, ::testing::HasSubstr("mutex 'cache-mutex'"));
+  EXPECT_THAT(text, ::testing::HasSubstr("-> thread " + std::to_string(holder.tid()) +
+                                         " 'holder' blocked in kernel wait for 7.0 s"))
       << text;
-  EXPECT_TRUE(Contains(text, "event 'disk-flushed'")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("event 'disk-flushed'"));
   SetEvent(never);
   holder.Join();
   target.Stop();

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/clock.h"
@@ -45,7 +46,10 @@ __attribute__((noinline)) DWORD DeadlockTestLockSecond(HANDLE own, HANDLE other,
   if (WaitForSingleObject(own, kBoundMs) != WAIT_OBJECT_0) return WAIT_FAILED;
   owned->fetch_add(1);
   SetEvent(ready);
-  while (owned->load() < 2) std::this_thread::yield();
+  // Bounded: a partner that never takes its mutex fails the test.
+  if (!::apartments::internal::testing::Eventually([&] { return owned->load() >= 2; })) {
+    return WAIT_FAILED;
+  }
   DWORD result = WaitForSingleObjectEx(other, INFINITE, TRUE);  // Ended by an APC.
   if (result == WAIT_OBJECT_0 || result == WAIT_ABANDONED_0) ReleaseMutex(other);
   ReleaseMutex(own);
@@ -63,14 +67,10 @@ constexpr bool kCaptureMayBeUnavailable = true;  // See stack_test.cc.
 constexpr bool kCaptureMayBeUnavailable = false;
 #endif
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 bool StackHas(const std::optional<ThreadStack>& stack, const std::string& name) {
   if (!stack) return false;
   for (const StackFrame& f : stack->frames) {
-    if (Contains(f.function, name)) return true;
+    if (::testing::Value(f.function, ::testing::HasSubstr(name))) return true;
   }
   return false;
 }
@@ -79,12 +79,12 @@ bool StackHas(const std::optional<ThreadStack>& stack, const std::string& name) 
 void ExpectStackNames(const std::optional<ThreadStack>& stack, const std::string& function,
                       const std::string& text) {
   if (!stack && kCaptureMayBeUnavailable) {
-    EXPECT_TRUE(Contains(text, "unavailable")) << text;
+    EXPECT_THAT(text, ::testing::HasSubstr("unavailable"));
     return;
   }
   ASSERT_TRUE(stack.has_value()) << text;
   EXPECT_TRUE(StackHas(stack, function)) << text;
-  EXPECT_TRUE(Contains(text, function)) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr(function));
 }
 
 class ReportSink {
@@ -148,7 +148,7 @@ TEST(HangDetailTest, HangReportCarriesStack) {
       ExpectStackNames(reports[0].stack, "HangTestStuckInWait", reports[0].text);
     } else {
       EXPECT_FALSE(reports[0].stack.has_value());
-      EXPECT_FALSE(Contains(reports[0].text, "Stack of thread")) << reports[0].text;
+      EXPECT_THAT(reports[0].text, ::testing::Not(::testing::HasSubstr("Stack of thread")));
     }
     release.Set();
     stuck.Join();
@@ -225,9 +225,9 @@ TEST(HangDetailTest, ReportsSingleCallOverrun) {
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].event, HangEvent::kCallOverrun);
   EXPECT_EQ(reports[0].duration, seconds(5));
-  EXPECT_TRUE(Contains(reports[0].call, "message 0x8001")) << reports[0].call;
-  EXPECT_TRUE(Contains(reports[0].text, "is overrunning one call")) << reports[0].text;
-  EXPECT_TRUE(Contains(reports[0].text, "blocked in kernel wait")) << reports[0].text;
+  EXPECT_THAT(reports[0].call, ::testing::HasSubstr("message 0x8001"));
+  EXPECT_THAT(reports[0].text, ::testing::HasSubstr("is overrunning one call"));
+  EXPECT_THAT(reports[0].text, ::testing::HasSubstr("blocked in kernel wait"));
   ExpectStackNames(reports[0].stack, "HangTestSlowHandler", reports[0].text);
 
   clock.Advance(seconds(2));
@@ -309,7 +309,7 @@ TEST(HangDetailTest, ReportsComCallOverrun) {
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].event, HangEvent::kCallOverrun);
   EXPECT_EQ(reports[0].call, "COM call");
-  EXPECT_TRUE(Contains(reports[0].text, "'slow-server'")) << reports[0].text;
+  EXPECT_THAT(reports[0].text, ::testing::HasSubstr("'slow-server'"));
   ExpectStackNames(reports[0].stack, "HangTestSlowHandler", reports[0].text);
   release.Set();
   caller.Join();
@@ -389,9 +389,9 @@ TEST(HangDetailTest, HangReportNamesExcludingFilter) {
   const std::string expected = "Thread " + std::to_string(sta.tid()) +
                                " is pumping, but with a filter (" + WindowText(sta.window()) +
                                ") that excludes the apartment's window 0x";
-  EXPECT_TRUE(Contains(reports[0].filter, expected)) << reports[0].filter;
-  EXPECT_TRUE(Contains(reports[0].filter, "; 3 messages wait behind it.")) << reports[0].filter;
-  EXPECT_TRUE(Contains(reports[0].text, reports[0].filter)) << reports[0].text;
+  EXPECT_THAT(reports[0].filter, ::testing::HasSubstr(expected));
+  EXPECT_THAT(reports[0].filter, ::testing::HasSubstr("; 3 messages wait behind it."));
+  EXPECT_THAT(reports[0].text, ::testing::HasSubstr(reports[0].filter));
   sta.Stop();
 }
 
@@ -408,12 +408,12 @@ TEST(HangDetailTest, QueueFullExplainsExcludingFilter) {
       EXPECT_EQ(InvokeInApartment(sta.apartment(), [] { return S_OK; }), RPC_E_SYS_CALL_FAILED);
       text = LastErrorDescription();
     });
-    EXPECT_TRUE(Contains(text, "Thread " + std::to_string(sta.tid()) +
-                                   " is pumping, but with a filter (" +
-                                   WindowText(sta.window()) +
-                                   ") that excludes the apartment's window 0x"))
+    EXPECT_THAT(text,
+                ::testing::HasSubstr("Thread " + std::to_string(sta.tid()) +
+                                     " is pumping, but with a filter (" + WindowText(sta.window()) +
+                                     ") that excludes the apartment's window 0x"))
         << text;
-    EXPECT_TRUE(Contains(text, "3 messages wait behind it.")) << text;
+    EXPECT_THAT(text, ::testing::HasSubstr("3 messages wait behind it."));
     // Room for the message that ends the loop.
     EXPECT_EQ(SetPostMessageLimit(saved_limit), S_OK);
     sta.Stop();
@@ -491,8 +491,8 @@ TEST(HangDetailTest, DeadlockReportCarriesStacks) {
   for (const ThreadStack& stack : report.stacks) {
     EXPECT_TRUE(StackHas(stack, "DeadlockTestLockSecond")) << report.text;
   }
-  EXPECT_TRUE(Contains(report.text, "Stack of thread " + std::to_string(t1.tid()))) << report.text;
-  EXPECT_TRUE(Contains(report.text, "Stack of thread " + std::to_string(t2.tid()))) << report.text;
+  EXPECT_THAT(report.text, ::testing::HasSubstr("Stack of thread " + std::to_string(t1.tid())));
+  EXPECT_THAT(report.text, ::testing::HasSubstr("Stack of thread " + std::to_string(t2.tid())));
   // End the waits (alertable) with APCs.
   QueueUserAPC(&NoOpApc, handle1.load(), 0);
   QueueUserAPC(&NoOpApc, handle2.load(), 0);

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/clock.h"
@@ -17,10 +18,6 @@ namespace apartments::internal::testing {
 namespace {
 
 using std::chrono::seconds;
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 class ReportSink {
  public:
@@ -110,8 +107,8 @@ TEST(HangWatchdogTest, ReportsHangOnceThenTransientResolution) {
   EXPECT_EQ(reports[0].thread_name, "stuck-ui");
   EXPECT_EQ(reports[0].queue_depth, 2u);
   EXPECT_EQ(reports[0].duration, seconds(5));
-  EXPECT_TRUE(Contains(reports[0].text, "'stuck-ui' is not responding")) << reports[0].text;
-  EXPECT_TRUE(Contains(reports[0].text, "event 'unblock-me'")) << reports[0].text;
+  EXPECT_THAT(reports[0].text, ::testing::HasSubstr("'stuck-ui' is not responding"));
+  EXPECT_THAT(reports[0].text, ::testing::HasSubstr("event 'unblock-me'"));
 
   clock.Advance(seconds(2));
   stuck.Release();
@@ -121,7 +118,7 @@ TEST(HangWatchdogTest, ReportsHangOnceThenTransientResolution) {
   ASSERT_EQ(reports.size(), 2u);
   EXPECT_EQ(reports[1].event, HangEvent::kResolved);
   EXPECT_EQ(reports[1].duration, seconds(7));
-  EXPECT_TRUE(Contains(reports[1].text, "a transient hang")) << reports[1].text;
+  EXPECT_THAT(reports[1].text, ::testing::HasSubstr("a transient hang"));
 }
 
 // Tests that a hang lasting past the second threshold is reported as

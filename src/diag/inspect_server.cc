@@ -29,7 +29,8 @@
 #include <string>
 
 #include "apartments/inspect.h"
-#include "com/apartment_impl.h"
+#include "base/explain.h"
+#include "base/thread_state.h"
 
 namespace apartments {
 namespace internal {
@@ -114,23 +115,6 @@ void RemoveStaleSockets(const std::string& dir) {
     if (pid == self || ProcessGone(pid)) unlink((dir + "/" + name).c_str());
   }
   closedir(d);
-}
-
-void AppendJsonString(std::string* out, const std::string& s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      *out += buffer;
-    } else {
-      out->push_back(static_cast<char>(c));
-    }
-  }
-  out->push_back('"');
 }
 
 std::string Millis(Clock::Duration d) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/clock.h"
@@ -28,10 +29,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 int ConnectTo(const std::string& path) {
   sockaddr_un address{};
@@ -140,12 +137,12 @@ TEST_F(InspectServerTest, AnswersRequestsAndRemovesSocketOnStop) {
   EXPECT_EQ(Ask(path, "version\n"), "ok\napartments-inspect 1\n");
   const std::string text = Ask(path, "snapshot text\n");
   EXPECT_EQ(text.rfind("ok\nprocess " + std::to_string(getpid()) + " ", 0), 0u) << text;
-  EXPECT_TRUE(Contains(text, "'hang watchdog'")) << text;
-  EXPECT_TRUE(Contains(text, "hangs (threshold 5.0 s")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("'hang watchdog'"));
+  EXPECT_THAT(text, ::testing::HasSubstr("hangs (threshold 5.0 s"));
   const std::string json = Ask(path, "snapshot json\r\n");
   EXPECT_EQ(json.rfind("ok\n{\"pid\":" + std::to_string(getpid()), 0), 0u) << json;
-  EXPECT_TRUE(Contains(json, "\"thread_name\":\"hang watchdog\"")) << json;
-  EXPECT_TRUE(Contains(json, "\"hangs\":[]")) << json;
+  EXPECT_THAT(json, ::testing::HasSubstr("\"thread_name\":\"hang watchdog\""));
+  EXPECT_THAT(json, ::testing::HasSubstr("\"hangs\":[]"));
   EXPECT_EQ(Ask(path, "dance\n"),
             "error unknown request 'dance' (expected 'snapshot text', 'snapshot json' or "
             "'version')\n");
@@ -279,12 +276,21 @@ TEST_F(InspectServerTest, SnapshotShowsHangEpisodes) {
   watchdog.Start();
   const std::string path = watchdog.inspection_socket_path();
   const std::string name = "\"thread_name\":\"stuck-worker\",\"apartment\":\"\",\"state\":";
-  EXPECT_TRUE(Eventually([&] { return Contains(Ask(path, "snapshot json\n"), name + "\"pending\""); }));
+  EXPECT_TRUE(Eventually([&] {
+    return ::testing::Value(Ask(path, "snapshot json\n"),
+                            ::testing::HasSubstr(name + "\"pending\""));
+  }));
   clock.Advance(std::chrono::seconds(6));
-  EXPECT_TRUE(Eventually([&] { return Contains(Ask(path, "snapshot json\n"), name + "\"hung\""); }));
+  EXPECT_TRUE(Eventually([&] {
+    return ::testing::Value(Ask(path, "snapshot json\n"), ::testing::HasSubstr(name + "\"hung\""));
+  }));
   clock.Advance(std::chrono::seconds(60));
-  EXPECT_TRUE(Eventually([&] { return Contains(Ask(path, "snapshot json\n"), name + "\"permanent\""); }));
-  EXPECT_TRUE(Contains(Ask(path, "snapshot text\n"), "'stuck-worker' PERMANENTLY HUNG: has not pumped for 66.0 s"));
+  EXPECT_TRUE(Eventually([&] {
+    return ::testing::Value(Ask(path, "snapshot json\n"),
+                            ::testing::HasSubstr(name + "\"permanent\""));
+  }));
+  EXPECT_THAT(Ask(path, "snapshot text\n"),
+              ::testing::HasSubstr("'stuck-worker' PERMANENTLY HUNG: has not pumped for 66.0 s"));
   release.Set();
   stuck.Join();
 }

@@ -12,8 +12,8 @@
 #include "apartments/diagnostics.h"
 #include "apartments/message_queue.h"
 #include "apartments/win32_kernel.h"
+#include "base/explain.h"
 #include "base/thread_state.h"
-#include "com/apartment_impl.h"
 #include "diag/wait_graph.h"
 #include "kernel/kernel.h"
 #include "message/queue.h"
@@ -21,7 +21,10 @@
 namespace apartments {
 namespace {
 
+using internal::AppendJsonString;
 using internal::BlockKind;
+using internal::HandleText;
+using internal::ThreadLabel;
 using internal::ObjectKind;
 using internal::WaitRecord;
 
@@ -41,42 +44,8 @@ const char* BlockKindText(BlockKind kind) {
   return "?";
 }
 
-std::string HandleText(HANDLE handle) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(handle));
-  return buffer;
-}
-
 double Millis(Clock::Duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
-}
-
-std::string ThreadLabel(DWORD tid, const std::string& name) {
-  std::string out = "thread " + std::to_string(tid);
-  if (!name.empty()) out += " '" + name + "'";
-  return out;
-}
-
-void AppendJsonString(std::string* out, const std::string& s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-          *out += buffer;
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 void AppendJsonNumber(std::string* out, double value) {

@@ -13,10 +13,10 @@ namespace {
 using ktest::CountBlocked;
 using ktest::JoinThread;
 using ktest::kJoinMs;
-using ktest::PollUntil;
 using ktest::ScopedHandle;
 using ktest::StartThread;
 using ktest::WaitUntilBlocked;
+using testing::Eventually;
 
 using ConcurrencyTest = ktest::KernelTest;
 
@@ -124,7 +124,7 @@ TEST_F(ConcurrencyTest, AutoResetWakesExactlyOneWaiterPerSet) {
     ASSERT_TRUE(SetEvent(event.get()));
     // A satisfied wait leaves the record inside SetEvent, so this is exact.
     ASSERT_EQ(CountBlocked(tids), kWaiters - i) << "after SetEvent #" << i;
-    ASSERT_TRUE(PollUntil([&] { return woken.load() == i; })) << "after SetEvent #" << i;
+    ASSERT_TRUE(Eventually([&] { return woken.load() == i; })) << "after SetEvent #" << i;
   }
   for (HANDLE t : threads) {
     ASSERT_EQ(WaitForSingleObject(t, kJoinMs), WAIT_OBJECT_0);

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "apartments/last_error.h"
-#include "base/duration_text.h"
+#include "base/explain.h"
 #include "base/thread_state.h"
 
 namespace apartments::internal {
@@ -214,17 +214,6 @@ bool ReadEntry(const Entry& e, std::uint64_t handle, HandleCloseRecord* out) {
   return false;  // Rewritten under us again and again: the record is being replaced.
 }
 
-std::string HandleValueText(HANDLE handle) {
-  if (handle == nullptr) return "NULL";
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(handle));
-  return buffer;
-}
-
-std::string Ago(Clock::TimePoint when) {
-  return FormatDuration(GetClock().Now() - when) + " ago";
-}
-
 // "an event", "a mutex": the article for ObjectKindName.
 std::string WithArticle(ObjectKind kind) {
   const char* name = ObjectKindName(kind);
@@ -259,7 +248,7 @@ std::string CallSiteText(const void* site) {
 }
 
 std::string CloserText(const HandleCloseRecord& r) {
-  std::string out = DescribeThread(r.closer_tid) + " " + Ago(r.closed);
+  std::string out = ThreadText(r.closer_tid) + " " + Ago(r.closed);
   if (r.call_site != nullptr) out += " (CloseHandle called from " + CallSiteText(r.call_site) + ")";
   return out;
 }
@@ -318,20 +307,8 @@ bool FindHandleClose(HANDLE handle, HandleCloseRecord* close,
   return true;
 }
 
-std::string DescribeThread(DWORD tid) {
-  std::string name;
-  ForEachThreadState([&](ThreadState& state) {
-    if (name.empty() && state.tid.load(std::memory_order_relaxed) == tid) {
-      name = state.DescriptionUtf8();
-    }
-  });
-  std::string out = "thread " + std::to_string(tid);
-  if (!name.empty()) out += " '" + name + "'";
-  return out;
-}
-
 std::string DescribeHandleProblem(HANDLE handle, const ObjectKind* expected) {
-  const std::string value = "handle " + HandleValueText(handle);
+  const std::string value = "handle " + HandleText(handle);
   const HandleClass c = ClassifyHandle(handle);
   switch (c.status) {
     case HandleStatus::kPseudo:
@@ -366,7 +343,7 @@ std::string DescribeHandleProblem(HANDLE handle, const ObjectKind* expected) {
   std::string out = value + " is not open: it was " + WithArticle(close.kind);
   if (!close.name.empty()) out += " '" + close.name + "'";
   out += " (object #" + std::to_string(close.serial) + "), created by " +
-         DescribeThread(close.creator_tid) + " " + Ago(close.created) + ", and closed by " +
+         ThreadText(close.creator_tid) + " " + Ago(close.created) + ", and closed by " +
          CloserText(close) + ".";
   if (!again.empty()) {
     out += again.size() == 1 ? " It was closed again by "
@@ -397,7 +374,7 @@ std::string ExplainAccessDenied(const char* function, HANDLE handle, ObjectKind 
   char mask[16];
   std::snprintf(mask, sizeof mask, "0x%08X", static_cast<unsigned>(granted));
   std::string text = std::string(function) + " failed with ERROR_ACCESS_DENIED: handle " +
-                     HandleValueText(handle) + " is " + WithArticle(kind) +
+                     HandleText(handle) + " is " + WithArticle(kind) +
                      " handle without the " + needed + " right (its access mask is " + mask +
                      "). Rights are fixed when a handle is made: Create* grants all of them, "
                      "Open*, Create*Ex and DuplicateHandle grant what they were asked for.";
@@ -407,7 +384,7 @@ std::string ExplainAccessDenied(const char* function, HANDLE handle, ObjectKind 
 
 std::string ExplainNotSignalable(const char* function, HANDLE handle, ObjectKind kind) {
   std::string text = std::string(function) + " failed with ERROR_INVALID_HANDLE: handle " +
-                     HandleValueText(handle) + " is open, but it is " + WithArticle(kind) +
+                     HandleText(handle) + " is open, but it is " + WithArticle(kind) +
                      ", which cannot be signaled: the object to signal must be an event, a "
                      "mutex or a semaphore.";
   StoreExplanation(text);

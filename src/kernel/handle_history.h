@@ -124,9 +124,6 @@ std::string ExplainAccessDenied(const char* function, HANDLE handle, ObjectKind 
 // thread, the process): sets the explanation and returns it.
 std::string ExplainNotSignalable(const char* function, HANDLE handle, ObjectKind kind);
 
-// "thread 12 'worker'" (the name while the thread lives), for reports.
-std::string DescribeThread(DWORD tid);
-
 }  // namespace apartments::internal
 
 #endif  // APARTMENTS_SRC_KERNEL_HANDLE_HISTORY_H_

@@ -3,6 +3,7 @@
 // and a stress of creates, closes and failing waits on many threads.
 #include "kernel/handle_history.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -27,10 +28,6 @@ using ktest::ScopedHandle;
 using ktest::StartThread;
 
 using HandleHistoryTest = KernelTest;
-
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 std::string Thread(DWORD tid, const char* name) {
   return "thread " + std::to_string(tid) + " '" + name + "'";
@@ -97,14 +94,17 @@ TEST_F(HandleHistoryTest, WaitOnHandleClosedByAnotherThreadNamesCreatorAndCloser
   ASSERT_TRUE(c.Run());
   EXPECT_EQ(wait_result, WAIT_FAILED);
   EXPECT_EQ(wait_error, static_cast<DWORD>(ERROR_INVALID_HANDLE));
-  EXPECT_TRUE(Contains(explanation, "WaitForSingleObject failed with ERROR_INVALID_HANDLE"))
+  EXPECT_THAT(explanation,
+              ::testing::HasSubstr("WaitForSingleObject failed with ERROR_INVALID_HANDLE"))
       << explanation;
-  EXPECT_TRUE(Contains(explanation, "an event 'jobs-ready'")) << explanation;
-  EXPECT_TRUE(Contains(explanation, "created by " + Thread(a.tid(), "creator-A") + " 4.5 s ago"))
+  EXPECT_THAT(explanation, ::testing::HasSubstr("an event 'jobs-ready'"));
+  EXPECT_THAT(explanation,
+              ::testing::HasSubstr("created by " + Thread(a.tid(), "creator-A") + " 4.5 s ago"))
       << explanation;
-  EXPECT_TRUE(Contains(explanation, "closed by " + Thread(b.tid(), "closer-B") + " 1.5 s ago"))
+  EXPECT_THAT(explanation,
+              ::testing::HasSubstr("closed by " + Thread(b.tid(), "closer-B") + " 1.5 s ago"))
       << explanation;
-  EXPECT_FALSE(Contains(explanation, "double close")) << explanation;
+  EXPECT_THAT(explanation, ::testing::Not(::testing::HasSubstr("double close")));
 }
 
 // Tests that after a double close the explanation names the first closer and
@@ -126,24 +126,27 @@ TEST_F(HandleHistoryTest, DoubleCloseNamesBothClosers) {
   ASSERT_TRUE(second.Run());
   clock.Advance(std::chrono::milliseconds(300));
   EXPECT_FALSE(second_result);
-  EXPECT_TRUE(Contains(second_explanation, "CloseHandle failed with ERROR_INVALID_HANDLE"))
+  EXPECT_THAT(second_explanation,
+              ::testing::HasSubstr("CloseHandle failed with ERROR_INVALID_HANDLE"))
       << second_explanation;
-  EXPECT_TRUE(Contains(second_explanation, "closed by " + Thread(first.tid(), "first-closer")))
+  EXPECT_THAT(second_explanation,
+              ::testing::HasSubstr("closed by " + Thread(first.tid(), "first-closer")))
       << second_explanation;
 
   EXPECT_EQ(ReleaseMutex(mutex), FALSE);
   EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
   const std::string text = LastErrorExplanation();
-  EXPECT_TRUE(Contains(text, "ReleaseMutex failed")) << text;
-  EXPECT_TRUE(Contains(text, "a mutex (object #")) << text;
-  EXPECT_TRUE(Contains(text, "closed by " + Thread(first.tid(), "first-closer") + " 500 ms ago"))
+  EXPECT_THAT(text, ::testing::HasSubstr("ReleaseMutex failed"));
+  EXPECT_THAT(text, ::testing::HasSubstr("a mutex (object #"));
+  EXPECT_THAT(text, ::testing::HasSubstr("closed by " + Thread(first.tid(), "first-closer") +
+                                         " 500 ms ago"))
       << text;
-  EXPECT_TRUE(Contains(text, "closed again by " + Thread(second.tid(), "second-closer") +
-                                 " 300 ms ago"))
+  EXPECT_THAT(text, ::testing::HasSubstr("closed again by " +
+                                         Thread(second.tid(), "second-closer") + " 300 ms ago"))
       << text;
-  EXPECT_TRUE(Contains(text, "double close")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("double close"));
   // The closer's call site is recorded (the address inside this test binary).
-  EXPECT_TRUE(Contains(text, "CloseHandle called from ")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("CloseHandle called from "));
 }
 
 // Tests that values this process never issued are called so: NULL, a
@@ -159,8 +162,8 @@ TEST_F(HandleHistoryTest, ForgedHandlesWereNeverOpen) {
     EXPECT_EQ(WaitForSingleObject(h, 0), WAIT_FAILED);
     EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
     const std::string text = LastErrorExplanation();
-    EXPECT_TRUE(Contains(text, "was never a handle")) << text;
-    EXPECT_FALSE(Contains(text, "closed by")) << text;
+    EXPECT_THAT(text, ::testing::HasSubstr("was never a handle"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("closed by")));
   }
 }
 
@@ -171,8 +174,8 @@ TEST_F(HandleHistoryTest, WrongKindIsExplained) {
   EXPECT_FALSE(SetEvent(mutex.get()));
   EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
   const std::string text = LastErrorExplanation();
-  EXPECT_TRUE(Contains(text, "SetEvent failed")) << text;
-  EXPECT_TRUE(Contains(text, "is open, but it is a mutex, not an event")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("SetEvent failed"));
+  EXPECT_THAT(text, ::testing::HasSubstr("is open, but it is a mutex, not an event"));
 }
 
 // Tests the clearing rules: a success leaves the explanation, the next
@@ -183,14 +186,14 @@ TEST_F(HandleHistoryTest, ExplanationLastsUntilTheNextFailure) {
   ScopedHandle open(CreateEventW(nullptr, TRUE, TRUE, nullptr));
   ASSERT_EQ(WaitForSingleObject(closed, 0), WAIT_FAILED);
   const std::string first = LastErrorExplanation();
-  EXPECT_TRUE(Contains(first, "WaitForSingleObject failed")) << first;
+  EXPECT_THAT(first, ::testing::HasSubstr("WaitForSingleObject failed"));
   ASSERT_EQ(WaitForSingleObject(open.get(), 0), WAIT_OBJECT_0);
   EXPECT_EQ(LastErrorExplanation(), first);
   HANDLE both[] = {open.get(), closed};
   ASSERT_EQ(WaitForMultipleObjects(2, both, FALSE, 0), WAIT_FAILED);
   const std::string second = LastErrorExplanation();
-  EXPECT_TRUE(Contains(second, "WaitForMultipleObjects failed")) << second;
-  EXPECT_TRUE(Contains(second, "of its 2 handles, number 1")) << second;
+  EXPECT_THAT(second, ::testing::HasSubstr("WaitForMultipleObjects failed"));
+  EXPECT_THAT(second, ::testing::HasSubstr("of its 2 handles, number 1"));
   ClearLastErrorExplanation();
   EXPECT_EQ(LastErrorExplanation(), "");
 }
@@ -203,13 +206,14 @@ TEST_F(HandleHistoryTest, DuplicateAndSignalAndWaitExplain) {
   EXPECT_FALSE(DuplicateHandle(GetCurrentProcess(), closed, GetCurrentProcess(), &copy, 0, FALSE,
                                DUPLICATE_SAME_ACCESS));
   std::string text = LastErrorExplanation();
-  EXPECT_TRUE(Contains(text, "DuplicateHandle failed")) << text;
-  EXPECT_TRUE(Contains(text, "a semaphore 'history-sem'")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("DuplicateHandle failed"));
+  EXPECT_THAT(text, ::testing::HasSubstr("a semaphore 'history-sem'"));
   ScopedHandle event(CreateEventW(nullptr, FALSE, FALSE, nullptr));
   EXPECT_EQ(SignalObjectAndWait(event.get(), closed, 0, FALSE), WAIT_FAILED);
   text = LastErrorExplanation();
-  EXPECT_TRUE(Contains(text, "SignalObjectAndWait (the object to wait on) failed")) << text;
-  EXPECT_TRUE(Contains(text, "closed by thread " + std::to_string(GetCurrentThreadId()))) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("SignalObjectAndWait (the object to wait on) failed"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("closed by thread " + std::to_string(GetCurrentThreadId())));
 }
 
 // Tests that the history is bounded: once kHandleHistoryCapacity later closes
@@ -231,9 +235,9 @@ TEST_F(HandleHistoryTest, RingOverflowForgetsTheOldestHonestly) {
   EXPECT_FALSE(FindHandleClose(old, nullptr, nullptr));
   EXPECT_EQ(WaitForSingleObject(old, 0), WAIT_FAILED);
   const std::string text = LastErrorExplanation();
-  EXPECT_TRUE(Contains(text, "is not open")) << text;
-  EXPECT_TRUE(Contains(text, "has no record")) << text;
-  EXPECT_FALSE(Contains(text, "was never a handle")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("is not open"));
+  EXPECT_THAT(text, ::testing::HasSubstr("has no record"));
+  EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("was never a handle")));
 }
 
 // Tests that a long name is cut at a character boundary to the record's size.
@@ -268,9 +272,9 @@ TEST_F(HandleHistoryTest, ConcurrentCreateCloseWaitStress) {
         if (i % 3 == 0 && CloseHandle(h)) return 2;  // A double close must fail.
         if (WaitForSingleObject(h, 0) != WAIT_FAILED) return 3;
         const std::string text = LastErrorExplanation();
-        if (Contains(text, me)) {
+        if (::testing::Value(text, ::testing::HasSubstr(me))) {
           described.fetch_add(1, std::memory_order_relaxed);
-        } else if (!Contains(text, "has no record")) {
+        } else if (!::testing::Value(text, ::testing::HasSubstr("has no record"))) {
           wrong.fetch_add(1, std::memory_order_relaxed);
         }
       }

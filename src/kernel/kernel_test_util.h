@@ -21,6 +21,7 @@
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_types.h"
+#include "base/test_util.h"
 #include "kernel/kernel.h"
 
 namespace apartments::internal::ktest {
@@ -28,7 +29,7 @@ namespace apartments::internal::ktest {
 // The longest any cross-thread step may take before the test fails. Generous
 // on purpose: sanitizer builds on two vCPUs are slow, and a correct run never
 // comes near it.
-inline constexpr DWORD kJoinMs = 10000;
+inline constexpr DWORD kJoinMs = testing::kBoundMs;
 
 // Owns a handle and closes it at scope exit, so a failing assertion does not
 // leak it into the next test's handle count.
@@ -94,27 +95,9 @@ inline HANDLE StartThread(std::function<DWORD()> body, DWORD flags = 0,
   return exited;
 }
 
-// Polls `condition` until it holds or `timeout_ms` pass. Used only to observe
-// a state that has no event of its own (another thread being blocked), so it
-// waits on the thing itself, bounded.
-template <typename Condition>
-[[nodiscard]] bool PollUntil(Condition&& condition, DWORD timeout_ms = kJoinMs) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (int i = 0;; ++i) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (i < 100) {
-      sched_yield();
-    } else {
-      timespec pause{0, 200 * 1000};
-      nanosleep(&pause, nullptr);
-    }
-  }
-}
-
 // Waits until the thread `tid` is blocked in a wait of `kind`.
 [[nodiscard]] inline bool WaitUntilBlocked(DWORD tid, BlockKind kind = BlockKind::kKernelWait) {
-  return PollUntil([&] { return ReadWaitRecord(tid).kind == kind; });
+  return testing::Eventually([&] { return ReadWaitRecord(tid).kind == kind; });
 }
 
 // How many of `tids` are blocked in a kernel wait right now.

@@ -548,8 +548,8 @@ DWORD MessageQueue::AwaitReply(SentMessage* sent, MessageQueue* target, DWORD ta
           deadline - std::chrono::steady_clock::now());
       remaining = left.count() > 0 ? static_cast<DWORD>(left.count()) : 0;
     }
-    DWORD result = Block(nullptr, nullptr, 0, false, remaining, false,
-                         WaitOptions{BlockKind::kSendMessage, target_tid});
+    DWORD result = BlockForInput(
+        remaining, WaitOptions{.kind = BlockKind::kSendMessage, .target_tid = target_tid});
     lock_.lock();
     wake_mask_ = 0;
     lock_.unlock();
@@ -641,7 +641,7 @@ bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
     wake_mask_ = kQsPosted | QS_SENDMESSAGE;
     waiting_for_input_.store(true, std::memory_order_relaxed);
     lock_.unlock();
-    Block(nullptr, nullptr, 0, false, INFINITE, false, WaitOptions{BlockKind::kMessageIdle, 0});
+    BlockForInput(INFINITE, WaitOptions{.kind = BlockKind::kMessageIdle});
     waiting_for_input_.store(false, std::memory_order_relaxed);
     lock_.lock();
     wake_mask_ = 0;

@@ -241,7 +241,7 @@ class MessageQueue {
   // thread its call waits on).
   DWORD MsgWait(KernelObject** objects, const HANDLE* handles, DWORD count, DWORD timeout_ms,
                 DWORD wake_mask, DWORD flags,
-                const WaitOptions& options = WaitOptions{BlockKind::kMessageIdle, 0});
+                const WaitOptions& options = WaitOptions{.kind = BlockKind::kMessageIdle});
   DWORD QueueStatus(UINT flags);
   void PostQuit(int exit_code);
   // The sent message being served (innermost), or null.
@@ -305,6 +305,11 @@ class MessageQueue {
   // Sleeps on event_ (plus `objects`) until woken; wake_mask_ set by caller.
   DWORD Block(KernelObject** objects, const HANDLE* handles, DWORD count, bool wait_all,
               DWORD timeout_ms, bool alertable, const WaitOptions& options);
+  // Block on event_ alone (new input, as wake_mask_ says), not alertable.
+  DWORD BlockForInput(DWORD timeout_ms, const WaitOptions& options) {
+    return Block(nullptr, nullptr, 0, /*wait_all=*/false, timeout_ms, /*alertable=*/false,
+                 options);
+  }
 
   // Identity.
   std::atomic<DWORD> tid_{0};

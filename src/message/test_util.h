@@ -1,4 +1,5 @@
-// Helpers shared by the message layer's tests. Test-only.
+// Helpers shared by the message layer's tests (and those above it), on top of
+// base/test_util.h (bounds, Eventually, BoundedThread, HasSubstr). Test-only.
 #ifndef APARTMENTS_SRC_MESSAGE_TEST_UTIL_H_
 #define APARTMENTS_SRC_MESSAGE_TEST_UTIL_H_
 
@@ -13,12 +14,11 @@
 
 #include "apartments/message_queue.h"
 #include "apartments/win32.h"
+#include "base/test_util.h"
 #include "kernel/kernel.h"
 #include "message/queue.h"
 
 namespace apartments::internal::testing {
-
-inline constexpr DWORD kBoundMs = 10000;  // Upper bound of every wait in tests.
 
 // A manual-reset kernel event, closed on destruction.
 class TestEvent {
@@ -34,42 +34,6 @@ class TestEvent {
 
  private:
   HANDLE handle_;
-};
-
-// A thread that must finish within a bound: the destructor waits for it at
-// most kBoundMs and aborts the test binary (a failure, not a hang) otherwise.
-class BoundedThread {
- public:
-  explicit BoundedThread(std::function<void()> body)
-      : thread_([this, body = std::move(body)] {
-          tid_.store(GetCurrentThreadId());
-          started_.Set();
-          body();
-          done_.Set();
-        }) {
-    if (!started_.Wait()) Abort("did not start");
-  }
-  ~BoundedThread() { Join(); }
-  BoundedThread(const BoundedThread&) = delete;
-  BoundedThread& operator=(const BoundedThread&) = delete;
-
-  void Join() {
-    if (!thread_.joinable()) return;
-    if (!done_.Wait()) Abort("did not finish in time");
-    thread_.join();
-  }
-  DWORD tid() const { return tid_.load(); }
-
- private:
-  [[noreturn]] static void Abort(const char* what) {
-    std::fprintf(stderr, "test thread %s\n", what);
-    std::fflush(stderr);
-    std::abort();
-  }
-  TestEvent started_;
-  TestEvent done_;
-  std::atomic<DWORD> tid_{0};
-  std::thread thread_;
 };
 
 // Retrieves the next message (PM_REMOVE) within `ms`: false on timeout. Never
@@ -92,17 +56,6 @@ inline void DrainQueue() {
   MSG msg;
   while (PeekMessageW(&msg, nullptr, 0, 0, PM_REMOVE)) {
   }
-}
-
-// Polls `condition` until true or kBoundMs pass (for states another thread
-// reaches while blocked, which it cannot signal itself). Yields between polls.
-inline bool Eventually(const std::function<bool()>& condition) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBoundMs);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::yield();
-  }
-  return condition();
 }
 
 // Registers a window class for the lifetime of the object.

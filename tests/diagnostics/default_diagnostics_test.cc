@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "apartments/clock.h"
@@ -29,10 +30,6 @@ namespace apartments::internal::testing {
 namespace {
 
 using std::chrono::seconds;
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // Sends this process's stderr (fd 2) to a file for the whole binary, so that
 // the tests read the reports the default diagnostics print there.
@@ -109,10 +106,10 @@ void AdvanceAndPoll(FakeClock& clock, Clock::Duration step) {
 // holds `needle` (true) or two minutes of fake time have passed (false).
 bool AdvanceUntil(FakeClock& clock, const Reports& reports, const std::string& needle) {
   for (int i = 0; i < 120; ++i) {
-    if (Contains(reports.Text(), needle)) return true;
+    if (::testing::Value(reports.Text(), ::testing::HasSubstr(needle))) return true;
     AdvanceAndPoll(clock, seconds(1));
   }
-  return Contains(reports.Text(), needle);
+  return ::testing::Value(reports.Text(), ::testing::HasSubstr(needle));
 }
 
 std::string Tid(DWORD tid) { return std::to_string(tid); }
@@ -121,7 +118,8 @@ std::string Tid(DWORD tid) { return std::to_string(tid); }
 // for the process's first, "main STA n"); `lead` is "Thread" or "thread".
 bool NamesSta(const std::string& text, const char* lead, DWORD tid, const std::string& name) {
   const std::string label = std::string(lead) + " " + Tid(tid) + " '" + name + "' [";
-  return Contains(text, label + "STA ") || Contains(text, label + "main STA ");
+  return ::testing::Value(text, ::testing::HasSubstr(label + "STA ")) ||
+         ::testing::Value(text, ::testing::HasSubstr(label + "main STA "));
 }
 
 // Ends the alertable wait of the thread whose handle is `thread` (an APC),
@@ -154,14 +152,15 @@ TEST(DefaultDiagnosticsTest, StaInNonPumpingWaitIsReported) {
   EXPECT_TRUE(AdvanceUntil(clock, reports, "is not responding"));
   const std::string text = reports.Text();
   EXPECT_TRUE(NamesSta(text, "Thread", sta.tid(), "stuck-sta")) << text;
-  EXPECT_TRUE(Contains(text, "3 posted (quota")) << text;
-  EXPECT_TRUE(Contains(text, "blocked in kernel wait for ")) << text;
-  EXPECT_TRUE(Contains(text, "-> event 'never-signaled' handle 0x")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: thread " + Tid(sta.tid()) +
-                                 " 'stuck-sta' is a single-threaded apartment blocked in a wait "
-                                 "that does not pump messages: use CoWaitForMultipleHandles"))
+  EXPECT_THAT(text, ::testing::HasSubstr("3 posted (quota"));
+  EXPECT_THAT(text, ::testing::HasSubstr("blocked in kernel wait for "));
+  EXPECT_THAT(text, ::testing::HasSubstr("-> event 'never-signaled' handle 0x"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("What to do next: thread " + Tid(sta.tid()) +
+                                   " 'stuck-sta' is a single-threaded apartment blocked in a wait "
+                                   "that does not pump messages: use CoWaitForMultipleHandles"))
       << text;
-  EXPECT_TRUE(Contains(text, "Stack of thread " + Tid(sta.tid()))) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("Stack of thread " + Tid(sta.tid())));
 
   Interrupt(self.load());
   sta.Stop();
@@ -207,16 +206,18 @@ TEST(DefaultDiagnosticsTest, TimedMutexAndComCallCycleIsReported) {
 
   EXPECT_TRUE(AdvanceUntil(clock, reports, "Deadlock while it lasts"));
   const std::string text = reports.Text();
-  EXPECT_TRUE(Contains(text, "2 threads have waited on each other")) << text;
-  EXPECT_TRUE(Contains(text, "may resolve by timeout")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("2 threads have waited on each other"));
+  EXPECT_THAT(text, ::testing::HasSubstr("may resolve by timeout"));
   EXPECT_TRUE(NamesSta(text, "thread", sta_a.tid(), "sta-a")) << text;
   EXPECT_TRUE(NamesSta(text, "thread", sta_b.tid(), "sta-b")) << text;
-  EXPECT_TRUE(Contains(text, "(with a timeout)")) << text;
-  EXPECT_TRUE(Contains(text, "mutex 'held-by-a' handle 0x")) << text;
-  EXPECT_TRUE(Contains(text, "owned by thread " + Tid(sta_a.tid()))) << text;
-  EXPECT_TRUE(Contains(text, "call into STA ")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: thread " + Tid(sta_b.tid()) + " 'sta-b' is a "
-                             "single-threaded apartment blocked in a wait that does not pump"))
+  EXPECT_THAT(text, ::testing::HasSubstr("(with a timeout)"));
+  EXPECT_THAT(text, ::testing::HasSubstr("mutex 'held-by-a' handle 0x"));
+  EXPECT_THAT(text, ::testing::HasSubstr("owned by thread " + Tid(sta_a.tid())));
+  EXPECT_THAT(text, ::testing::HasSubstr("call into STA "));
+  EXPECT_THAT(
+      text, ::testing::HasSubstr("What to do next: thread " + Tid(sta_b.tid()) +
+                                 " 'sta-b' is a "
+                                 "single-threaded apartment blocked in a wait that does not pump"))
       << text;
 
   Interrupt(b_handle.load());
@@ -284,14 +285,16 @@ TEST(DefaultDiagnosticsTest, CycleThroughHelperThreadIsReported) {
 
   EXPECT_TRUE(AdvanceUntil(clock, reports, "Deadlock while it lasts"));
   const std::string text = reports.Text();
-  EXPECT_TRUE(Contains(text, "3 threads have waited on each other")) << text;
-  EXPECT_TRUE(Contains(text, "is itself handling the call the cycle waits on")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("3 threads have waited on each other"));
+  EXPECT_THAT(text, ::testing::HasSubstr("is itself handling the call the cycle waits on"));
   EXPECT_TRUE(NamesSta(text, "thread", sta_a.tid(), "sta-a")) << text;
-  EXPECT_TRUE(Contains(text, "thread " + Tid(helper_tid.load()) + " 'helper' [MTA ")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("thread " + Tid(helper_tid.load()) + " 'helper' [MTA "));
   EXPECT_TRUE(NamesSta(text, "thread", sta_b.tid(), "sta-b")) << text;
-  EXPECT_TRUE(Contains(text, "-> thread handle 0x")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: thread " + Tid(sta_a.tid()) + " 'sta-a' is a "
-                             "single-threaded apartment blocked in a wait that does not pump"))
+  EXPECT_THAT(text, ::testing::HasSubstr("-> thread handle 0x"));
+  EXPECT_THAT(
+      text, ::testing::HasSubstr("What to do next: thread " + Tid(sta_a.tid()) +
+                                 " 'sta-a' is a "
+                                 "single-threaded apartment blocked in a wait that does not pump"))
       << text;
 
   Interrupt(a_handle.load());
@@ -340,16 +343,18 @@ TEST(DefaultDiagnosticsTest, SendMessageToStuckWindowThreadIsReported) {
 
   EXPECT_TRUE(AdvanceUntil(clock, reports, "in SendMessageW for it"));
   const std::string text = reports.Text();
-  EXPECT_TRUE(Contains(text, "Thread " + Tid(window_thread.tid()) +
-                                 " 'window-thread' is not responding: thread " +
-                                 Tid(sender.tid()) + " 'sender' has waited "))
+  EXPECT_THAT(text, ::testing::HasSubstr("Thread " + Tid(window_thread.tid()) +
+                                         " 'window-thread' is not responding: thread " +
+                                         Tid(sender.tid()) + " 'sender' has waited "))
       << text;
-  EXPECT_TRUE(Contains(text, "thread " + Tid(sender.tid()) + " 'sender' blocked in SendMessage"))
+  EXPECT_THAT(text, ::testing::HasSubstr("thread " + Tid(sender.tid()) +
+                                         " 'sender' blocked in SendMessage"))
       << text;
-  EXPECT_TRUE(Contains(text, "-> event 'window-never-signaled' handle 0x")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: SendMessageW waits until the window's thread "
-                             "pumps messages; thread " + Tid(window_thread.tid()) +
-                             " 'window-thread' does not"))
+  EXPECT_THAT(text, ::testing::HasSubstr("-> event 'window-never-signaled' handle 0x"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("What to do next: SendMessageW waits until the window's thread "
+                                   "pumps messages; thread " +
+                                   Tid(window_thread.tid()) + " 'window-thread' does not"))
       << text;
 
   Interrupt(window_handle.load());
@@ -374,7 +379,8 @@ TEST(DefaultDiagnosticsTest, LongRunningIncomingCallIsReportedAsBusy) {
     (void)InvokeInApartment(apt, [&]() -> HRESULT {
       running.store(true);
       // Busy: computing, not waiting on anything of the library's.
-      while (!release.load()) std::this_thread::yield();
+      // Bounded: the test releases it once the report is in.
+      (void)::apartments::internal::testing::Eventually([&] { return release.load(); });
       return S_OK;
     });
     CoUninitialize();
@@ -386,13 +392,13 @@ TEST(DefaultDiagnosticsTest, LongRunningIncomingCallIsReportedAsBusy) {
   EXPECT_TRUE(AdvanceUntil(clock, reports, "is overrunning one call"));
   const std::string text = reports.Text();
   EXPECT_TRUE(NamesSta(text, "Thread", sta.tid(), "busy-sta")) << text;
-  EXPECT_TRUE(Contains(text, "it has been handling COM call for ")) << text;
-  EXPECT_TRUE(Contains(text, "It is busy running it, not blocked in a wait")) << text;
-  EXPECT_TRUE(Contains(text, "Behind it wait 2 posted messages")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: thread " + Tid(sta.tid()) +
-                                 " 'busy-sta' is busy running the call, not waiting"))
+  EXPECT_THAT(text, ::testing::HasSubstr("it has been handling COM call for "));
+  EXPECT_THAT(text, ::testing::HasSubstr("It is busy running it, not blocked in a wait"));
+  EXPECT_THAT(text, ::testing::HasSubstr("Behind it wait 2 posted messages"));
+  EXPECT_THAT(text, ::testing::HasSubstr("What to do next: thread " + Tid(sta.tid()) +
+                                         " 'busy-sta' is busy running the call, not waiting"))
       << text;
-  EXPECT_TRUE(Contains(text, "Stack of thread " + Tid(sta.tid()))) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("Stack of thread " + Tid(sta.tid())));
 
   release.store(true);
   caller.Join();
@@ -429,11 +435,11 @@ TEST(DefaultDiagnosticsTest, IntermittentFilteredPumpIsReported) {
   EXPECT_TRUE(AdvanceUntil(clock, reports, "that excludes the apartment's window"));
   const std::string text = reports.Text();
   EXPECT_TRUE(NamesSta(text, "Thread", sta.tid(), "filtered-sta")) << text;
-  EXPECT_TRUE(Contains(text, "with a filter (thread messages only) that excludes the "
-                             "apartment's window 0x"))
+  EXPECT_THAT(text, ::testing::HasSubstr("with a filter (thread messages only) that excludes the "
+                                         "apartment's window 0x"))
       << text;
-  EXPECT_TRUE(Contains(text, "1 message waits behind it")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: pump without a filter")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("1 message waits behind it"));
+  EXPECT_THAT(text, ::testing::HasSubstr("What to do next: pump without a filter"));
 
   stop.store(true);
   SetEvent(tick);
@@ -469,12 +475,13 @@ TEST(DefaultDiagnosticsTest, MsgWaitWakeMaskWithoutPostedMessagesIsReported) {
   EXPECT_TRUE(AdvanceUntil(clock, reports, "that leaves out posted messages"));
   const std::string text = reports.Text();
   EXPECT_TRUE(NamesSta(text, "Thread", sta.tid(), "masked-sta")) << text;
-  EXPECT_TRUE(Contains(text, "waits in MsgWaitForMultipleObjectsEx with a wake mask (QS_KEY) "
-                             "that leaves out posted messages (QS_POSTMESSAGE), so what is "
-                             "posted to the apartment's window 0x"))
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("waits in MsgWaitForMultipleObjectsEx with a wake mask (QS_KEY) "
+                                   "that leaves out posted messages (QS_POSTMESSAGE), so what is "
+                                   "posted to the apartment's window 0x"))
       << text;
-  EXPECT_TRUE(Contains(text, "1 message waits behind it")) << text;
-  EXPECT_TRUE(Contains(text, "a wake mask with QS_POSTMESSAGE, such as QS_ALLINPUT")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("1 message waits behind it"));
+  EXPECT_THAT(text, ::testing::HasSubstr("a wake mask with QS_POSTMESSAGE, such as QS_ALLINPUT"));
 
   stop.store(true);
   SetEvent(tick);
@@ -506,9 +513,9 @@ TEST(DefaultDiagnosticsTest, CallIntoApartmentOfExitedThreadIsExplained) {
     text = LastErrorDescription();
   });
   EXPECT_EQ(hr, RPC_E_DISCONNECTED);
-  EXPECT_TRUE(Contains(text, "(thread " + Tid(tid) + " 'gone-sta')")) << text;
-  EXPECT_TRUE(Contains(text, "its thread has exited")) << text;
-  EXPECT_TRUE(Contains(text, "What to do next: ")) << text;
+  EXPECT_THAT(text, ::testing::HasSubstr("(thread " + Tid(tid) + " 'gone-sta')"));
+  EXPECT_THAT(text, ::testing::HasSubstr("its thread has exited"));
+  EXPECT_THAT(text, ::testing::HasSubstr("What to do next: "));
 }
 
 }  // namespace
