@@ -14,6 +14,7 @@
 #include <string>
 
 #include "apartments/clock.h"
+#include "apartments/diagnostics.h"
 #include "apartments/error_info.h"
 #include "apartments/inproc_server.h"
 #include "apartments/win32.h"
@@ -159,6 +160,50 @@ TEST_F(InprocServerTest, HostStaThreadNamesItselfAndItsClass) {
   EXPECT_NE(name.find("host STA"), std::string::npos) << name;
   EXPECT_NE(name.find(ClassEntryFileName(sample::CLSID_SampleApartment)), std::string::npos)
       << name;
+}
+
+// Tests that a wait chain through the host STA names it as such, with its
+// class: a caller waiting on an object there while the host STA is blocked.
+TEST_F(InprocServerTest, WaitChainNamesTheHostSta) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInMta([] {
+    sample::IWhere* where = nullptr;
+    ASSERT_EQ(CoCreateInstance(sample::CLSID_SampleApartment, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&where)),
+              S_OK);
+    ApartmentRef host = InprocHostStaApartmentForTesting();
+    ASSERT_TRUE(host);
+    TestEvent blocked;
+    TestEvent release;
+    BoundedThread blocker([&] {
+      (void)CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+      EXPECT_EQ(InvokeInApartment(host,
+                                  [&] {
+                                    blocked.Set();
+                                    return release.Wait() ? S_OK : E_FAIL;
+                                  }),
+                S_OK);
+      CoUninitialize();
+    });
+    ASSERT_TRUE(blocked.Wait());
+    BoundedThread caller([&] {
+      int sum = 0;
+      EXPECT_EQ(where->Add(1, 2, &sum), S_OK);  // Queued behind the blocked call.
+    });
+    std::string chain;
+    const bool named = Eventually([&] {
+      chain = FormatWaitChain(GetWaitChain(caller.tid()));
+      return chain.find("host STA (for " +
+                        ClassEntryFileName(sample::CLSID_SampleApartment) + ")") !=
+                 std::string::npos &&
+             chain.find("event") != std::string::npos;
+    });
+    release.Set();
+    caller.Join();
+    blocker.Join();
+    EXPECT_TRUE(named) << chain;
+    where->Release();
+  });
 }
 
 // Tests that explanations name the host STA as such, with its class: a call
@@ -422,10 +467,12 @@ TEST_F(InprocServerTest, LockServerKeepsServerLoaded) {
 // Apartment and legacy servers.
 TEST_F(InprocServerTest, ApartmentServerUnloadsWithoutDelay) {
   Register(sample::CLSID_SampleApartment, "Apartment");
-  ASSERT_EQ(CreateInSta(sample::CLSID_SampleApartment).hr, S_OK);
-  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  CoFreeUnusedLibraries();
-  EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    CoFreeUnusedLibraries();
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
 }
 
 // Tests that an unused Free server is unloaded only by a call made at least
@@ -434,15 +481,17 @@ TEST_F(InprocServerTest, FreeServerUnloadsAfterTheDelay) {
   FakeClock clock;
   ScopedClockForTesting use_clock(&clock);
   Register(sample::CLSID_SampleFree, "Free");
-  ASSERT_EQ(CreateInMta(sample::CLSID_SampleFree).hr, S_OK);
-  CoFreeUnusedLibrariesEx(1000, 0);  // Now a candidate.
-  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  clock.Advance(std::chrono::milliseconds(999));
-  CoFreeUnusedLibrariesEx(1000, 0);
-  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  clock.Advance(std::chrono::milliseconds(1));
-  CoFreeUnusedLibrariesEx(1000, 0);
-  EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  RunInMta([&] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleFree).hr, S_OK);
+    CoFreeUnusedLibrariesEx(1000, 0);  // Now a candidate.
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    clock.Advance(std::chrono::milliseconds(999));
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    clock.Advance(std::chrono::milliseconds(1));
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
 }
 
 // Tests that a candidate server used again is no longer a candidate: the
@@ -451,14 +500,84 @@ TEST_F(InprocServerTest, UsingACandidateRestartsTheDelay) {
   FakeClock clock;
   ScopedClockForTesting use_clock(&clock);
   Register(sample::CLSID_SampleFree, "Free");
-  ASSERT_EQ(CreateInMta(sample::CLSID_SampleFree).hr, S_OK);
-  CoFreeUnusedLibrariesEx(1000, 0);
-  clock.Advance(std::chrono::milliseconds(1000));
-  ASSERT_EQ(CreateInMta(sample::CLSID_SampleFree).hr, S_OK);
-  CoFreeUnusedLibrariesEx(1000, 0);
+  RunInMta([&] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleFree).hr, S_OK);
+    CoFreeUnusedLibrariesEx(1000, 0);
+    clock.Advance(std::chrono::milliseconds(1000));
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleFree).hr, S_OK);
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    clock.Advance(std::chrono::milliseconds(1000));
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
+}
+
+// Tests that CoFreeUnusedLibraries frees only the libraries loaded for the
+// calling thread's apartment (Microsoft's CoFreeUnusedLibrariesEx page): a
+// call from another STA leaves a server loaded by this one.
+TEST_F(InprocServerTest, FreeUnusedSweepsOnlyTheCallersApartment) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    RunInSta([] { CoFreeUnusedLibrariesEx(0, 0); });
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer)) << "another STA unloaded it";
+    CoFreeUnusedLibrariesEx(0, 0);
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
+}
+
+// Tests that a server loaded by two apartments stays loaded until each has
+// let go of it.
+TEST_F(InprocServerTest, ServerListedByTwoApartmentsNeedsBoth) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  CO_MTA_USAGE_COOKIE cookie = nullptr;
+  ASSERT_EQ(CoIncrementMTAUsage(&cookie), S_OK);  // Keeps the MTA's list alive.
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    // The MTA's Apartment object lives in the host STA: listed there too.
+    RunInMta([] { ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK); });
+    CoFreeUnusedLibrariesEx(0, 0);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer)) << "the host STA still lists it";
+    RunInMta([] { CoFreeUnusedLibrariesEx(0, 0); });  // The MTA sweeps the host STA's list.
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
+  EXPECT_EQ(CoDecrementMTAUsage(cookie), S_OK);
+}
+
+// Tests that an apartment's end unloads the servers it loaded that are no
+// longer in use, as Windows' CoUninitialize does, with no
+// CoFreeUnusedLibraries call.
+TEST_F(InprocServerTest, ApartmentEndUnloadsItsUnusedServers) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+  });
+  EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  EXPECT_FALSE(Mapped(kServer));
+}
+
+// Tests that a server whose object outlives the apartment that made it stays
+// loaded (its code still runs), and is unloaded by a later
+// CoFreeUnusedLibraries once the object is gone.
+TEST_F(InprocServerTest, ServerOutlivesItsApartmentWhileAnObjectLives) {
+  Register(sample::CLSID_SampleFree, "Both");
+  sample::IWhere* survivor = nullptr;  // A Both object: usable from any thread.
+  RunInSta([&] {
+    ASSERT_EQ(CoCreateInstance(sample::CLSID_SampleFree, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&survivor)),
+              S_OK);
+  });
+  ASSERT_NE(survivor, nullptr);
   EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  clock.Advance(std::chrono::milliseconds(1000));
-  CoFreeUnusedLibrariesEx(1000, 0);
+  RunInMta([] { CoFreeUnusedLibrariesEx(0, 0); });
+  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+  int sum = 0;
+  EXPECT_EQ(survivor->Add(20, 22, &sum), S_OK);  // Its code is still mapped.
+  EXPECT_EQ(sum, 42);
+  survivor->Release();
+  RunInMta([] { CoFreeUnusedLibrariesEx(0, 0); });
   EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
 }
 
@@ -534,6 +653,26 @@ TEST_F(InprocServerTest, BadThreadingModelIsRejected) {
     EXPECT_NE(LastErrorDescription().find("Sideways"), std::string::npos);
   });
   EXPECT_EQ(LoadedInprocServersForTesting(), 0u);
+}
+
+// Tests that a host STA that cannot start fails the activation with
+// E_OUTOFMEMORY (as Windows' host apartments do), explained with the class
+// it was for, and that the next activation starts one.
+TEST_F(InprocServerTest, HostStaThatCannotStartIsExplained) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInMta([] {
+    FailNextHostStaStartForTesting(CO_E_INIT_TLS);
+    sample::IWhere* where = nullptr;
+    EXPECT_EQ(CoCreateInstance(sample::CLSID_SampleApartment, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&where)),
+              E_OUTOFMEMORY);
+    EXPECT_EQ(where, nullptr);
+    EXPECT_THAT(LastErrorDescription(),
+                HasSubstr("host STA (for " + ClassEntryFileName(sample::CLSID_SampleApartment) +
+                          ") could not start"));
+    EXPECT_EQ(InprocHostStaThreadIdForTesting(), 0u);
+    EXPECT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+  });
 }
 
 // Tests that a class the server does not serve gives its DllGetClassObject's
