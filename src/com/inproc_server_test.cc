@@ -77,6 +77,28 @@ Placement CreateInImplicitMta(REFCLSID clsid) {
   return p;
 }
 
+// Whether the creator got the object itself, running on its own thread.
+::testing::AssertionResult IsTheObjectItself(const Placement& p) {
+  if (p.hr != S_OK) return ::testing::AssertionFailure() << "creation or call failed: " << std::hex << p.hr;
+  if (!p.direct) return ::testing::AssertionFailure() << "the creator holds a proxy";
+  if (p.object_tid != p.caller_tid) {
+    return ::testing::AssertionFailure() << "it ran on thread " << p.object_tid << ", not the caller's "
+                                         << p.caller_tid;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Whether the creator got a proxy to an object living on thread `tid`.
+::testing::AssertionResult IsProxyInto(const Placement& p, DWORD tid) {
+  if (p.hr != S_OK) return ::testing::AssertionFailure() << "creation or call failed: " << std::hex << p.hr;
+  if (p.direct) return ::testing::AssertionFailure() << "the creator holds the object itself";
+  if (p.object_tid != tid || tid == p.caller_tid) {
+    return ::testing::AssertionFailure() << "it ran on thread " << p.object_tid << ", expected " << tid
+                                         << " (the caller is " << p.caller_tid << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // Whether the dynamic loader still has the library mapped.
 bool Mapped(const char* path) {
   void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
@@ -124,10 +146,7 @@ class InprocServerTest : public MarshalTest {
 // caller holds the object itself and calls run on its own thread.
 TEST_F(InprocServerTest, ApartmentFromStaLivesInCallersSta) {
   Register(sample::CLSID_SampleApartment, "Apartment");
-  Placement p = CreateInSta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
-  EXPECT_EQ(p.object_tid, p.caller_tid);
+  EXPECT_TRUE(IsTheObjectItself(CreateInSta(sample::CLSID_SampleApartment)));
 }
 
 // Tests that an Apartment class created from the MTA lives in the host STA
@@ -135,10 +154,7 @@ TEST_F(InprocServerTest, ApartmentFromStaLivesInCallersSta) {
 TEST_F(InprocServerTest, ApartmentFromMtaLivesInHostSta) {
   Register(sample::CLSID_SampleApartment, "Apartment");
   Placement p = CreateInMta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_FALSE(p.direct);
-  EXPECT_NE(p.object_tid, p.caller_tid);
-  EXPECT_EQ(p.object_tid, InprocHostStaThreadIdForTesting());
+  EXPECT_TRUE(IsProxyInto(p, InprocHostStaThreadIdForTesting()));
 }
 
 // Tests that an Apartment class created from the implicit MTA also lives in
@@ -146,9 +162,7 @@ TEST_F(InprocServerTest, ApartmentFromMtaLivesInHostSta) {
 TEST_F(InprocServerTest, ApartmentFromImplicitMtaLivesInHostSta) {
   Register(sample::CLSID_SampleApartment, "Apartment");
   Placement p = CreateInImplicitMta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_FALSE(p.direct);
-  EXPECT_EQ(p.object_tid, InprocHostStaThreadIdForTesting());
+  EXPECT_TRUE(IsProxyInto(p, InprocHostStaThreadIdForTesting()));
 }
 
 // Tests that the host STA's thread is named as such, with the class that
@@ -242,19 +256,13 @@ TEST_F(InprocServerTest, FreeFromStaLivesInMta) {
 // itself, called on the caller's thread.
 TEST_F(InprocServerTest, FreeFromMtaIsTheObjectItself) {
   Register(sample::CLSID_SampleFree, "Free");
-  Placement p = CreateInMta(sample::CLSID_SampleFree);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
-  EXPECT_EQ(p.object_tid, p.caller_tid);
+  EXPECT_TRUE(IsTheObjectItself(CreateInMta(sample::CLSID_SampleFree)));
 }
 
 // Tests that a Free class created from the implicit MTA is the object itself.
 TEST_F(InprocServerTest, FreeFromImplicitMtaIsTheObjectItself) {
   Register(sample::CLSID_SampleFree, "Free");
-  Placement p = CreateInImplicitMta(sample::CLSID_SampleFree);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
-  EXPECT_EQ(p.object_tid, p.caller_tid);
+  EXPECT_TRUE(IsTheObjectItself(CreateInImplicitMta(sample::CLSID_SampleFree)));
 }
 
 // Tests that a Both class lives where it is created: in an STA, the MTA and
@@ -264,9 +272,7 @@ TEST_F(InprocServerTest, BothLivesWhereCreated) {
   for (Placement p : {CreateInSta(sample::CLSID_SampleApartment),
                       CreateInMta(sample::CLSID_SampleApartment),
                       CreateInImplicitMta(sample::CLSID_SampleApartment)}) {
-    ASSERT_EQ(p.hr, S_OK);
-    EXPECT_TRUE(p.direct);
-    EXPECT_EQ(p.object_tid, p.caller_tid);
+    EXPECT_TRUE(IsTheObjectItself(p));
   }
 }
 
@@ -301,8 +307,7 @@ TEST_F(InprocServerTest, LegacyFromMainStaIsTheObjectItself) {
   ASSERT_TRUE(main && main->thread_id() == main_sta.tid()) << "another main STA is alive";
   Placement p;
   main_sta.Run([&] { p = CreateHere(sample::CLSID_SampleApartment); });
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
+  EXPECT_TRUE(IsTheObjectItself(p));
   EXPECT_EQ(p.object_tid, main_sta.tid());
 }
 
@@ -316,9 +321,7 @@ TEST_F(InprocServerTest, LegacyFromOtherApartmentsLivesInMainSta) {
   for (Placement p : {CreateInSta(sample::CLSID_SampleApartment),
                       CreateInMta(sample::CLSID_SampleApartment),
                       CreateInImplicitMta(sample::CLSID_SampleApartment)}) {
-    ASSERT_EQ(p.hr, S_OK);
-    EXPECT_FALSE(p.direct);
-    EXPECT_EQ(p.object_tid, main_sta.tid());
+    EXPECT_TRUE(IsProxyInto(p, main_sta.tid()));
   }
 }
 
@@ -328,9 +331,7 @@ TEST_F(InprocServerTest, LegacyWithoutMainStaStartsHostMainSta) {
   Register(sample::CLSID_SampleApartment, "");
   ASSERT_FALSE(MainStaApartment()) << "another main STA is alive";
   Placement p = CreateInMta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_FALSE(p.direct);
-  EXPECT_EQ(p.object_tid, InprocHostStaThreadIdForTesting());
+  EXPECT_TRUE(IsProxyInto(p, InprocHostStaThreadIdForTesting()));
   ApartmentRef main = MainStaApartment();
   ASSERT_TRUE(main);
   EXPECT_EQ(main->thread_id(), InprocHostStaThreadIdForTesting());
