@@ -174,7 +174,7 @@ HRESULT MaterializeToken(const Token& token, IUnknown** out) {
   return S_OK;
 }
 
-HRESULT TokensFromWire(WireMessage& message, std::vector<Token>* tokens) {
+HRESULT TokensFromWire(const WireMessage& message, std::vector<Token>* tokens) {
   tokens->clear();
   HRESULT hr = S_OK;
   for (const WireInterface& itf : message.interfaces) {
@@ -183,7 +183,8 @@ HRESULT TokensFromWire(WireMessage& message, std::vector<Token>* tokens) {
     if (FAILED(made) && SUCCEEDED(hr)) hr = made;
     tokens->push_back(std::move(token));
   }
-  message.interfaces.clear();  // Moved into tokens; the references go below.
+  // The message keeps its references; its owner releases them (Clear) on
+  // this thread, in their apartment.
   return hr;
 }
 

@@ -110,8 +110,9 @@ HRESULT MakeToken(IUnknown* object, REFIID iid, Token* token);
 // object, an in-process proxy, or a remote proxy. *out is null for a null
 // token.
 HRESULT MaterializeToken(const Token& token, IUnknown** out);
-// Both, for a whole wire message (its interfaces released here).
-HRESULT TokensFromWire(WireMessage& message, std::vector<Token>* tokens);
+// Both, for a whole wire message (which keeps its own references: its
+// owner clears it on this thread).
+HRESULT TokensFromWire(const WireMessage& message, std::vector<Token>* tokens);
 void WireFromTokens(const std::vector<Token>& tokens, WireMessage* message);
 
 // One outgoing call, shared by the caller (waiting) and the I/O thread.

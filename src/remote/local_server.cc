@@ -403,7 +403,30 @@ HRESULT ResumeLocalServers() {
   return S_OK;
 }
 
+namespace {
+
+HRESULT ActivateOnce(REFCLSID clsid, REFIID riid, void** ppv, bool* launched_one);
+
+}  // namespace
+
 HRESULT GetLocalServerClassObject(REFCLSID clsid, REFIID riid, void** ppv) {
+  *ppv = nullptr;
+  // A server that is exiting (its last object just went) may still accept
+  // on its socket; the class object is then gone before the first reply.
+  // Windows' SCM starts a new server then; so do we: try again, a few times,
+  // as long as the server we reached was not one we just started.
+  HRESULT hr = E_UNEXPECTED;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    bool launched = false;
+    hr = ActivateOnce(clsid, riid, ppv, &launched);
+    if (launched || (hr != RPC_E_SERVER_DIED && hr != RPC_E_DISCONNECTED)) return hr;
+  }
+  return hr;
+}
+
+namespace {
+
+HRESULT ActivateOnce(REFCLSID clsid, REFIID riid, void** ppv, bool* launched_one) {
   *ppv = nullptr;
   const std::string name = ClassEntryFileName(clsid);
   std::string dir;
@@ -432,6 +455,7 @@ HRESULT GetLocalServerClassObject(REFCLSID clsid, REFIID riid, void** ppv) {
                        kActivationSource);
       return REGDB_E_CLASSNOTREG;
     }
+    *launched_one = true;
     fd = LaunchAndConnect(clsid, entry, path, &launched);
     if (fd < 0) return CO_E_SERVER_EXEC_FAILURE;
   }
@@ -466,4 +490,5 @@ HRESULT GetLocalServerClassObject(REFCLSID clsid, REFIID riid, void** ppv) {
   return hr;
 }
 
+}  // namespace
 }  // namespace apartments::internal
