@@ -30,6 +30,7 @@
 #include <kj/debug.h>
 
 #include "apartments/inproc_server.h"
+#include "apartments/inspect.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_kernel.h"
 #include "apartments/win32_marshal.h"
@@ -57,17 +58,18 @@ HRESULT RuntimeDirectory(std::string* dir, std::string* why) {
   std::string path;
   if (const char* set = std::getenv("APARTMENTS_RUNTIME_DIR"); set != nullptr && *set != 0) {
     path = set;
-  } else if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != 0) {
-    path = std::string(xdg) + "/apartments";
   } else {
-    path = "/tmp/apartments-" + std::to_string(getuid());
+    // The directory live inspection uses too ($XDG_RUNTIME_DIR/apartments or
+    // /tmp/apartments-<uid>): one per-user place for the runtime's sockets
+    // (inspection's are named <pid>.sock, ours by CLSID).
+    path = DefaultInspectionDirectory();
   }
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     *why = "the runtime directory " + path + " cannot be created: " + ErrnoText(errno);
     return E_ACCESSDENIED;
   }
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+  if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
       (st.st_mode & 077) != 0) {
     // Another user could otherwise plant a socket where our clients look.
     *why = "the runtime directory " + path +
@@ -130,7 +132,7 @@ kj::Promise<void> AcceptLoop(DWORD cookie, Listener& listener) {
       }
       auto peer = std::make_shared<PeerInfo>();
       peer->role = "client process";
-      if (!ReadPeer(fd, peer.get()) || peer->uid != getuid()) {
+      if (!ReadPeer(fd, peer.get()) || peer->uid != geteuid()) {
         close(fd);  // Only the same user may call (the 0700 directory should make this moot).
         continue;
       }
@@ -467,7 +469,7 @@ HRESULT ActivateOnce(REFCLSID clsid, REFIID riid, void** ppv, bool* launched_one
                                          " cannot be read", kActivationSource);
     return E_ACCESSDENIED;
   }
-  if (peer->uid != getuid()) {
+  if (peer->uid != geteuid()) {
     close(fd);
     SetCallErrorInfo(E_ACCESSDENIED,
                      "the server on " + path + " (process " + std::to_string(peer->pid) +
