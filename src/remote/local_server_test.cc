@@ -256,6 +256,44 @@ TEST_F(RemoteTest, AServerKilledMidCallFailsTheCallWithServerDied) {
   started->Release();
 }
 
+// Calls back into the server from inside the server's callback.
+class Reentrant final : public ComObject<Reentrant, peer::ICallback> {
+ public:
+  explicit Reentrant(peer::IPeer* server) : server_(server) {}
+  STDMETHODIMP Notify(int posted) override {
+    posted_ = posted;
+    int sum = 0;
+    result_ = server_->Add(1, 2, &sum);
+    why_ = LastErrorDescription();
+    return S_OK;
+  }
+  peer::IPeer* server_;
+  int posted_ = 0;
+  HRESULT result_ = E_UNEXPECTED;
+  std::string why_;
+};
+
+// Tests that a call into a server STA whose posted-message queue is full
+// fails with RPC_E_SYS_CALL_FAILED and the server's explanation, as it does
+// within a process.
+TEST_F(RemoteTest, ACallIntoAFullServerQueueFailsWithItsExplanation) {
+  peer::IPeer* object = StartPeer();
+  ASSERT_NE(object, nullptr);
+  Reentrant* callback = MakeComObject<Reentrant>(object);
+  EXPECT_EQ(object->FillQueueThenCall(callback), S_OK);
+  EXPECT_GT(callback->posted_, 0);
+  EXPECT_EQ(callback->result_, RPC_E_SYS_CALL_FAILED);
+  EXPECT_THAT(callback->why_, HasSubstr("queue is full"));
+  EXPECT_THAT(callback->why_, HasSubstr("server process"));
+  // Drained: calls go through again.
+  int sum = 0;
+  EXPECT_EQ(object->Add(2, 2, &sum), S_OK);
+  EXPECT_EQ(sum, 4);
+  object->Release();
+  EXPECT_TRUE(PumpUntil([&] { return callback->RefCountForTesting() == 1; }));
+  callback->Release();
+}
+
 // Tests that a server that never registers fails activation with
 // CO_E_SERVER_EXEC_FAILURE after the start bound, and is killed.
 TEST_F(RemoteTest, AServerThatNeverRegistersFailsActivation) {

@@ -80,6 +80,17 @@ class Peer final : public apartments::ComObject<Peer, peer::IPeer> {
     *out = SysAllocString(text.c_str());
     return S_OK;
   }
+  STDMETHODIMP FillQueueThenCall(peer::ICallback* callback) override {
+    if (callback == nullptr) return E_POINTER;
+    int posted = 0;
+    while (PostThreadMessageW(GetCurrentThreadId(), WM_USER, 0, 0)) ++posted;
+    HRESULT hr = callback->Notify(posted);
+    // Drained here, so that the quota is free again for what follows.
+    MSG msg;
+    while (PeekMessageW(&msg, nullptr, WM_USER, WM_USER, PM_REMOVE)) {
+    }
+    return hr;
+  }
   STDMETHODIMP Fail(HRESULT code) override {
     ICreateErrorInfo* create = nullptr;
     if (SUCCEEDED(CreateErrorInfo(&create))) {

@@ -27,6 +27,10 @@ struct IPeer : public IUnknown {
   STDMETHOD(Echo)(LPCWSTR in, BSTR* out) PURE;
   // Fails with `code`, setting error info "peer failed on purpose".
   STDMETHOD(Fail)(HRESULT code) PURE;
+  // Fills its STA's posted-message queue to the quota, calls
+  // callback->Notify(0) (the caller may call in meanwhile: its call cannot be
+  // posted), then lets the queue drain.
+  STDMETHOD(FillQueueThenCall)(ICallback* callback) PURE;
 };
 APARTMENTS_INTERFACE(IPeer, IUnknown, "3c5e1a7b-0d2f-4e6a-8b9c-7d1e2f3a4b02");
 
@@ -44,6 +48,7 @@ APARTMENTS_PROXY_BEGIN(IPeer)
   APARTMENTS_PROXY_METHOD(Block, (ICallback* started), (started))
   APARTMENTS_PROXY_METHOD(Echo, (LPCWSTR in, BSTR* out), (in, out))
   APARTMENTS_PROXY_METHOD(Fail, (HRESULT code), (code))
+  APARTMENTS_PROXY_METHOD(FillQueueThenCall, (ICallback* callback), (callback))
 APARTMENTS_PROXY_END(IPeer)
 APARTMENTS_REMOTE_INTERFACE(IPeer)
 
