@@ -280,7 +280,7 @@ TEST_F(RemoteTest, ACallIntoAFullServerQueueFailsWithItsExplanation) {
   peer::IPeer* object = StartPeer();
   ASSERT_NE(object, nullptr);
   Reentrant* callback = MakeComObject<Reentrant>(object);
-  EXPECT_EQ(object->FillQueueThenCall(callback), S_OK);
+  EXPECT_EQ(object->FillQueueThenCall(callback), S_OK) << LastErrorDescription();
   EXPECT_GT(callback->posted_, 0);
   EXPECT_EQ(callback->result_, RPC_E_SYS_CALL_FAILED);
   EXPECT_THAT(callback->why_, HasSubstr("queue is full"));
