@@ -6,7 +6,7 @@
 # cmake -DCOMPILER=<c++> -DSOURCE_DIR=<repo> -DBINARY_DIR=<build> -P check_layering.cmake
 # (the layer list and each layer's public headers are read from
 # ${BINARY_DIR}/layers/<layer>, the roots CMakeLists.txt builds).
-set(layers base kernel message com diag)
+set(layers base kernel message com diag remote)
 set(work "${BINARY_DIR}/layering_check")
 file(REMOVE_RECURSE "${work}")
 file(MAKE_DIRECTORY "${work}")

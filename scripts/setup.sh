@@ -7,11 +7,11 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev
-          libbenchmark-dev strace libdw-dev
+          libbenchmark-dev strace libdw-dev libcapnp-dev capnproto
           clang libfuzzer-14-dev libclang-rt-14-dev)
 for option in "$@"; do
   case "$option" in
-    --bench) packages+=(libboost-dev qt6-base-dev libcapnp-dev libwinpr2-dev
+    --bench) packages+=(libboost-dev qt6-base-dev libwinpr2-dev
                         libconcurrentqueue-dev linux-perf wine wine64 g++-mingw-w64-x86-64-posix) ;;
     --wine) packages+=(wine wine64 g++-mingw-w64-x86-64-posix) ;;
     *) echo "setup: unknown option $option" >&2; exit 2 ;;

@@ -117,6 +117,9 @@ struct ClassEntry {
   std::string entry_path;       // The file it came from.
   std::string library_path;     // InprocServer32; "" when the entry has none.
   std::string threading_model;  // ThreadingModel as written; "" when absent.
+  // LocalServer32: the server executable's path, launched with -Embedding by
+  // CLSCTX_LOCAL_SERVER activation (docs/out_of_process.md); "" when absent.
+  std::string local_server;
 };
 
 // ReadClassEntry()
@@ -145,6 +148,7 @@ inline bool ReadClassEntry(REFCLSID clsid, ClassEntry* entry) {
       const std::string_view value = text.substr(eq + 1);
       if (key == "inprocserver32") entry->library_path = value;
       if (key == "threadingmodel") entry->threading_model = value;
+      if (key == "localserver32") entry->local_server = value;
     }
     std::fclose(f);
     return true;

@@ -63,6 +63,7 @@
 #include <utility>
 
 #include "apartments/win32_com.h"
+#include "apartments/wire.h"
 
 namespace apartments {
 namespace internal {
@@ -104,9 +105,32 @@ WORD VtableSlot(M method) noexcept {
   return static_cast<WORD>((representation.pointer - 1) / sizeof(void*));
 }
 
+// The calls of a proxy manager whose object lives in another process
+// (src/remote): arguments are serialized by type (apartments/wire.h) instead
+// of being passed as they are.
+class RemoteCalls {
+ public:
+  // Runs method `method` (vtable slot) of interface `iid` on the object,
+  // in its process and apartment, with the [in] arguments `in`; `*out`
+  // receives the [out] arguments when the method ran (*ran true). Waits as
+  // the channel does (an STA caller in the modal loop). Returns the method's
+  // HRESULT or the call's failure, with error info set.
+  virtual HRESULT CallRemote(REFIID iid, WORD method, WireMessage in, WireMessage* out,
+                             bool* ran) = 0;
+  // A method whose parameters cannot cross a process (its interface was not
+  // declared with APARTMENTS_REMOTE_INTERFACE): fails it with an
+  // explanation.
+  virtual HRESULT CannotCross(REFIID iid, WORD method) = 0;
+
+ protected:
+  ~RemoteCalls() = default;
+};
+
 // The proxy manager as interface proxies see it (implemented by the library).
 class ProxyManagerBase {
  public:
+  // Non-null for a proxy of an object in another process.
+  virtual RemoteCalls* Remote() noexcept { return nullptr; }
   // The proxy manager's reference count, shared by all its interface proxies
   // (they are parts of one object, as aggregated proxies are on Windows).
   virtual ULONG AddRefProxy() noexcept = 0;
@@ -242,6 +266,25 @@ class ProxyArgument<T**> {
   std::uint64_t token_ = 0;
 };
 
+// Forwards one method call to an object in another process: the arguments
+// are serialized by type (apartments/wire.h).
+template <typename I, typename C, typename... Params, typename... Args>
+HRESULT ForwardRemoteCall(RemoteCalls& remote, HRESULT (STDMETHODCALLTYPE C::*method)(Params...),
+                          Args&&... args) {
+  if constexpr (!(WireArg<Params>::kSupported && ...)) {
+    return remote.CannotCross(InterfaceId<I>(), VtableSlot(method));
+  } else {
+    WireMessage in;
+    WireMessage out;
+    WriteInArguments<Params...>(in, args...);
+    bool ran = false;
+    HRESULT hr = remote.CallRemote(InterfaceId<I>(), VtableSlot(method), std::move(in), &out, &ran);
+    if (!ran) return hr;
+    if (!ReadOutArguments<Params...>(out, SUCCEEDED(hr), args...)) return RPC_X_BAD_STUB_DATA;
+    return hr;
+  }
+}
+
 // Forwards one method call through `manager`: prepares the arguments in the
 // calling apartment, runs the method on the object in its apartment, and
 // brings [out] interfaces back.
@@ -249,6 +292,9 @@ template <typename I, typename C, typename... Params, typename... Args>
 HRESULT ForwardCall(ProxyManagerBase* manager, HRESULT (STDMETHODCALLTYPE C::*method)(Params...),
                     Args&&... args) {
   static_assert(std::is_base_of_v<C, I>, "the method must belong to the proxied interface");
+  if (RemoteCalls* remote = manager->Remote()) {
+    return ForwardRemoteCall<I>(*remote, method, std::forward<Args>(args)...);
+  }
   std::tuple<ProxyArgument<Params>...> state{static_cast<Params>(args)...};
   return std::apply(
       [&](ProxyArgument<Params>&... a) -> HRESULT {
@@ -339,6 +385,49 @@ struct ProxyRegistration {
   ProxyRegistration() noexcept { RegisterProxyFactory(InterfaceId<I>(), &MakeProxy<Proxy>); }
 };
 
+// The server's side of APARTMENTS_REMOTE_INTERFACE: one entry per method,
+// by vtable slot.
+struct WireStubEntry {
+  WORD slot;
+  WireStubFunction stub;
+};
+// Registers interface `iid`'s methods (an interface derived from another
+// user interface names it as `base`; IID_IUnknown otherwise). Called at
+// static initialization; a later registration of the same IID replaces the
+// earlier one. `entries` must stay valid for the program's life.
+void RegisterWireStubs(const IID& iid, const IID& base, const WireStubEntry* entries,
+                       std::size_t count) noexcept;
+
+// Collects the methods numbered between the recipe's two counters.
+template <ProxiedInterface I, typename Methods>
+struct WireStubRegistration {
+  template <int N>
+  static constexpr bool kHasMethod =
+      requires { Methods::ApartmentsMethodAt(std::integral_constant<int, N>{}); };
+
+  template <int... K>
+  static void Register(std::integer_sequence<int, K...>) noexcept {
+    constexpr int kFirst = Methods::kApartmentsFirstMethod + 1;
+    static WireStubEntry entries[sizeof...(K) + 1];
+    std::size_t count = 0;
+    (
+        [&] {
+          if constexpr (kHasMethod<kFirst + K>) {
+            constexpr auto method = Methods::ApartmentsMethodAt(std::integral_constant<int, kFirst + K>{});
+            entries[count++] = WireStubEntry{VtableSlot(method), &WireStub<I, method>};
+          }
+        }(),
+        ...);
+    RegisterWireStubs(InterfaceId<I>(), InterfaceId<typename Methods::ApartmentsBaseInterface>(),
+                      entries, count);
+  }
+
+  WireStubRegistration() noexcept {
+    Register(std::make_integer_sequence<int, Methods::kApartmentsLastMethod -
+                                                 Methods::kApartmentsFirstMethod - 1>{});
+  }
+};
+
 }  // namespace internal
 }  // namespace apartments
 
@@ -358,20 +447,43 @@ using ApartmentsProxyMethods_IUnknown = ProxyBase;
    public:                                                                                \
     explicit ApartmentsProxyMethods_##Interface(                                          \
         ::apartments::internal::ProxyManagerBase* manager) noexcept                       \
-        : ApartmentsProxyMethods_##Base<ApartmentsProxyBase>(manager) {}
+        : ApartmentsProxyMethods_##Base<ApartmentsProxyBase>(manager) {}                  \
+    /* For APARTMENTS_REMOTE_INTERFACE: the methods are numbered between */              \
+    /* these two counters. */                                                             \
+    using ApartmentsBaseInterface = Base;                                                 \
+    static constexpr int kApartmentsFirstMethod = __COUNTER__;
 
 // APARTMENTS_PROXY_METHOD(Name, (parameters with names), (the names))
 #define APARTMENTS_PROXY_METHOD(Method, params, args)                                     \
   STDMETHODIMP Method params override {                                                   \
     return this->Forward(&ApartmentsProxied::Method APARTMENTS_PROXY_INTERNAL_COMMA args); \
+  }                                                                                       \
+  static constexpr auto ApartmentsMethodAt(::std::integral_constant<int, __COUNTER__>) noexcept { \
+    return &ApartmentsProxied::Method;                                                    \
   }
 
 #define APARTMENTS_PROXY_END(Interface)                                                   \
+  static constexpr int kApartmentsLastMethod = __COUNTER__;                               \
   }                                                                                       \
   ;                                                                                       \
   inline const ::apartments::internal::ProxyRegistration<                                 \
       Interface, ApartmentsProxyMethods_##Interface<::apartments::internal::InterfaceProxy<Interface>>> \
       apartments_proxy_registration_##Interface{};
+
+// APARTMENTS_REMOTE_INTERFACE(Interface)
+//
+// Declares `Interface` (whose proxy recipe precedes it) for other processes:
+// its methods' arguments are serialized by type (apartments/wire.h), and a
+// parameter type that cannot cross is a compile-time error naming it. A
+// process serves calls from other processes on an interface only when it
+// declared it so (the server); the client needs it too, for the same
+// compile-time check (its proxies serialize whatever the recipe lists). A
+// derived interface needs its base declared too. At namespace scope, after
+// APARTMENTS_PROXY_END, once per program (like the recipe).
+#define APARTMENTS_REMOTE_INTERFACE(Interface)                                            \
+  inline const ::apartments::internal::WireStubRegistration<                              \
+      Interface, ApartmentsProxyMethods_##Interface<::apartments::internal::InterfaceProxy<Interface>>> \
+      apartments_remote_registration_##Interface{};
 
 // (a, b) -> , a, b   and   () -> (nothing)
 #define APARTMENTS_PROXY_INTERNAL_COMMA(...) __VA_OPT__(, ) __VA_ARGS__

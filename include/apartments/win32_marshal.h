@@ -285,13 +285,32 @@ HRESULT WINAPI CoCreateInstance(REFCLSID rclsid, LPUNKNOWN pUnkOuter, DWORD dwCl
 // found from other apartments asking for CLSCTX_LOCAL_SERVER, which get a
 // proxy of the factory: their calls go through the registering apartment
 // (waiting while it does not pump, failing as calls into it do). Another
-// apartment may register the same class. `flags` (REGCLS_*) is accepted and
-// ignored: every registration may be used many times.
+// apartment may register the same class. Within the process, `flags`
+// (REGCLS_*) is accepted and ignored: every registration may be used many
+// times.
+// With CLSCTX_LOCAL_SERVER the class object is also published to other
+// processes of the same user (docs/out_of_process.md): on an owner-only Unix
+// socket named by the CLSID in the per-user runtime directory, where
+// CoGetClassObject(CLSCTX_LOCAL_SERVER) in another process finds it; calls
+// from there run in this apartment. REGCLS_SUSPENDED publishes it only at
+// CoResumeClassObjects; REGCLS_SINGLEUSE serves one client connection and
+// then stops publishing (the registration stays for this process);
+// REGCLS_MULTIPLEUSE serves any number.
 // Returns S_OK; E_INVALIDARG for null arguments; CO_E_OBJISREG when this
 // apartment already registered the class for an overlapping context;
-// CO_E_NOTINITIALIZED; marshaling errors.
+// CO_E_NOTINITIALIZED; marshaling errors; for CLSCTX_LOCAL_SERVER also
+// E_ACCESSDENIED or CO_E_SERVER_EXEC_FAILURE when the socket cannot be made
+// (explained in the error info; nothing stays registered).
 HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwClsContext,
                                      DWORD flags, LPDWORD lpdwRegister);
+
+// CoResumeClassObjects()
+//
+// Publishes to other processes every class object registered with
+// CLSCTX_LOCAL_SERVER | REGCLS_SUSPENDED that is not yet published (a server
+// registers all its classes, then lets clients in at once). Any thread in an
+// apartment or not. Returns S_OK, or the first failure to make a socket.
+HRESULT WINAPI CoResumeClassObjects();
 
 // CoRevokeClassObject()
 //
@@ -314,6 +333,15 @@ HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister);
 // server (apartments/win32_inproc.h, docs/inproc_servers.md): its library is
 // loaded and its DllGetClassObject asked, in the apartment its ThreadingModel
 // requires (a proxy when that is not the caller's).
+// Otherwise, when `dwClsContext` has CLSCTX_LOCAL_SERVER, a server process
+// (docs/out_of_process.md): the one that published the class (see
+// CoRegisterClassObject), or the one the class's registration entry names
+// (LocalServer32), launched with -Embedding and waited for (bounded, default
+// 30 s, APARTMENTS_SERVER_START_TIMEOUT_MS); the caller gets a proxy whose
+// calls run in the server's apartment (an STA caller waits pumping, so the
+// server may call back). Then also CO_E_SERVER_EXEC_FAILURE (the server did
+// not start, exited, or did not register in time) and E_ACCESSDENIED (the
+// socket belongs to another user), explained in the error info.
 // Returns S_OK; E_INVALIDARG for a null `ppv`; REGDB_E_CLASSNOTREG;
 // E_NOINTERFACE; CO_E_NOTINITIALIZED; for in-process servers also
 // REGDB_E_BADTHREADINGMODEL, CO_E_DLLNOTFOUND, CO_E_ERRORINDLL and the

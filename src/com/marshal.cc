@@ -16,6 +16,7 @@
 #include "apartments/win32_marshal.h"
 #include "com/apartment.h"
 #include "com/com_runtime.h"
+#include "com/local_server_hooks.h"
 #include "com/free_threaded_marshaler.h"
 #include "com/guid_format.h"
 #include "com/inproc_server.h"
@@ -258,7 +259,11 @@ HRESULT WINAPI CoGetClassObject(REFCLSID rclsid, DWORD dwClsContext, LPVOID pvRe
       ComRuntime::Get().classes().GetClassObject(current, rclsid, dwClsContext, riid, ppv);
   if (hr == REGDB_E_CLASSNOTREG && (dwClsContext & CLSCTX_INPROC_SERVER) != 0) {
     // No run-time registration: a registered in-process server (inproc_server.cc).
-    return GetInprocServerClassObject(rclsid, riid, ppv);
+    hr = GetInprocServerClassObject(rclsid, riid, ppv);
+  }
+  if (hr == REGDB_E_CLASSNOTREG && (dwClsContext & CLSCTX_LOCAL_SERVER) != 0) {
+    // Nor in-process: a server process (the remote layer, local_server_hooks.h).
+    hr = GetLocalServerClassObject(rclsid, riid, ppv);
   }
   return hr;
 }
@@ -290,14 +295,30 @@ HRESULT WINAPI CoRegisterClassObject(REFCLSID rclsid, LPUNKNOWN pUnk, DWORD dwCl
   if (pUnk == nullptr || lpdwRegister == nullptr) return E_INVALIDARG;
   ApartmentRef current = CurrentApartment();
   if (!current) return CO_E_NOTINITIALIZED;
-  return ComRuntime::Get().classes().Register(current, rclsid, pUnk, dwClsContext, lpdwRegister);
+  HRESULT hr =
+      ComRuntime::Get().classes().Register(current, rclsid, pUnk, dwClsContext, lpdwRegister);
+  if (FAILED(hr) || (dwClsContext & CLSCTX_LOCAL_SERVER) == 0) return hr;
+  // Also for other processes (the remote layer, local_server_hooks.h).
+  hr = PublishLocalServer(rclsid, pUnk, flags, *lpdwRegister);
+  if (FAILED(hr)) {
+    (void)ComRuntime::Get().classes().Revoke(current, *lpdwRegister);
+    *lpdwRegister = 0;
+  }
+  return hr;
 }
 
 HRESULT WINAPI CoRevokeClassObject(DWORD dwRegister) {
   using namespace apartments::internal;
   ApartmentRef current = CurrentApartment();
   if (!current) return CO_E_NOTINITIALIZED;
-  return ComRuntime::Get().classes().Revoke(current, dwRegister);
+  HRESULT hr = ComRuntime::Get().classes().Revoke(current, dwRegister);
+  if (SUCCEEDED(hr)) WithdrawLocalServer(dwRegister);
+  return hr;
+}
+
+HRESULT WINAPI CoResumeClassObjects() {
+  using namespace apartments::internal;
+  return ResumeLocalServers();
 }
 
 }  // extern "C"

@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -18,6 +22,20 @@
 #include "message/test_util.h"
 
 namespace apartments::internal::testing {
+
+// A CLSCTX_LOCAL_SERVER registration is also published to other processes
+// (a socket in the runtime directory, docs/out_of_process.md): each test
+// process gets a private runtime directory, so that test processes running
+// side by side never reach each other's class objects. Removed at exit (the
+// registrations' sockets are gone by then, or the directory stays).
+inline const bool kPrivateRuntimeDirectory = [] {
+  char dir[] = "/tmp/apartments-test-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return false;
+  setenv("APARTMENTS_RUNTIME_DIR", dir, 1);
+  static std::string path = dir;
+  std::atexit([] { rmdir(path.c_str()); });
+  return true;
+}();
 
 // A thread in an STA (pumping, so it serves incoming calls) or in the MTA,
 // running closures handed to it with Run(). Shutdown() (or the destructor)
