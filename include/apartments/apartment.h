@@ -77,6 +77,7 @@ struct CallOptions {
 namespace internal {
 
 class ModernState;
+class ApartmentTestPeer;
 
 // The HRESULTs the templates below produce, as constants: this header stays
 // free of Win32 macros (apartments/win32_errors.h has them as RPC_E_*).
@@ -479,12 +480,15 @@ class Apartment {
   DWORD thread_id() const noexcept;
   // "STA 3 (thread 1234 'ui')".
   std::string Describe() const;
-  // Whether ~Apartment has asked the loop to stop (step 1). Any thread.
-  bool StopRequestedForTesting() const noexcept;
 
  private:
   template <typename T>
   friend class Bound;
+  // The library's tests (src/com/apartment_test_peer.h).
+  friend class internal::ApartmentTestPeer;
+
+  // Whether ~Apartment has asked the loop to stop (step 1). Any thread.
+  bool StopRequestedForTesting() const noexcept;
 
   // The entry points of the templates above (the awaiters, nested here, and
   // Bound<T> reach them). Invoke: the channel's call, `fn`'s HRESULT or the

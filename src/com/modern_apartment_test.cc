@@ -14,6 +14,7 @@
 #include "apartments/message_queue.h"
 #include "apartments/task.h"
 #include "apartments/win32.h"
+#include "com/apartment_test_peer.h"
 #include "message/queue.h"
 #include "message/test_util.h"
 
@@ -35,7 +36,7 @@ constexpr auto kBound = std::chrono::seconds(10);
 void DestroyWhileBlocked(std::unique_ptr<Apartment>& apartment, TestEvent& release) {
   Apartment* raw = apartment.get();
   BoundedThread destroyer([&] { apartment.reset(); });
-  ASSERT_TRUE(Eventually([&] { return raw->StopRequestedForTesting(); }));
+  ASSERT_TRUE(Eventually([&] { return internal::ApartmentTestPeer::StopRequested(*raw); }));
   release.Set();
   destroyer.Join();
 }
