@@ -4,8 +4,9 @@
 // same machinery as CoInitializeEx/the channel (apartments/win32_apartment.h),
 // not a second implementation: Call() is the channel's cross-apartment call
 // (InvokeInApartment), with its modal wait, message filter, quota and error
-// explanations; Post() and the coroutine awaitables use the apartment
-// thread's own message queue (same FIFO, same posted-message quota).
+// explanations; Post() and the coroutine awaitables queue one-way tasks with
+// the same channel (same queue and FIFO, same posted-message quota, same
+// withdrawal and explanations), run from the apartment thread's message loop.
 //
 //   apartments::Apartment ui({.name = "ui"});         // a thread in its own STA
 //   Result<int> r = ui.Call([] { return 42; });        // runs on "ui", waits
