@@ -4,8 +4,9 @@
 // same machinery as CoInitializeEx/the channel (apartments/win32_apartment.h),
 // not a second implementation: Call() is the channel's cross-apartment call
 // (InvokeInApartment), with its modal wait, message filter, quota and error
-// explanations; Post() and the coroutine awaitables use the apartment
-// thread's own message queue (same FIFO, same posted-message quota).
+// explanations; Post() and the coroutine awaitables queue one-way tasks with
+// the same channel (same queue and FIFO, same posted-message quota, same
+// withdrawal and explanations), run from the apartment thread's message loop.
 //
 //   apartments::Apartment ui({.name = "ui"});         // a thread in its own STA
 //   Result<int> r = ui.Call([] { return 42; });        // runs on "ui", waits
@@ -77,6 +78,7 @@ struct CallOptions {
 namespace internal {
 
 class ModernState;
+class ApartmentTestPeer;
 
 // The HRESULTs the templates below produce, as constants: this header stays
 // free of Win32 macros (apartments/win32_errors.h has them as RPC_E_*).
@@ -479,12 +481,15 @@ class Apartment {
   DWORD thread_id() const noexcept;
   // "STA 3 (thread 1234 'ui')".
   std::string Describe() const;
-  // Whether ~Apartment has asked the loop to stop (step 1). Any thread.
-  bool StopRequestedForTesting() const noexcept;
 
  private:
   template <typename T>
   friend class Bound;
+  // The library's tests (src/com/apartment_test_peer.h).
+  friend class internal::ApartmentTestPeer;
+
+  // Whether ~Apartment has asked the loop to stop (step 1). Any thread.
+  bool StopRequestedForTesting() const noexcept;
 
   // The entry points of the templates above (the awaiters, nested here, and
   // Bound<T> reach them). Invoke: the channel's call, `fn`'s HRESULT or the

@@ -74,6 +74,16 @@ class Guarded {
       return result;
     }
 
+    // As Wait, until `deadline` at the latest; returns ready().
+    template <typename Clock, typename Duration, typename Predicate>
+    bool WaitUntil(std::condition_variable& cv,
+                   const std::chrono::time_point<Clock, Duration>& deadline, Predicate ready) {
+      std::unique_lock<Mutex> lock(mu_, std::adopt_lock);
+      const bool result = cv.wait_until(lock, deadline, std::move(ready));
+      (void)lock.release();
+      return result;
+    }
+
    private:
     Mutex& mu_;
     T* value_;

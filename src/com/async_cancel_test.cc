@@ -23,6 +23,7 @@
 #include "apartments/message_queue.h"
 #include "apartments/task.h"
 #include "apartments/win32.h"
+#include "com/apartment_test_peer.h"
 #include "com/cancel_test_util.h"
 #include "message/queue.h"
 #include "message/test_util.h"
@@ -348,7 +349,7 @@ TEST(AsyncCancelTest, ShutdownRacingCancellationResumesEachCoroutineOnce) {
       }
     });
     // Everything queued now meets the shutdown once the blocker returns.
-    ASSERT_TRUE(Eventually([&] { return raw->StopRequestedForTesting(); }));
+    ASSERT_TRUE(Eventually([&] { return internal::ApartmentTestPeer::StopRequested(*raw); }));
     go.Set();
     release.Set();
     destroyer.Join();

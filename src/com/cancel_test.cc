@@ -23,6 +23,7 @@
 #include "apartments/task.h"
 #include "apartments/win32.h"
 #include "com/apartment.h"
+#include "com/apartment_test_peer.h"
 #include "com/cancel.h"
 #include "com/com_test_util.h"
 #include "com/cancel_test_util.h"
@@ -447,7 +448,7 @@ TEST(ModernFutureTest, CallFutureDeliversValueFaultAndDisconnect) {
   std::future<Result<void>> dropped = apartment->CallFuture([&] { ran = true; });
   Apartment* raw = apartment.get();
   BoundedThread destroyer([&] { apartment.reset(); });
-  ASSERT_TRUE(Eventually([&] { return raw->StopRequestedForTesting(); }));
+  ASSERT_TRUE(Eventually([&] { return internal::ApartmentTestPeer::StopRequested(*raw); }));
   release.Set();
   destroyer.Join();
   ASSERT_EQ(dropped.wait_for(kBound), std::future_status::ready);

@@ -30,8 +30,20 @@
 #include <map>
 
 #include "apartments/clock.h"
+#include "base/guarded.h"
 
 namespace apartments::internal {
+
+class DeadlineTimer;
+
+// What the deadline thread's lock guards (deadline_timer.cc): the armed
+// timers by deadline, the one whose fn is running, and its wake-up flag.
+struct DeadlineTimers {
+  std::multimap<Clock::TimePoint, DeadlineTimer*> armed;
+  DeadlineTimer* firing = nullptr;  // Only compared, never dereferenced.
+  bool woken = false;
+};
+using DeadlineTimersGuard = Guarded<DeadlineTimers>::Locked;
 
 class DeadlineTimer {
  public:
@@ -58,9 +70,13 @@ class DeadlineTimer {
   // Written by Arm() before it publishes the timer under the thread's lock.
   void (*fn_)(void*) = nullptr;
   void* context_ = nullptr;
-  // Guarded by the thread's lock.
-  bool armed_ = false;
-  std::multimap<Clock::TimePoint, DeadlineTimer*>::iterator where_;
+  // Where the timer stands in the thread's table; reachable only with the
+  // thread's lock held (its guard).
+  struct Slot {
+    bool armed = false;
+    std::multimap<Clock::TimePoint, DeadlineTimer*>::iterator where;
+  };
+  GuardedBy<Slot, DeadlineTimersGuard> slot_;
 };
 
 }  // namespace apartments::internal

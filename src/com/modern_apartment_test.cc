@@ -14,6 +14,7 @@
 #include "apartments/message_queue.h"
 #include "apartments/task.h"
 #include "apartments/win32.h"
+#include "com/apartment_test_peer.h"
 #include "message/queue.h"
 #include "message/test_util.h"
 
@@ -35,7 +36,7 @@ constexpr auto kBound = std::chrono::seconds(10);
 void DestroyWhileBlocked(std::unique_ptr<Apartment>& apartment, TestEvent& release) {
   Apartment* raw = apartment.get();
   BoundedThread destroyer([&] { apartment.reset(); });
-  ASSERT_TRUE(Eventually([&] { return raw->StopRequestedForTesting(); }));
+  ASSERT_TRUE(Eventually([&] { return internal::ApartmentTestPeer::StopRequested(*raw); }));
   release.Set();
   destroyer.Join();
 }
@@ -49,6 +50,31 @@ TEST(ModernApartmentTest, CallReturnsValueFromApartmentThread) {
   EXPECT_NE(*tid, GetCurrentThreadId());
   Result<void> done = apartment.Call([] {});
   EXPECT_TRUE(done.has_value());
+}
+
+TEST(ModernApartmentTest, PostedCallableWaitsOutModalLoop) {
+  // Tests that a callable posted to an apartment that waits in the COM modal loop
+  // (inside its own outgoing Call) does not run there, while a call into it is
+  // served there; it runs once the apartment is back in its message loop. Posts and
+  // calls share one queue and one message, so only the modal loop's filter keeps the
+  // posted callable out.
+  Apartment worker({.name = "modal-post"});
+  Apartment other({.name = "modal-other"});
+  std::atomic<bool> ran{false};
+  std::atomic<bool> ran_inside{true};
+  Result<bool> outer = worker.Call([&] {
+    Result<void> inner = other.Call([&] {
+      EXPECT_EQ(worker.Post([&] { ran = true; }), S_OK);
+      // Queued behind the posted callable, and still served in the modal loop.
+      EXPECT_TRUE(worker.Call([] {}).has_value());
+    });
+    ran_inside = ran.load();
+    return inner.has_value();
+  });
+  ASSERT_TRUE(outer.has_value()) << outer.error().message;
+  EXPECT_TRUE(*outer);
+  EXPECT_FALSE(ran_inside.load());
+  ASSERT_TRUE(Eventually([&] { return ran.load(); }));
 }
 
 TEST(ModernApartmentTest, ExceptionBecomesServerFaultWithMessage) {

@@ -170,19 +170,16 @@ void RunTask(PostedTask* task) {
   }
 }
 
-void ServeDispatched(ApartmentImpl* sta, QueueEntry* entry, IMessageFilter* filter) {
-  const ApartmentImpl::Take take = sta->TakeDispatched(entry);
-  if (take == ApartmentImpl::Take::kWithdrawn) return;  // A tombstone: the record may be gone.
+namespace {
+
+// ServeDispatched's other cases: a call found disconnected, a task, the
+// runtime's work. Out of line: the call's path is the one that counts.
+[[gnu::noinline]] void ServeDispatchedOther(QueueEntry* entry, ApartmentImpl::Take take) {
   switch (entry->kind) {
-    case QueueEntry::Kind::kCall: {
-      auto* call = static_cast<ChannelCall*>(entry);
-      if (take == ApartmentImpl::Take::kDisconnected) {
-        CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
-        return;
-      }
-      ServeCallHere(sta, call, filter);
+    case QueueEntry::Kind::kCall:
+      CompleteCall(static_cast<ChannelCall*>(entry), CallOutcome::kDisconnected,
+                   RPC_E_DISCONNECTED);
       return;
-    }
     case QueueEntry::Kind::kTask: {
       auto* task = static_cast<PostedTask*>(entry);
       if (take == ApartmentImpl::Take::kDisconnected) {
@@ -199,6 +196,19 @@ void ServeDispatched(ApartmentImpl* sta, QueueEntry* entry, IMessageFilter* filt
       return;
     }
   }
+}
+
+}  // namespace
+
+void ServeDispatched(ApartmentImpl* sta, QueueEntry* entry, IMessageFilter* filter) {
+  const ApartmentImpl::Take take = sta->TakeDispatched(entry);
+  if (take == ApartmentImpl::Take::kWithdrawn) return;  // A tombstone: the record may be gone.
+  if (__builtin_expect(take == ApartmentImpl::Take::kRun && entry->kind == QueueEntry::Kind::kCall,
+                       1)) {
+    ServeCallHere(sta, static_cast<ChannelCall*>(entry), filter);
+    return;
+  }
+  ServeDispatchedOther(entry, take);
 }
 
 namespace {
