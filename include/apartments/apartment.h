@@ -102,15 +102,35 @@ bool IsOnApartment(const T& x) noexcept {
   }
 }
 
-// A callable queued by Post()/Schedule()/CallAsync(). Exactly one of three
-// things happens to it: Run() on the apartment thread; Drop() on the
-// apartment thread during shutdown (it never ran); or, when the post itself
-// fails, it stays with the poster, untouched. Run() and Drop() end the task:
-// Post()'s task deletes itself; an awaiter's task is a member of the awaiter
-// (no allocation per co_await) and resumes the coroutine, which may free it.
-// Either way the queue touches nothing of a task after calling one of them.
-class PostedTask {
+// The channel's record of work queued to an apartment (src/com/apartment_impl.h):
+// a call (its caller waits) or a one-way task (PostedTask, below). Its place in the
+// target apartment's queue and its stage are the channel's, guarded by that
+// apartment's lock; nothing in this header reads or writes them.
+struct QueueEntry {
+  enum class Stage : std::uint8_t { kIdle, kQueued, kTaken, kWithdrawn, kCancelled };
+  enum class Kind : std::uint8_t { kCall, kTask, kRuntimeTask };
+  explicit QueueEntry(Kind k) noexcept : kind(k) {}
+  QueueEntry* prev = nullptr;
+  QueueEntry* next = nullptr;
+  const Kind kind;
+  Stage stage = Stage::kIdle;
+  HRESULT cancelled = 0;  // kCancelled: the error a withdrawer found it with.
+
+ protected:
+  ~QueueEntry() = default;  // Never deleted through this type.
+};
+
+// A callable queued by Post()/Schedule()/CallAsync(), one-way, through the
+// channel. Exactly one of three things happens to it: Run() on the apartment
+// thread; Drop() on the apartment thread during shutdown (it never ran); or,
+// when the post itself fails, it stays with the poster, untouched. Run() and
+// Drop() end the task: Post()'s task deletes itself; an awaiter's task is a
+// member of the awaiter (no allocation per co_await) and resumes the
+// coroutine, which may free it. Either way the queue touches nothing of a
+// task after calling one of them.
+class PostedTask : public QueueEntry {
  public:
+  PostedTask() noexcept : QueueEntry(Kind::kTask) {}
   virtual void Run() = 0;
   virtual void Drop() noexcept = 0;
 
@@ -124,7 +144,7 @@ class PostedTask {
 // the stop, or the deadline thread), after which the apartment never touches
 // it (its message is removed from the queue, or skipped as a tombstone).
 // Which end a queued task meets is one decision, taken under the
-// apartment's lock:
+// apartment's lock (QueueEntry::Stage):
 //   kIdle --posted--> kQueued --the apartment thread dispatches it, or its
 //         shutdown drains it--> kTaken (then Run() or Drop())
 //   kQueued --stop requested / deadline passed--> kWithdrawn (Withdrawn())
@@ -138,17 +158,11 @@ class WithdrawableTask : public PostedTask {
 
  protected:
   ~WithdrawableTask() = default;
-
- private:
-  friend class ModernState;
-  enum class Stage : std::uint8_t { kIdle, kQueued, kTaken, kWithdrawn, kCancelled };
-  Stage stage_ = Stage::kIdle;  // Guarded by the ModernState lock.
-  HRESULT cancelled_ = 0;       // kCancelled's error; guarded likewise.
 };
 
 // Withdraws a queued WithdrawableTask when its stop token is requested or its
-// deadline passes (a std::stop_callback and a deadline timer), defined with
-// the apartment. Destroying it deregisters both, waiting for a callback
+// deadline passes (a std::stop_callback and a deadline timer), defined by
+// the channel. Destroying it deregisters both, waiting for a callback
 // running on another thread to return.
 class AsyncCancelWatch;
 struct AsyncCancelWatchDeleter {

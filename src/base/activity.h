@@ -30,11 +30,10 @@ inline void SeqlockFence(std::memory_order order) noexcept { std::atomic_thread_
 
 // The messages an STA's window (ThreadActivity::apartment_hwnd) receives,
 // published here, below the COM layer that owns them, so that diagnostics can
-// tell a COM call from other traffic. WM_USER (0x0400) + 0x0C0A: an incoming
-// call, lParam the ChannelCall*; + 0x0C0B: the apartment's runtime work
-// (PostRuntimeWork).
+// tell a COM call from other traffic. WM_USER (0x0400) + 0x0C0A: the one
+// message of the channel, lParam the queued entry (a call, a one-way task or
+// the runtime's work), wParam its kind (com/apartment_impl.h).
 inline constexpr UINT kComCallMessage = 0x0400 + 0x0C0A;
-inline constexpr UINT kComRuntimeMessage = 0x0400 + 0x0C0B;
 
 struct ThreadActivity {
   // --- The innermost dispatch in progress (seqlock) ---

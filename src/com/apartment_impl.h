@@ -1,11 +1,15 @@
 // The apartment half of the COM core, behind the seam of apartment.h: the
-// apartment objects (STA and MTA), the call records the channel hands them,
-// the MTA worker pool, and the helpers channel.cc and apartment.cc share.
+// apartment objects (STA and MTA), the entries the channel queues to them
+// (calls, one-way tasks, the runtime's work), the MTA worker pool, and the
+// helpers channel.cc, channel_post.cc and apartment.cc share. This is the one
+// machine that posts, withdraws and cancels work on an apartment: the Win32
+// path, the proxies and the modern API all queue through Enqueue.
 //
 // A call's life (ChannelCall, on the caller's stack for the whole call):
 //   caller: Enqueue -----------------> queued (linked in target's list,
 //                                       and for an STA posted to its window)
-//   target: TakeDispatched (STA) or TakeOldest (MTA worker) -> ServeCall ->
+//   target: ServeDispatched -> TakeDispatched (STA) or TakeOldest (MTA
+//           worker) -> ServeCall ->
 //           CompleteCall(kDone | kRejected | kCancelled | kThreadExited)
 //   teardown (Shutdown): takes the list -> CompleteCall(kDisconnected)
 //   caller: Withdraw (a cancelled or timed-out call still queued): unlinked,
@@ -17,16 +21,24 @@
 // after its wait on the reply event returns (SignalEvent's release, the
 // wait's acquire), so the record may live on the caller's stack.
 //
-// Posted messages and the list. An STA's posted message carries the record's
-// address. The record is linked before the message is posted and stays linked
+// A one-way task's life (PostedTask, apartments/apartment.h; an STA only):
+// the same Enqueue, list, message and withdrawal; its ends are Run() (the
+// thread's message loop dispatched it) or Drop() (the teardown took it), or
+// Withdrawn() by the withdrawer that unlinked it (channel_post.cc). The
+// runtime's one-way work (RuntimeTask) is queued likewise, exempt from the
+// quota, and always runs (at the latest during Shutdown).
+//
+// Posted messages and the list. An STA's posted message carries the entry's
+// address. The entry is linked before the message is posted and stays linked
 // for as long as the message may be dispatched: the window procedure runs
 // only while the window is alive, the teardown empties the list and destroys
-// the window without pumping in between, and messages for a destroyed window
-// are dropped unread by the message layer. So a dispatched message always
-// names a linked record. The post itself happens outside the apartment lock
-// (so the woken STA thread never blocks on a lock its waker holds); if it
-// fails, the poster unlinks the record unless the teardown took it first, in
-// which case the teardown completes it.
+// the window without pumping in between (tasks dropped earlier, from a
+// shutdown callback, have their messages withdrawn), and messages for a
+// destroyed window are dropped unread by the message layer. So a dispatched
+// message always names a linked entry, or a tombstone. The post itself
+// happens outside the apartment lock (so the woken STA thread never blocks on
+// a lock its waker holds); if it fails, the poster unlinks the entry unless
+// the teardown took it first, in which case the teardown ends it.
 //
 // Lock order: ApartmentImpl's lock (shared_) -> message queue lock -> kernel lock. The
 // apartment lock is never held while user code runs or while waiting.
@@ -42,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "apartments/apartment.h"
 #include "apartments/clock.h"
 #include "apartments/win32_apartment.h"
 #include "apartments/win32_message.h"
@@ -58,8 +71,19 @@ class MessageQueue;
 class ApartmentImpl;
 struct CallCancel;
 
-// kComCallMessage (an STA window's incoming call) and kComRuntimeMessage (its
-// runtime work, PostRuntimeWork) are in base/activity.h, for diagnostics.
+// kComCallMessage (the one message of an STA's window: lParam the entry) is
+// in base/activity.h, for diagnostics. Its wParam is the entry's kind as
+// bits (0: a call). kComTaskBit marks an application's one-way task, which
+// the modal loop leaves queued (MessageQueue::Filter::wparam_mask): it runs
+// only from the thread's message loop, as a PostMessage would, while calls
+// and runtime work are served in the modal loop too. kComUnlinkedBit marks a
+// task that cannot be withdrawn (Post, Schedule, CallFuture, CallAsync
+// without options): it is not linked in the apartment's list, so its
+// dispatch takes no lock; its message is its only record (see PostTask).
+inline constexpr WPARAM kComTaskBit = 1;
+inline constexpr WPARAM kComUnlinkedBit = 2;
+inline constexpr WPARAM kComRuntimeBit = 4;
+inline constexpr WPARAM kComPlainTask = kComTaskBit | kComUnlinkedBit;
 
 // kCancelled: the callee found the call cancelled before it started it (it
 // never ran); `result` is RPC_E_CALL_CANCELED or RPC_E_TIMEOUT.
@@ -71,7 +95,10 @@ enum class CallOutcome : std::uint8_t {
   kPending, kDone, kDisconnected, kRejected, kCancelled, kThreadExited
 };
 
-struct ChannelCall {
+// A call: the caller's record, on its stack for the whole call. Its queue
+// links and stage (QueueEntry) are guarded by the target's lock (shared_).
+struct ChannelCall : QueueEntry {
+  ChannelCall() noexcept : QueueEntry(Kind::kCall) {}
   // Set by the caller before Enqueue; read-only afterwards.
   std::function<HRESULT()>* invoke = nullptr;
   GUID causality{};
@@ -106,11 +133,14 @@ struct ChannelCall {
 
   // The thread running the call (MTA worker or STA thread), 0 until it starts.
   std::atomic<DWORD> executing_tid{0};
+};
 
-  // Links in the target's queued list; guarded by the target's lock (shared_).
-  ChannelCall* prev = nullptr;
-  ChannelCall* next = nullptr;
-  bool linked = false;
+// The runtime's own one-way work (PostRuntimeWork): queued as a task is, but
+// exempt from the posted-message quota, served by the modal loop as calls
+// are, never withdrawn, and run (not dropped) when the apartment shuts down.
+struct RuntimeTask final : QueueEntry {
+  explicit RuntimeTask(std::function<void()> w) : QueueEntry(Kind::kRuntimeTask), work(std::move(w)) {}
+  std::function<void()> work;
 };
 
 // Completes `call` (see the file comment). Any thread; exactly once per
@@ -118,10 +148,22 @@ struct ChannelCall {
 // the caller once its wait on the reply event returns.
 void CompleteCall(ChannelCall* call, CallOutcome outcome, HRESULT result);
 
-// Runs an incoming call on the current thread (an STA thread from its window
-// procedure, or an MTA worker), consulting `filter` (may be null) first.
+// Runs an incoming call the current thread took (an STA thread through
+// ServeDispatched, or an MTA worker through TakeOldest), consulting `filter`
+// (may be null) first.
 // Completes the call in every case, even if invoke unwinds the thread.
 void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter);
+
+// Serves an entry named by a dispatched kComCallMessage on its STA's thread
+// (the window procedure, the modal loop): takes it (TakeDispatched), then
+// serves a call (ServeCall), runs a task or the runtime's work, or, when the
+// apartment no longer runs, ends it (a call disconnected, a task dropped;
+// runtime work still runs). A withdrawn entry's tombstone is skipped.
+void ServeDispatched(ApartmentImpl* sta, QueueEntry* entry, IMessageFilter* filter);
+
+// Runs an application's one-way task on its apartment's thread (Run() ends
+// it); an exception it throws has no caller to reach: reported on stderr.
+void RunTask(PostedTask* task);
 
 // Whether the exception being handled (inside a catch) is a forced unwind
 // (ExitThread's pthread_exit, thread cancellation) or another foreign one,
@@ -166,51 +208,81 @@ class ApartmentImpl final : public ComApartment, public std::enable_shared_from_
   // the reply only when that is another CPU than its own. Any thread.
   int owner_cpu() const noexcept;
 
-  // Queues `call` for execution in this apartment. Any thread.
-  // Returns S_OK (queued: exactly one CompleteCall will follow);
-  // RPC_E_DISCONNECTED (shutting down or gone); or, for an STA, the Win32
-  // error of the post as HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA) when its
-  // queue is full. On failure `call` is untouched and never runs.
+  // Queues `entry` for this apartment: a call (ChannelCall), an application's
+  // one-way task (PostedTask) or the runtime's (RuntimeTask). Any thread.
+  // Returns S_OK: queued, and exactly one end follows (a call's
+  // CompleteCall; a task's Run or Drop; a runtime task runs), unless it is
+  // withdrawn first. Otherwise `entry` is untouched and never runs:
+  // RPC_E_DISCONNECTED (shutting down or gone; runtime work is still accepted
+  // while shutting down and runs during Shutdown); for an STA,
+  // HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA) when its queue is full
+  // (runtime work is exempt from the quota); or the error a withdrawer
+  // cancelled a task with before it was queued (Stage::kCancelled).
+  // An STA gets one message per entry (kComCallMessage, lParam the entry,
+  // wParam its kind: the modal loop serves calls and runtime work and leaves
+  // tasks queued, see kComTaskBit).
+  HRESULT Enqueue(QueueEntry* entry);
+  // The same for a call (its path decides nothing about other kinds).
   HRESULT Enqueue(ChannelCall* call);
 
-  // STA thread: unlinks `call`, named by a dispatched message (so linked, see
-  // the file comment, unless withdrawn). Returns kRun to serve it;
-  // kDisconnected when the apartment no longer runs (the caller completes the
-  // call as disconnected); kWithdrawn when the message is the tombstone of a
-  // call its caller withdrew (Withdraw): the record may be gone, touch nothing.
-  enum class Take : std::uint8_t { kRun, kDisconnected, kWithdrawn };
-  Take TakeDispatched(ChannelCall* call);
+  // An STA's plain one-way task (one that is never withdrawn): posted with
+  // kComPlainTask, not linked, under the apartment's lock, so that once the
+  // shutdown has begun (under that lock) every such message the teardown
+  // must drop is already queued (DropQueuedTasks). Any thread. Returns as
+  // Enqueue; on S_OK exactly one of Run() (the window procedure, no lock
+  // taken) or Drop() follows.
+  HRESULT PostTask(PostedTask* task);
+  // The apartment's thread: drops the plain task a message loop retrieved
+  // (`msg`) and will not dispatch (it is stopping). Other messages: nothing.
+  void DiscardRetrieved(const MSG& msg);
 
-  // The caller of `call` (only it, after a successful Enqueue and before the
-  // call completed) withdraws it: true when it was still queued, so it never
-  // runs, no CompleteCall follows, and the target never touches the record
-  // again; false when the target (or the teardown) already took it, so
-  // exactly one CompleteCall follows. Atomic with TakeDispatched/TakeOldest
-  // and the teardown (all under its lock). For an STA, the posted message is
-  // removed from the thread's queue (freeing its quota slot) if the thread
-  // has not yet moved it into its retrieval batch; otherwise it stays as a
-  // tombstone that TakeDispatched recognizes (its quota slot is freed when
-  // the thread retrieves it, without running anything).
-  bool Withdraw(ChannelCall* call);
+  // STA thread: unlinks `entry`, named by a dispatched message (so linked, see
+  // the file comment, unless withdrawn). Returns kRun to serve it;
+  // kDisconnected when the apartment no longer runs (the caller ends it:
+  // a call completed as disconnected, a task dropped, runtime work run);
+  // kWithdrawn when the message is the tombstone of an entry its poster
+  // withdrew (Withdraw): the record may be gone, touch nothing.
+  enum class Take : std::uint8_t { kRun, kDisconnected, kWithdrawn };
+  Take TakeDispatched(QueueEntry* entry);
+
+  // Withdraws `entry` (a call, by its caller after a successful Enqueue and
+  // before it completed; a withdrawable task, by a withdrawer holding it
+  // alive). kWithdrawn when it was still queued: it never runs, no end
+  // follows, and the apartment never touches it again. kTaken when the
+  // apartment (or the teardown) already took it: its one end follows.
+  // kCancelledBeforeQueued when it was not queued yet (Stage::kIdle): it is
+  // marked cancelled with `why`, and Enqueue then refuses it with that error.
+  // Atomic with Enqueue, TakeDispatched/TakeOldest and the teardown (all
+  // under its lock). For an STA, the posted message is removed from the
+  // thread's queue (freeing its quota slot) if the thread has not yet moved
+  // it into its retrieval batch; otherwise it stays as a tombstone that
+  // TakeDispatched recognizes (its quota slot is freed when the thread
+  // retrieves it, without running anything).
+  enum class Withdrawal : std::uint8_t { kWithdrawn, kTaken, kCancelledBeforeQueued };
+  Withdrawal Withdraw(QueueEntry* entry, HRESULT why = 0);
   // MTA worker: unlinks and returns the oldest queued call, or null.
   ChannelCall* TakeOldest();
 
+  // The apartment's thread, from a shutdown callback (the modern API's):
+  // drops the one-way tasks still queued (Drop, outside the lock), removing
+  // their messages (plain tasks are found by their messages alone). Later
+  // tasks are refused (the apartment is shutting down).
+  void DropQueuedTasks();
+
   // Shuts the apartment down on the calling thread: callbacks (reverse
-  // order), then queued calls completed with RPC_E_DISCONNECTED, then the
-  // runtime work still queued run, then (STA) the window destroyed.
-  // Idempotent.
+  // order), then queued calls completed with RPC_E_DISCONNECTED (and tasks
+  // left dropped), then the runtime work still queued run, then (STA) the
+  // window destroyed. Idempotent.
   void Shutdown();
 
   // Queues `work` (the runtime's own, e.g. releasing a stub's references) to
-  // run on this apartment's thread (an MTA worker for the MTA), one-way. Any
-  // thread. Never refused by a message filter nor by the posted-message
-  // quota: an STA gets one wake-up message (kComRuntimeMessage, exempt from
-  // the quota) per batch. Work queued before the apartment is gone runs, at
-  // the latest, during Shutdown(); returns false (and drops `work`) only
-  // once it is gone.
+  // run on this apartment's thread (an MTA worker for the MTA), one-way: a
+  // RuntimeTask through Enqueue. Any thread. Never refused by a message
+  // filter nor by the posted-message quota; served by the modal loop as
+  // calls are. Work queued before the apartment is gone runs, at the latest,
+  // during Shutdown(); returns false (and drops `work`) only once it is gone.
   bool PostRuntimeWork(std::function<void()> work);
-  // Runs the queued runtime work. The apartment's thread (STA: its window
-  // procedure; MTA: a worker).
+  // MTA: runs the queued runtime work (a worker). Any thread of the MTA.
   void RunRuntimeWork();
   // Whether runtime work may be queued (a hint: RunRuntimeWork re-checks).
   bool HasRuntimeWork() const noexcept {
@@ -223,21 +295,28 @@ class ApartmentImpl final : public ComApartment, public std::enable_shared_from_
   struct SharedState {
     State state = State::kRunning;
     std::vector<std::function<void()>> callbacks;
-    // The queued calls, oldest first (ChannelCall::prev/next).
-    ChannelCall* head = nullptr;
-    ChannelCall* tail = nullptr;
-    // STA: calls withdrawn while their message was already in the thread's
+    // The queued entries, oldest first (QueueEntry::prev/next): calls,
+    // tasks and runtime work, each in Stage::kQueued.
+    QueueEntry* head = nullptr;
+    QueueEntry* tail = nullptr;
+    // STA: entries withdrawn while their message was already in the thread's
     // retrieval batch (message/withdrawn_posts.h). An address there names no
     // live record: it is matched against dispatched messages only, then
     // forgotten.
     WithdrawnPosts withdrawn;
-    // PostRuntimeWork's queue, and whether a wake-up for it is outstanding.
-    std::vector<std::function<void()>> runtime_work;
-    bool runtime_wake_pending = false;
 
-    void Link(ChannelCall* call);
-    void Unlink(ChannelCall* call);
+    void Link(QueueEntry* entry);     // -> kQueued
+    void Unlink(QueueEntry* entry);   // The caller sets the new stage.
   };
+  // Removes `entry`'s message from the STA's queue, or leaves its tombstone.
+  void WithdrawMessageLocked(SharedState& locked, QueueEntry* entry);
+  template <QueueEntry::Kind K>
+  HRESULT EnqueueAs(QueueEntry* entry);
+  // Enqueue's refusals (not running, or cancelled before queued).
+  HRESULT RefuseLocked(SharedState& locked, QueueEntry* entry);
+  // The apartment's thread: removes the plain tasks' messages from its
+  // queue, adding their tasks to *dropped.
+  void DrainPlainTasks(std::vector<PostedTask*>* dropped);
 
   const ApartmentKind kind_;
   const bool main_sta_;
@@ -259,8 +338,8 @@ class ApartmentImpl final : public ComApartment, public std::enable_shared_from_
   // read the fields above on every call, and must not miss on them because
   // the apartment's thread just took this lock.
   alignas(64) Guarded<SharedState> shared_;
-  // Set with runtime_wake_pending (release, under the lock): lets MTA workers
-  // skip the lock when there is nothing to run (acquire).
+  // MTA: set when runtime work is linked (release, under the lock): lets
+  // workers skip the lock when there is nothing to run (acquire).
   std::atomic<bool> has_runtime_work_{false};
 };
 

@@ -1,6 +1,8 @@
 // Tests of apartments: CoInitializeEx counting and models, CoGetApartmentType
 // (main STA, implicit MTA), MTA usage, identities, shutdown callbacks.
 #include <atomic>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@ namespace apartments::internal {
 namespace {
 
 using testing::BoundedThread;
+using testing::RunInSta;
 using testing::StaThread;
 using testing::TestEvent;
 
@@ -140,6 +143,83 @@ TEST(ApartmentTest, MtaUsageCookies) {
     EXPECT_EQ(CoDecrementMTAUsage(cookie), E_INVALIDARG);
     EXPECT_EQ(GetAptType().hr, CO_E_NOTINITIALIZED);
   });
+}
+
+// The process's MTA for a test: a usage cookie keeps it alive meanwhile.
+class MtaForTest {
+ public:
+  MtaForTest() {
+    if (CoIncrementMTAUsage(&cookie_) != S_OK) std::abort();
+    BoundedThread find([this] { mta_ = CurrentApartment(); });
+  }
+  ~MtaForTest() { EXPECT_EQ(CoDecrementMTAUsage(cookie_), S_OK); }
+  const ApartmentRef& get() const { return mta_; }
+
+ private:
+  CO_MTA_USAGE_COOKIE cookie_ = nullptr;
+  ApartmentRef mta_;
+};
+
+// Tests that a call into the MTA that blocks does not keep another call from
+// running: while every worker is busy, the pool starts one more (the first
+// call returns only once the second one has run).
+TEST(ApartmentTest, MtaPoolGrowsPastBlockedWorkers) {
+  MtaForTest mta;
+  TestEvent first_running, second_ran;
+  HRESULT first = E_FAIL, second = E_FAIL;
+  DWORD first_tid = 0, second_tid = 0;
+  BoundedThread a([&] {
+    RunInSta([&] {
+      first = InvokeInApartment(mta.get(), [&] {
+        first_tid = GetCurrentThreadId();
+        first_running.Set();
+        return second_ran.Wait() ? S_OK : E_FAIL;
+      });
+    });
+  });
+  ASSERT_TRUE(first_running.Wait());
+  RunInSta([&] {
+    second = InvokeInApartment(mta.get(), [&] {
+      second_tid = GetCurrentThreadId();
+      second_ran.Set();
+      return S_OK;
+    });
+  });
+  a.Join();
+  EXPECT_EQ(first, S_OK);
+  EXPECT_EQ(second, S_OK);
+  EXPECT_NE(first_tid, second_tid);
+}
+
+// Tests that calls into the MTA from many STAs at once each run once, on a
+// worker, and return their own result: the hand-off to parked workers loses,
+// duplicates and mixes up no call.
+TEST(ApartmentTest, MtaCallsFromManyThreadsEachRunOnce) {
+  MtaForTest mta;
+  constexpr int kCallers = 6;
+  constexpr int kCalls = 300;
+  std::atomic<int> ran{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::unique_ptr<BoundedThread>> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.push_back(std::make_unique<BoundedThread>([&] {
+      RunInSta([&] {
+        const DWORD caller = GetCurrentThreadId();
+        for (int i = 0; i < kCalls; ++i) {
+          int value = -1;
+          const HRESULT hr = InvokeInApartment(mta.get(), [&, i] {
+            ran.fetch_add(1);
+            value = i;
+            return GetCurrentThreadId() != caller ? S_OK : E_UNEXPECTED;
+          });
+          if (hr != S_OK || value != i) wrong.fetch_add(1);
+        }
+      });
+    }));
+  }
+  for (auto& caller : callers) caller->Join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(ran.load(), kCallers * kCalls);
 }
 
 // Tests that CoGetCurrentProcess is stable within a thread and differs

@@ -43,9 +43,12 @@ bool PumpOne(ApartmentImpl* sta, ComThreadData& data, MessageQueue& queue,
   MSG msg;
   MessageQueue::Filter com_window;  // Serves sent messages first.
   com_window.hwnd = sta->hwnd();
+  // One-way tasks run from the message loop only (or with
+  // COWAIT_DISPATCH_WINDOW_MESSAGES, below), as a posted message would.
+  com_window.wparam_mask = kComTaskBit;
   if (queue.GetOrPeek(com_window, false, &msg)) {
     if (msg.message == kComCallMessage) {
-      ServeCall(sta, reinterpret_cast<ChannelCall*>(msg.lParam), data.message_filter);
+      ServeDispatched(sta, reinterpret_cast<QueueEntry*>(msg.lParam), data.message_filter);
     } else {
       DispatchMessageW(&msg);
     }

@@ -4,14 +4,19 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdint>
 #include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include "apartments/clock.h"
 #include "apartments/inproc_server.h"
@@ -59,14 +64,23 @@ bool ParseModel(std::string_view text, Model* model) {
   return true;
 }
 
+// A loaded server library, shared by every apartment that listed it.
 struct Library {
   std::string path;
   void* handle = nullptr;
   LPFNGETCLASSOBJECT get_class_object = nullptr;
   LPFNCANUNLOADNOW can_unload_now = nullptr;  // Null: never unloaded.
-  int pins = 0;
+  int pins = 0;   // CoGetClassObject calls using it now.
+  int lists = 0;  // Apartments whose list of loaded libraries names it.
+};
+
+// A library in one apartment's list (CoFreeUnusedLibrariesEx: "COM maintains
+// a list of active DLLs that have had components loaded for the apartments
+// that can be hosted on the thread where this function is called").
+struct Listing {
+  Library* library = nullptr;
   // A class of it was used with Free, Both or Neutral: the unload delay
-  // applies (CoFreeUnusedLibrariesEx).
+  // applies.
   bool delayed = false;
   bool candidate = false;
   Clock::TimePoint candidate_since{};
@@ -90,7 +104,7 @@ class InprocServers {
   }
 
   // Loads (or finds) the library and pins it. Explains failures.
-  HRESULT Pin(const std::string& path, Model model, Library** out) {
+  HRESULT Pin(const std::string& path, Library** out) {
     std::lock_guard lock(mu_);
     auto it = libraries_.find(path);
     if (it == libraries_.end()) {
@@ -125,49 +139,81 @@ class InprocServers {
     }
     Library* library = it->second.get();
     ++library->pins;
-    library->candidate = false;  // Used again: back to the active list.
-    if (model == Model::kFree || model == Model::kBoth || model == Model::kNeutral) {
-      library->delayed = true;
-    }
     *out = library;
     return S_OK;
   }
 
-  void Unpin(Library* library) {
-    std::lock_guard lock(mu_);
-    --library->pins;
+  // Lists the pinned `library` as loaded for `apartment` (where its class
+  // object is got), or marks it used again there. False when the apartment
+  // has already shut down.
+  bool List(const ApartmentRef& apartment, Library* library, Model model) {
+    const std::uint64_t id = apartment->id();
+    bool first_in_apartment = false;
+    {
+      std::lock_guard lock(mu_);
+      auto [lists, inserted] = lists_.try_emplace(id);
+      first_in_apartment = inserted;
+      auto [listing, added] = lists->second.try_emplace(library->path);
+      if (added) {
+        listing->second.library = library;
+        ++library->lists;
+      }
+      listing->second.candidate = false;  // Used again: back to the active list.
+      if (model == Model::kFree || model == Model::kBoth || model == Model::kNeutral) {
+        listing->second.delayed = true;
+      }
+    }
+    // Registered outside mu_: the apartment's lock is never taken under it.
+    if (first_in_apartment &&
+        !apartment->AddShutdownCallback([this, id] { ApartmentEnded(id); })) {
+      ApartmentEnded(id);
+      return false;
+    }
+    return true;
   }
 
+  void Unpin(Library* library) {
+    void* to_close = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      --library->pins;
+      // In no apartment's list (its last apartment ended, or the call failed
+      // before listing it): nothing else will ask it again.
+      if (library->pins == 0 && library->lists == 0 && CanUnload(*library)) {
+        to_close = Forget(library);
+      }
+    }
+    if (to_close != nullptr) dlclose(to_close);
+  }
+
+  // CoFreeUnusedLibrariesEx on the calling thread: the libraries listed for
+  // its apartment (for the MTA, also the host STA's, which hosts objects on
+  // the MTA's behalf), and those no apartment lists any more.
   void FreeUnused(DWORD delay_ms) {
     const auto delay = delay_ms == INFINITE
                            ? std::chrono::duration_cast<Clock::Duration>(kDefaultUnloadDelay)
                            : std::chrono::duration_cast<Clock::Duration>(
                                  std::chrono::milliseconds(delay_ms));
-    const Clock::TimePoint now = GetClock().Now();
+    std::vector<std::uint64_t> ids;
+    if (ApartmentRef current = CurrentApartment()) {
+      ids.push_back(current->id());
+      if (current->kind() == ApartmentKind::kMta) {
+        std::lock_guard lock(host_mu_);
+        if (host_sta_) ids.push_back(host_sta_->apartment->id());
+      }
+    }
     std::vector<void*> to_close;
     {
       std::lock_guard lock(mu_);
+      const Clock::TimePoint now = GetClock().Now();
+      for (std::uint64_t id : ids) {
+        if (auto it = lists_.find(id); it != lists_.end()) Sweep(&it->second, delay, now, &to_close);
+      }
       for (auto it = libraries_.begin(); it != libraries_.end();) {
-        Library& library = *it->second;
-        const bool can_unload = library.pins == 0 && library.can_unload_now != nullptr &&
-                                library.can_unload_now() == S_OK;
-        if (!can_unload) {
-          library.candidate = false;
-          ++it;
-          continue;
+        Library& library = *(it++)->second;
+        if (library.lists == 0 && library.pins == 0 && CanUnload(library)) {
+          to_close.push_back(Forget(&library));
         }
-        const auto wait = library.delayed ? delay : Clock::Duration::zero();
-        if (wait == Clock::Duration::zero() ||
-            (library.candidate && now - library.candidate_since >= wait)) {
-          to_close.push_back(library.handle);
-          it = libraries_.erase(it);
-          continue;
-        }
-        if (!library.candidate) {
-          library.candidate = true;
-          library.candidate_since = now;
-        }
-        ++it;
       }
     }
     // Outside the lock: a server's static destructors may call into COM.
@@ -176,6 +222,11 @@ class InprocServers {
 
   // The host STA, started on first use. Explains failures.
   HRESULT HostStaApartment(REFCLSID clsid, ApartmentRef* out) {
+    const std::string name = "host STA (for " + ClassEntryFileName(clsid) + ")";
+    auto fail = [&](HRESULT hr, const std::string& why) {
+      SetCallErrorInfo(hr, "the " + name + " could not start: " + why, kSource);
+      return hr;
+    };
     std::lock_guard lock(host_mu_);
     if (host_sta_ && !host_sta_->apartment->IsShutDown()) {
       *out = host_sta_->apartment;
@@ -187,12 +238,13 @@ class InprocServers {
     std::condition_variable ready_cv;
     bool ready = false;
     HRESULT start_hr = S_OK;
+    const HRESULT injected = start_fault_.exchange(S_OK);
     // Named for diagnostics (explanations, wait chains, apartments-wct show
     // the thread's name): which class made the runtime start it.
-    const std::string name = "host STA (for " + ClassEntryFileName(clsid) + ")";
-    host->thread = std::thread([&, name, raw = host.get()] {
+    auto body = [&, raw = host.get()] {
       SetThreadDescription(GetCurrentThread(), Utf8ToWide(name).c_str());
-      const HRESULT hr = CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+      const HRESULT hr =
+          FAILED(injected) ? injected : CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
       MSG msg;
       if (SUCCEEDED(hr)) {
         PeekMessageW(&msg, nullptr, 0, 0, PM_NOREMOVE);  // The queue exists before anyone posts.
@@ -211,18 +263,21 @@ class InprocServers {
       if (FAILED(hr)) return;
       while (GetMessageW(&msg, nullptr, 0, 0) > 0) DispatchMessageW(&msg);
       CoUninitialize();
-    });
+    };
+    try {
+      host->thread = std::thread(body);
+    } catch (const std::system_error& e) {  // No thread: the process is at a limit.
+      return fail(E_OUTOFMEMORY, std::string("its thread was not created (") + e.what() + ")");
+    }
     {
       std::unique_lock ready_lock(ready_mu);
       ready_cv.wait(ready_lock, [&] { return ready; });
     }
     if (FAILED(start_hr)) {
       host->thread.join();
-      SetCallErrorInfo(E_OUTOFMEMORY,
-                       "the host STA for " + ClassEntryFileName(clsid) +
-                           " could not start: CoInitializeEx failed on its thread",
-                       kSource);
-      return E_OUTOFMEMORY;
+      char code[16];
+      std::snprintf(code, sizeof code, "0x%08X", static_cast<unsigned>(start_hr));
+      return fail(E_OUTOFMEMORY, std::string("CoInitializeEx failed on its thread (") + code + ")");
     }
     host_sta_ = std::move(host);
     *out = host_sta_->apartment;
@@ -250,6 +305,11 @@ class InprocServers {
     std::lock_guard lock(host_mu_);
     return host_sta_ ? host_sta_->tid : 0;
   }
+  ApartmentRef HostStaApartmentIfAny() {
+    std::lock_guard lock(host_mu_);
+    return host_sta_ ? host_sta_->apartment : nullptr;
+  }
+  void FailNextHostStaStart(HRESULT hr) { start_fault_.store(hr); }
 
   void ShutdownHosts() {
     std::lock_guard lock(host_mu_);
@@ -270,6 +330,66 @@ class InprocServers {
   }
 
  private:
+  // An apartment shut down (on its thread, or the MTA's last user's): its
+  // unused libraries are unloaded, as at the end of Windows' CoUninitialize;
+  // the others stay loaded (an object may outlive its apartment) and are no
+  // apartment's any more.
+  void ApartmentEnded(std::uint64_t id) {
+    std::vector<void*> to_close;
+    {
+      std::lock_guard lock(mu_);
+      auto it = lists_.find(id);
+      if (it == lists_.end()) return;
+      Sweep(&it->second, Clock::Duration::zero(), GetClock().Now(), &to_close);
+      for (auto& [path, listing] : it->second) --listing.library->lists;
+      lists_.erase(it);
+    }
+    for (void* handle : to_close) dlclose(handle);
+  }
+
+  // One apartment's list, holding mu_: a library whose DllCanUnloadNow says
+  // S_OK becomes a candidate, or leaves the list once `delay` has passed since
+  // (at once for Apartment and legacy libraries); a library no list names
+  // and no call pins is unloaded.
+  void Sweep(std::map<std::string, Listing>* list, Clock::Duration delay, Clock::TimePoint now,
+             std::vector<void*>* to_close) {
+    for (auto it = list->begin(); it != list->end();) {
+      Listing& listing = it->second;
+      Library& library = *listing.library;
+      if (library.pins != 0 || !CanUnload(library)) {
+        listing.candidate = false;
+        ++it;
+        continue;
+      }
+      const auto wait = listing.delayed ? delay : Clock::Duration::zero();
+      if (wait == Clock::Duration::zero() ||
+          (listing.candidate && now - listing.candidate_since >= wait)) {
+        it = list->erase(it);
+        if (--library.lists == 0) to_close->push_back(Forget(&library));
+        continue;
+      }
+      if (!listing.candidate) {
+        listing.candidate = true;
+        listing.candidate_since = now;
+      }
+      ++it;
+    }
+  }
+
+  // Holding mu_. DllCanUnloadNow is asked under the lock so that no
+  // CoGetClassObject pins the library between its answer and the dlclose.
+  static bool CanUnload(const Library& library) {
+    return library.can_unload_now != nullptr && library.can_unload_now() == S_OK;
+  }
+
+  // Holding mu_: drops the library from the table; returns the handle to
+  // dlclose once the lock is released.
+  void* Forget(Library* library) {
+    void* handle = library->handle;
+    libraries_.erase(library->path);
+    return handle;
+  }
+
   void StopHostSta() {  // Holding host_mu_.
     if (!host_sta_) return;
     PostThreadMessageW(host_sta_->tid, WM_QUIT, 0, 0);
@@ -279,10 +399,14 @@ class InprocServers {
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Library>> libraries_;  // Guarded by mu_.
+  // Each apartment's list of loaded libraries, by apartment id (never
+  // reused). Guarded by mu_.
+  std::map<std::uint64_t, std::map<std::string, Listing>> lists_;
   // Serializes starting and stopping the host apartments.
   std::mutex host_mu_;
   std::unique_ptr<HostSta> host_sta_;         // Guarded by host_mu_.
   CO_MTA_USAGE_COOKIE mta_cookie_ = nullptr;  // Guarded by host_mu_.
+  std::atomic<HRESULT> start_fault_{S_OK};    // FailNextHostStaStartForTesting.
 };
 
 // Where an object of `model` created from `current` lives
@@ -365,10 +489,17 @@ HRESULT GetInprocServerClassObject(REFCLSID clsid, REFIID riid, void** ppv) {
   if (!current) return CO_E_NOTINITIALIZED;
   InprocServers& servers = InprocServers::Get();
   Library* library = nullptr;
-  HRESULT hr = servers.Pin(entry.library_path, model, &library);
+  HRESULT hr = servers.Pin(entry.library_path, &library);
   if (FAILED(hr)) return hr;
   ApartmentRef target;
   hr = ChooseApartment(model, current, clsid, &target);
+  if (SUCCEEDED(hr) && !servers.List(target, library, model)) {
+    SetCallErrorInfo(RPC_E_DISCONNECTED,
+                     target->Describe() + ", where " + ClassEntryFileName(clsid) +
+                         "'s objects live, has shut down",
+                     kSource);
+    hr = RPC_E_DISCONNECTED;
+  }
   if (SUCCEEDED(hr)) {
     const LPFNGETCLASSOBJECT get = library->get_class_object;
     // DllGetClassObject's own answer, to explain its failures (the channel
@@ -411,6 +542,10 @@ HRESULT GetInprocServerClassObject(REFCLSID clsid, REFIID riid, void** ppv) {
 }
 
 DWORD InprocHostStaThreadIdForTesting() { return InprocServers::Get().HostStaTid(); }
+
+ApartmentRef InprocHostStaApartmentForTesting() { return InprocServers::Get().HostStaApartmentIfAny(); }
+
+void FailNextHostStaStartForTesting(HRESULT hr) { InprocServers::Get().FailNextHostStaStart(hr); }
 
 bool IsInprocServerLoadedForTesting(const std::string& path) {
   return InprocServers::Get().IsLoaded(path);

@@ -4,12 +4,22 @@
 // its ThreadingModel requires, starting a host STA or a host MTA when the
 // process has none that fits (docs/inproc_servers.md has the table).
 //
-// Loaded server states:
-//   loaded (pins > 0 while a CoGetClassObject uses it)
-//     --(CoFreeUnusedLibrariesEx: no pins, DllCanUnloadNow S_OK)--> candidate
-//   candidate --(used again)--> loaded
-//   candidate --(a later CoFreeUnusedLibrariesEx, delay elapsed, no pins,
-//                DllCanUnloadNow still S_OK)--> unloaded (dlclose; forgotten)
+// A library is loaded once per process and listed, as on Windows, in the
+// list of each apartment its class objects were got in (the host STA's for
+// an Apartment class created from the MTA). CoFreeUnusedLibrariesEx sweeps
+// the calling thread's apartment's list (from the MTA, also the host STA's);
+// a library leaves a list when its DllCanUnloadNow says S_OK (after the
+// delay, for Free, Both and Neutral classes), and is unloaded (dlclose) when
+// no list names it and no CoGetClassObject uses it. An apartment that shuts
+// down unloads its unused libraries and lets go of the others, which stay
+// loaded (an object may outlive its apartment) until a CoFreeUnusedLibraries
+// on any thread finds them unused.
+//
+// A listing's states (per apartment):
+//   listed --(sweep: DllCanUnloadNow S_OK, delay not 0)--> candidate
+//   candidate --(used again in that apartment)--> listed
+//   candidate --(a later sweep, delay elapsed, still S_OK)--> gone from the list
+//   listed --(sweep: S_OK and no delay, or the apartment shuts down and S_OK)--> gone
 //
 // Locking: one mutex guards the table of loaded servers; DllCanUnloadNow is
 // called holding it (so that no CoGetClassObject pins a server between its
@@ -22,6 +32,7 @@
 #include <string>
 
 #include "apartments/win32_com.h"
+#include "com/apartment.h"
 
 namespace apartments::internal {
 
@@ -50,6 +61,11 @@ HRESULT GetInprocServerClassObject(REFCLSID clsid, REFIID riid, void** ppv);
 // Test-only views and controls.
 // The host STA's thread id, or 0 when none has started (or it was stopped).
 DWORD InprocHostStaThreadIdForTesting();
+// The host STA's apartment, or null.
+ApartmentRef InprocHostStaApartmentForTesting();
+// Makes the next host STA's thread fail to start with `hr` (as when its
+// thread cannot be created or CoInitializeEx fails on it); S_OK clears it.
+void FailNextHostStaStartForTesting(HRESULT hr);
 // Whether the library at `path` (as written in the entry) is loaded.
 bool IsInprocServerLoadedForTesting(const std::string& path);
 std::size_t LoadedInprocServersForTesting();

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "apartments/clock.h"
+#include "apartments/diagnostics.h"
 #include "apartments/error_info.h"
 #include "apartments/inproc_server.h"
 #include "apartments/win32.h"
@@ -76,6 +77,28 @@ Placement CreateInImplicitMta(REFCLSID clsid) {
   return p;
 }
 
+// Whether the creator got the object itself, running on its own thread.
+::testing::AssertionResult IsTheObjectItself(const Placement& p) {
+  if (p.hr != S_OK) return ::testing::AssertionFailure() << "creation or call failed: " << std::hex << p.hr;
+  if (!p.direct) return ::testing::AssertionFailure() << "the creator holds a proxy";
+  if (p.object_tid != p.caller_tid) {
+    return ::testing::AssertionFailure() << "it ran on thread " << p.object_tid << ", not the caller's "
+                                         << p.caller_tid;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Whether the creator got a proxy to an object living on thread `tid`.
+::testing::AssertionResult IsProxyInto(const Placement& p, DWORD tid) {
+  if (p.hr != S_OK) return ::testing::AssertionFailure() << "creation or call failed: " << std::hex << p.hr;
+  if (p.direct) return ::testing::AssertionFailure() << "the creator holds the object itself";
+  if (p.object_tid != tid || tid == p.caller_tid) {
+    return ::testing::AssertionFailure() << "it ran on thread " << p.object_tid << ", expected " << tid
+                                         << " (the caller is " << p.caller_tid << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // Whether the dynamic loader still has the library mapped.
 bool Mapped(const char* path) {
   void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
@@ -123,10 +146,7 @@ class InprocServerTest : public MarshalTest {
 // caller holds the object itself and calls run on its own thread.
 TEST_F(InprocServerTest, ApartmentFromStaLivesInCallersSta) {
   Register(sample::CLSID_SampleApartment, "Apartment");
-  Placement p = CreateInSta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
-  EXPECT_EQ(p.object_tid, p.caller_tid);
+  EXPECT_TRUE(IsTheObjectItself(CreateInSta(sample::CLSID_SampleApartment)));
 }
 
 // Tests that an Apartment class created from the MTA lives in the host STA
@@ -134,10 +154,7 @@ TEST_F(InprocServerTest, ApartmentFromStaLivesInCallersSta) {
 TEST_F(InprocServerTest, ApartmentFromMtaLivesInHostSta) {
   Register(sample::CLSID_SampleApartment, "Apartment");
   Placement p = CreateInMta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_FALSE(p.direct);
-  EXPECT_NE(p.object_tid, p.caller_tid);
-  EXPECT_EQ(p.object_tid, InprocHostStaThreadIdForTesting());
+  EXPECT_TRUE(IsProxyInto(p, InprocHostStaThreadIdForTesting()));
 }
 
 // Tests that an Apartment class created from the implicit MTA also lives in
@@ -145,9 +162,7 @@ TEST_F(InprocServerTest, ApartmentFromMtaLivesInHostSta) {
 TEST_F(InprocServerTest, ApartmentFromImplicitMtaLivesInHostSta) {
   Register(sample::CLSID_SampleApartment, "Apartment");
   Placement p = CreateInImplicitMta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_FALSE(p.direct);
-  EXPECT_EQ(p.object_tid, InprocHostStaThreadIdForTesting());
+  EXPECT_TRUE(IsProxyInto(p, InprocHostStaThreadIdForTesting()));
 }
 
 // Tests that the host STA's thread is named as such, with the class that
@@ -159,6 +174,50 @@ TEST_F(InprocServerTest, HostStaThreadNamesItselfAndItsClass) {
   EXPECT_NE(name.find("host STA"), std::string::npos) << name;
   EXPECT_NE(name.find(ClassEntryFileName(sample::CLSID_SampleApartment)), std::string::npos)
       << name;
+}
+
+// Tests that a wait chain through the host STA names it as such, with its
+// class: a caller waiting on an object there while the host STA is blocked.
+TEST_F(InprocServerTest, WaitChainNamesTheHostSta) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInMta([] {
+    sample::IWhere* where = nullptr;
+    ASSERT_EQ(CoCreateInstance(sample::CLSID_SampleApartment, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&where)),
+              S_OK);
+    ApartmentRef host = InprocHostStaApartmentForTesting();
+    ASSERT_TRUE(host);
+    TestEvent blocked;
+    TestEvent release;
+    BoundedThread blocker([&] {
+      (void)CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+      EXPECT_EQ(InvokeInApartment(host,
+                                  [&] {
+                                    blocked.Set();
+                                    return release.Wait() ? S_OK : E_FAIL;
+                                  }),
+                S_OK);
+      CoUninitialize();
+    });
+    ASSERT_TRUE(blocked.Wait());
+    BoundedThread caller([&] {
+      int sum = 0;
+      EXPECT_EQ(where->Add(1, 2, &sum), S_OK);  // Queued behind the blocked call.
+    });
+    std::string chain;
+    const bool named = Eventually([&] {
+      chain = FormatWaitChain(GetWaitChain(caller.tid()));
+      return chain.find("host STA (for " +
+                        ClassEntryFileName(sample::CLSID_SampleApartment) + ")") !=
+                 std::string::npos &&
+             chain.find("event") != std::string::npos;
+    });
+    release.Set();
+    caller.Join();
+    blocker.Join();
+    EXPECT_TRUE(named) << chain;
+    where->Release();
+  });
 }
 
 // Tests that explanations name the host STA as such, with its class: a call
@@ -197,19 +256,13 @@ TEST_F(InprocServerTest, FreeFromStaLivesInMta) {
 // itself, called on the caller's thread.
 TEST_F(InprocServerTest, FreeFromMtaIsTheObjectItself) {
   Register(sample::CLSID_SampleFree, "Free");
-  Placement p = CreateInMta(sample::CLSID_SampleFree);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
-  EXPECT_EQ(p.object_tid, p.caller_tid);
+  EXPECT_TRUE(IsTheObjectItself(CreateInMta(sample::CLSID_SampleFree)));
 }
 
 // Tests that a Free class created from the implicit MTA is the object itself.
 TEST_F(InprocServerTest, FreeFromImplicitMtaIsTheObjectItself) {
   Register(sample::CLSID_SampleFree, "Free");
-  Placement p = CreateInImplicitMta(sample::CLSID_SampleFree);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
-  EXPECT_EQ(p.object_tid, p.caller_tid);
+  EXPECT_TRUE(IsTheObjectItself(CreateInImplicitMta(sample::CLSID_SampleFree)));
 }
 
 // Tests that a Both class lives where it is created: in an STA, the MTA and
@@ -219,9 +272,7 @@ TEST_F(InprocServerTest, BothLivesWhereCreated) {
   for (Placement p : {CreateInSta(sample::CLSID_SampleApartment),
                       CreateInMta(sample::CLSID_SampleApartment),
                       CreateInImplicitMta(sample::CLSID_SampleApartment)}) {
-    ASSERT_EQ(p.hr, S_OK);
-    EXPECT_TRUE(p.direct);
-    EXPECT_EQ(p.object_tid, p.caller_tid);
+    EXPECT_TRUE(IsTheObjectItself(p));
   }
 }
 
@@ -256,8 +307,7 @@ TEST_F(InprocServerTest, LegacyFromMainStaIsTheObjectItself) {
   ASSERT_TRUE(main && main->thread_id() == main_sta.tid()) << "another main STA is alive";
   Placement p;
   main_sta.Run([&] { p = CreateHere(sample::CLSID_SampleApartment); });
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_TRUE(p.direct);
+  EXPECT_TRUE(IsTheObjectItself(p));
   EXPECT_EQ(p.object_tid, main_sta.tid());
 }
 
@@ -271,9 +321,7 @@ TEST_F(InprocServerTest, LegacyFromOtherApartmentsLivesInMainSta) {
   for (Placement p : {CreateInSta(sample::CLSID_SampleApartment),
                       CreateInMta(sample::CLSID_SampleApartment),
                       CreateInImplicitMta(sample::CLSID_SampleApartment)}) {
-    ASSERT_EQ(p.hr, S_OK);
-    EXPECT_FALSE(p.direct);
-    EXPECT_EQ(p.object_tid, main_sta.tid());
+    EXPECT_TRUE(IsProxyInto(p, main_sta.tid()));
   }
 }
 
@@ -283,9 +331,7 @@ TEST_F(InprocServerTest, LegacyWithoutMainStaStartsHostMainSta) {
   Register(sample::CLSID_SampleApartment, "");
   ASSERT_FALSE(MainStaApartment()) << "another main STA is alive";
   Placement p = CreateInMta(sample::CLSID_SampleApartment);
-  ASSERT_EQ(p.hr, S_OK);
-  EXPECT_FALSE(p.direct);
-  EXPECT_EQ(p.object_tid, InprocHostStaThreadIdForTesting());
+  EXPECT_TRUE(IsProxyInto(p, InprocHostStaThreadIdForTesting()));
   ApartmentRef main = MainStaApartment();
   ASSERT_TRUE(main);
   EXPECT_EQ(main->thread_id(), InprocHostStaThreadIdForTesting());
@@ -422,10 +468,12 @@ TEST_F(InprocServerTest, LockServerKeepsServerLoaded) {
 // Apartment and legacy servers.
 TEST_F(InprocServerTest, ApartmentServerUnloadsWithoutDelay) {
   Register(sample::CLSID_SampleApartment, "Apartment");
-  ASSERT_EQ(CreateInSta(sample::CLSID_SampleApartment).hr, S_OK);
-  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  CoFreeUnusedLibraries();
-  EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    CoFreeUnusedLibraries();
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
 }
 
 // Tests that an unused Free server is unloaded only by a call made at least
@@ -434,15 +482,17 @@ TEST_F(InprocServerTest, FreeServerUnloadsAfterTheDelay) {
   FakeClock clock;
   ScopedClockForTesting use_clock(&clock);
   Register(sample::CLSID_SampleFree, "Free");
-  ASSERT_EQ(CreateInMta(sample::CLSID_SampleFree).hr, S_OK);
-  CoFreeUnusedLibrariesEx(1000, 0);  // Now a candidate.
-  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  clock.Advance(std::chrono::milliseconds(999));
-  CoFreeUnusedLibrariesEx(1000, 0);
-  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  clock.Advance(std::chrono::milliseconds(1));
-  CoFreeUnusedLibrariesEx(1000, 0);
-  EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  RunInMta([&] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleFree).hr, S_OK);
+    CoFreeUnusedLibrariesEx(1000, 0);  // Now a candidate.
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    clock.Advance(std::chrono::milliseconds(999));
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    clock.Advance(std::chrono::milliseconds(1));
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
 }
 
 // Tests that a candidate server used again is no longer a candidate: the
@@ -451,14 +501,84 @@ TEST_F(InprocServerTest, UsingACandidateRestartsTheDelay) {
   FakeClock clock;
   ScopedClockForTesting use_clock(&clock);
   Register(sample::CLSID_SampleFree, "Free");
-  ASSERT_EQ(CreateInMta(sample::CLSID_SampleFree).hr, S_OK);
-  CoFreeUnusedLibrariesEx(1000, 0);
-  clock.Advance(std::chrono::milliseconds(1000));
-  ASSERT_EQ(CreateInMta(sample::CLSID_SampleFree).hr, S_OK);
-  CoFreeUnusedLibrariesEx(1000, 0);
+  RunInMta([&] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleFree).hr, S_OK);
+    CoFreeUnusedLibrariesEx(1000, 0);
+    clock.Advance(std::chrono::milliseconds(1000));
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleFree).hr, S_OK);
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+    clock.Advance(std::chrono::milliseconds(1000));
+    CoFreeUnusedLibrariesEx(1000, 0);
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
+}
+
+// Tests that CoFreeUnusedLibraries frees only the libraries loaded for the
+// calling thread's apartment (Microsoft's CoFreeUnusedLibrariesEx page): a
+// call from another STA leaves a server loaded by this one.
+TEST_F(InprocServerTest, FreeUnusedSweepsOnlyTheCallersApartment) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    RunInSta([] { CoFreeUnusedLibrariesEx(0, 0); });
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer)) << "another STA unloaded it";
+    CoFreeUnusedLibrariesEx(0, 0);
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
+}
+
+// Tests that a server loaded by two apartments stays loaded until each has
+// let go of it.
+TEST_F(InprocServerTest, ServerListedByTwoApartmentsNeedsBoth) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  CO_MTA_USAGE_COOKIE cookie = nullptr;
+  ASSERT_EQ(CoIncrementMTAUsage(&cookie), S_OK);  // Keeps the MTA's list alive.
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    // The MTA's Apartment object lives in the host STA: listed there too.
+    RunInMta([] { ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK); });
+    CoFreeUnusedLibrariesEx(0, 0);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer)) << "the host STA still lists it";
+    RunInMta([] { CoFreeUnusedLibrariesEx(0, 0); });  // The MTA sweeps the host STA's list.
+    EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  });
+  EXPECT_EQ(CoDecrementMTAUsage(cookie), S_OK);
+}
+
+// Tests that an apartment's end unloads the servers it loaded that are no
+// longer in use, as Windows' CoUninitialize does, with no
+// CoFreeUnusedLibraries call.
+TEST_F(InprocServerTest, ApartmentEndUnloadsItsUnusedServers) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInSta([] {
+    ASSERT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+    EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+  });
+  EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
+  EXPECT_FALSE(Mapped(kServer));
+}
+
+// Tests that a server whose object outlives the apartment that made it stays
+// loaded (its code still runs), and is unloaded by a later
+// CoFreeUnusedLibraries once the object is gone.
+TEST_F(InprocServerTest, ServerOutlivesItsApartmentWhileAnObjectLives) {
+  Register(sample::CLSID_SampleFree, "Both");
+  sample::IWhere* survivor = nullptr;  // A Both object: usable from any thread.
+  RunInSta([&] {
+    ASSERT_EQ(CoCreateInstance(sample::CLSID_SampleFree, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&survivor)),
+              S_OK);
+  });
+  ASSERT_NE(survivor, nullptr);
   EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
-  clock.Advance(std::chrono::milliseconds(1000));
-  CoFreeUnusedLibrariesEx(1000, 0);
+  RunInMta([] { CoFreeUnusedLibrariesEx(0, 0); });
+  EXPECT_TRUE(IsInprocServerLoadedForTesting(kServer));
+  int sum = 0;
+  EXPECT_EQ(survivor->Add(20, 22, &sum), S_OK);  // Its code is still mapped.
+  EXPECT_EQ(sum, 42);
+  survivor->Release();
+  RunInMta([] { CoFreeUnusedLibrariesEx(0, 0); });
   EXPECT_FALSE(IsInprocServerLoadedForTesting(kServer));
 }
 
@@ -534,6 +654,26 @@ TEST_F(InprocServerTest, BadThreadingModelIsRejected) {
     EXPECT_NE(LastErrorDescription().find("Sideways"), std::string::npos);
   });
   EXPECT_EQ(LoadedInprocServersForTesting(), 0u);
+}
+
+// Tests that a host STA that cannot start fails the activation with
+// E_OUTOFMEMORY (as Windows' host apartments do), explained with the class
+// it was for, and that the next activation starts one.
+TEST_F(InprocServerTest, HostStaThatCannotStartIsExplained) {
+  Register(sample::CLSID_SampleApartment, "Apartment");
+  RunInMta([] {
+    FailNextHostStaStartForTesting(CO_E_INIT_TLS);
+    sample::IWhere* where = nullptr;
+    EXPECT_EQ(CoCreateInstance(sample::CLSID_SampleApartment, nullptr, CLSCTX_INPROC_SERVER,
+                               IID_PPV_ARGS(&where)),
+              E_OUTOFMEMORY);
+    EXPECT_EQ(where, nullptr);
+    EXPECT_THAT(LastErrorDescription(),
+                HasSubstr("host STA (for " + ClassEntryFileName(sample::CLSID_SampleApartment) +
+                          ") could not start"));
+    EXPECT_EQ(InprocHostStaThreadIdForTesting(), 0u);
+    EXPECT_EQ(CreateHere(sample::CLSID_SampleApartment).hr, S_OK);
+  });
 }
 
 // Tests that a class the server does not serve gives its DllGetClassObject's

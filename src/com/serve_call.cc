@@ -3,8 +3,10 @@
 // while its thread waits for its own (see apartment_impl.h for the
 // contracts; channel.cc has the caller's side).
 #include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -37,21 +39,9 @@ namespace {
 
 // ServeCall's steps: StartOrRefuse, RejectedByFilter, then Run.
 
-// Whether `call` may start here; when not (withdrawn, its apartment shut
-// down, cancelled or past its deadline), it is completed as such (a
-// withdrawn one is not touched at all). Inline: on every served call's path.
-[[gnu::always_inline]] inline bool StartOrRefuse(ApartmentImpl* apartment, ChannelCall* call) {
-  if (apartment->kind() == ApartmentKind::kSta) {
-    switch (apartment->TakeDispatched(call)) {
-      case ApartmentImpl::Take::kWithdrawn:
-        return false;  // A withdrawn call's tombstone: the record may be gone.
-      case ApartmentImpl::Take::kDisconnected:
-        CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
-        return false;
-      case ApartmentImpl::Take::kRun:
-        break;
-    }
-  }
+// Whether `call` may start here; when not (cancelled or past its deadline),
+// it is completed as such. Inline: on every served call's path.
+[[gnu::always_inline]] inline bool StartOrRefuse(ChannelCall* call) {
   if (CallCancel* cancel = call->cancel) {
     // Cancelled (or past its deadline) before we start it: it never runs.
     if (cancel->deadline && GetClock().Now() >= *cancel->deadline) cancel->Request(RPC_E_TIMEOUT);
@@ -141,10 +131,10 @@ class RestoreErrorInfo {
   return RPC_E_SERVERFAULT;
 }
 
-}  // namespace
-
-void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
-  if (!StartOrRefuse(apartment, call)) return;
+// ServeCall's body, inlined into ServeDispatched too (every STA call's path).
+[[gnu::always_inline]] inline void ServeCallHere(ApartmentImpl* apartment, ChannelCall* call,
+                                                 IMessageFilter* filter) {
+  if (!StartOrRefuse(call)) return;
   ComThreadData& data = CurrentComThreadData();
   if (RejectedByFilter(data, call, filter)) return;
   call->executing_tid.store(CurrentThreadId(), std::memory_order_relaxed);
@@ -157,6 +147,58 @@ void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filt
   data.incoming_causality = saved_causality;
   restore.Finish(FAILED(hr) && !call->threw ? call : nullptr);
   CompleteCall(call, CallOutcome::kDone, hr);
+}
+
+}  // namespace
+
+void ServeCall(ApartmentImpl* apartment, ChannelCall* call, IMessageFilter* filter) {
+  ServeCallHere(apartment, call, filter);
+}
+
+// Run() ends the task: nothing of it afterwards.
+void RunTask(PostedTask* task) {
+  try {
+    task->Run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored): %s\n",
+                 e.what());
+  } catch (...) {
+    // A forced unwind (ExitThread inside the callable) goes on: the thread
+    // is ending, and swallowing it would abort the process.
+    if (HandlingForcedUnwind()) throw;
+    std::fprintf(stderr, "apartments: a callable posted with Apartment::Post threw (ignored)\n");
+  }
+}
+
+void ServeDispatched(ApartmentImpl* sta, QueueEntry* entry, IMessageFilter* filter) {
+  const ApartmentImpl::Take take = sta->TakeDispatched(entry);
+  if (take == ApartmentImpl::Take::kWithdrawn) return;  // A tombstone: the record may be gone.
+  switch (entry->kind) {
+    case QueueEntry::Kind::kCall: {
+      auto* call = static_cast<ChannelCall*>(entry);
+      if (take == ApartmentImpl::Take::kDisconnected) {
+        CompleteCall(call, CallOutcome::kDisconnected, RPC_E_DISCONNECTED);
+        return;
+      }
+      ServeCallHere(sta, call, filter);
+      return;
+    }
+    case QueueEntry::Kind::kTask: {
+      auto* task = static_cast<PostedTask*>(entry);
+      if (take == ApartmentImpl::Take::kDisconnected) {
+        task->Drop();
+        return;
+      }
+      RunTask(task);
+      return;
+    }
+    case QueueEntry::Kind::kRuntimeTask: {
+      // Never lost: it runs also while the apartment shuts down.
+      std::unique_ptr<RuntimeTask> task(static_cast<RuntimeTask*>(entry));
+      task->work();
+      return;
+    }
+  }
 }
 
 namespace {
@@ -176,8 +218,8 @@ namespace {
   bool served_call = false;
   while (queue.GetOrPeek(com_filter, false, &msg)) {
     if (msg.message == kComCallMessage) {
-      ServeCall(sta, reinterpret_cast<ChannelCall*>(msg.lParam), data.message_filter);
-      served_call = true;
+      ServeDispatched(sta, reinterpret_cast<QueueEntry*>(msg.lParam), data.message_filter);
+      served_call = msg.wParam == 0;  // A call, not the runtime's work.
     } else {
       DispatchMessageW(&msg);
     }
@@ -243,6 +285,8 @@ DWORD ModalWait(ComThreadData& data, ApartmentImpl* sta, KernelObject** objects,
   const DWORD mwmo_flags = options.mwmo_flags & ~MWMO_INPUTAVAILABLE;
   MessageQueue::Filter com_filter;
   com_filter.hwnd = sta->hwnd();
+  // One-way tasks run from the message loop only, as a posted message would.
+  com_filter.wparam_mask = kComTaskBit;
   const WaitOptions wait_options{
       .kind = BlockKind::kComCall,
       .target_tid = options.target_tid,

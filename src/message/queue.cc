@@ -151,6 +151,7 @@ bool Matches(const MessageQueue::Filter& filter, const PostedMessage& m) noexcep
       return false;
     }
   }
+  if ((m.wparam & filter.wparam_mask) != filter.wparam_value) return false;
   return InRange(m.message, filter.min, filter.max);
 }
 
@@ -566,7 +567,8 @@ DWORD MessageQueue::AwaitReply(SentMessage* sent, MessageQueue* target, DWORD ta
 }
 
 bool MessageQueue::GetOrPeek(const Filter& filter, bool wait, MSG* msg) {
-  const bool unfiltered = filter.hwnd == nullptr && filter.min == 0 && filter.max == 0;
+  const bool unfiltered = filter.hwnd == nullptr && filter.min == 0 && filter.max == 0 &&
+                          filter.wparam_mask == 0;
   const bool plain = unfiltered && filter.posted && filter.remove;  // TakeNextMessage's case.
   for (;;) {
     if (filter.sent && has_sent_.load(std::memory_order_acquire)) ServeSentMessages();

@@ -210,6 +210,12 @@ class MessageQueue {
     bool posted = true;  // Examine posted messages (and WM_QUIT).
     bool sent = true;    // Serve sent messages.
     bool remove = true;
+    // Also require (wParam & wparam_mask) == wparam_value of a posted
+    // message: the COM modal loop retrieves its window's calls and leaves the
+    // one-way tasks posted there with the same message queued, and the
+    // teardown drains those tasks alone (com/apartment_impl.h).
+    WPARAM wparam_mask = 0;
+    WPARAM wparam_value = 0;
   };
   // Serves pending sent messages, then looks for a posted message (or quit).
   // With `wait`, blocks (idle) until one arrives. Returns true with *msg set.

@@ -18,8 +18,9 @@
 //
 // Thread safety: none of its own. Its owner guards it with the lock under
 // which "withdrawn" and "taken by the target" are decided (so that they are
-// one decision): ApartmentImpl::mu_ for the channel's calls, ModernState::mu_
-// for the modern API's tasks. Lock order: that lock -> the queue's lock.
+// one decision): the apartment's lock (ApartmentImpl::shared_), for the
+// channel's calls and one-way tasks alike. Lock order: that lock -> the
+// queue's lock.
 #ifndef APARTMENTS_SRC_MESSAGE_WITHDRAWN_POSTS_H_
 #define APARTMENTS_SRC_MESSAGE_WITHDRAWN_POSTS_H_
 
