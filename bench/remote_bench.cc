@@ -21,6 +21,7 @@
 #include <kj/async-io.h>
 
 #include "apartments/com_object.h"
+#include "apartments/inproc_server.h"
 #include "apartments/proxy.h"
 #include "apartments/win32.h"
 #include "remote/object.capnp.h"
@@ -175,6 +176,8 @@ int main(int argc, char** argv) {
   kill(raw, SIGTERM);
   waitpid(ours, nullptr, 0);
   waitpid(raw, nullptr, 0);
+  // Our server was killed: its socket stays behind, as it would for real.
+  unlink((std::string(dir) + "/" + apartments::ClassEntryFileName(bench::CLSID_Adder)).c_str());
   rmdir(dir);
   return 0;
 }
