@@ -12,10 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
@@ -90,36 +92,41 @@ class RawObject final : public Object::Server {
   _exit(0);
 }
 
-double RawCalls(int fd, int calls) {
-  auto io = kj::setupAsyncIo();
-  auto stream = io.lowLevelProvider->wrapSocketFd(fd);
-  capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::CLIENT);
-  auto rpc = capnp::makeRpcClient(network);
-  capnp::MallocMessageBuilder message(8);
-  auto vat = message.getRoot<capnp::rpc::twoparty::VatId>();
-  vat.setSide(capnp::rpc::twoparty::Side::SERVER);
-  Object::Client object = rpc.bootstrap(vat).castAs<Object>();
-  auto one = [&](int i) {
-    auto request = object.callRequest();
+// The raw client: its own event loop on this thread.
+class RawClient {
+ public:
+  explicit RawClient(int fd)
+      : io_(kj::setupAsyncIo()),
+        stream_(io_.lowLevelProvider->wrapSocketFd(fd)),
+        network_(*stream_, capnp::rpc::twoparty::Side::CLIENT),
+        rpc_(capnp::makeRpcClient(network_)) {
+    capnp::MallocMessageBuilder message(8);
+    auto vat = message.getRoot<capnp::rpc::twoparty::VatId>();
+    vat.setSide(capnp::rpc::twoparty::Side::SERVER);
+    object_ = rpc_.bootstrap(vat).castAs<Object>();
+  }
+  void Call(int i) {
+    auto request = object_.callRequest();
     IID iid{};
     request.setIid(kj::arrayPtr(reinterpret_cast<const kj::byte*>(&iid), sizeof iid));
     request.setMethod(3);
     int args[2] = {i, 1};
     request.setArgs(kj::arrayPtr(reinterpret_cast<const kj::byte*>(args), sizeof args));
-    auto response = request.send().wait(io.waitScope);
+    auto response = request.send().wait(io_.waitScope);
     int sum = 0;
     std::memcpy(&sum, response.getOuts().begin(), 4);
     if (sum != i + 1) std::abort();
-  };
-  for (int i = 0; i < 100; ++i) one(i);  // Warm up.
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < calls; ++i) one(i);
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
-         calls;
-}
+  }
 
-double OurCalls(int calls) {
-  CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+ private:
+  kj::AsyncIoContext io_;
+  kj::Own<kj::AsyncIoStream> stream_;
+  capnp::TwoPartyVatNetwork network_;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc_;
+  Object::Client object_{nullptr};
+};
+
+IAdder* Activate() {
   IAdder* adder = nullptr;
   HRESULT hr = E_FAIL;
   for (int attempt = 0; attempt < 2000 && FAILED(hr); ++attempt) {  // Until the server registered.
@@ -131,18 +138,15 @@ double OurCalls(int calls) {
     std::fprintf(stderr, "remote_bench: activation failed: 0x%08x\n", static_cast<unsigned>(hr));
     std::exit(1);
   }
-  int sum = 0;
-  for (int i = 0; i < 100; ++i) adder->Add(i, 1, &sum);  // Warm up.
+  return adder;
+}
+
+template <typename F>
+double MicrosPerCall(int calls, F&& call) {
   auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < calls; ++i) {
-    if (adder->Add(i, 1, &sum) != S_OK || sum != i + 1) std::abort();
-  }
-  double per_call =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
-      calls;
-  adder->Release();
-  CoUninitialize();
-  return per_call;
+  for (int i = 0; i < calls; ++i) call(i);
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
+         calls;
 }
 
 }  // namespace bench
@@ -166,12 +170,35 @@ int main(int argc, char** argv) {
   close(pair[1]);
   pid_t ours = fork();
   if (ours == 0) bench::OurServer();
-  const double raw_us = bench::RawCalls(pair[0], calls);
-  const double our_us = bench::OurCalls(calls);
-  std::printf("cross-process call, %d calls (Unix socket, same run)\n", calls);
-  std::printf("  Cap'n Proto alone (event loop each side):  %8.1f us/call\n", raw_us);
-  std::printf("  apartments, STA -> STA of another process: %8.1f us/call  (%.2fx)\n", our_us,
-              our_us / raw_us);
+  CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED);
+  bench::RawClient raw_client(pair[0]);
+  bench::IAdder* adder = bench::Activate();
+  auto raw_call = [&](int i) { raw_client.Call(i); };
+  auto our_call = [&](int i) {
+    int sum = 0;
+    if (adder->Add(i, 1, &sum) != S_OK || sum != i + 1) std::abort();
+  };
+  bench::MicrosPerCall(100, raw_call);  // Warm up.
+  bench::MicrosPerCall(100, our_call);
+  // Alternating rounds, so that both see the same machine; medians.
+  constexpr int kRounds = 7;
+  std::vector<double> raw_us, our_us, ratios;
+  for (int round = 0; round < kRounds; ++round) {
+    raw_us.push_back(bench::MicrosPerCall(calls / kRounds, raw_call));
+    our_us.push_back(bench::MicrosPerCall(calls / kRounds, our_call));
+    ratios.push_back(our_us.back() / raw_us.back());
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf("cross-process call, %d calls in %d alternating rounds (Unix socket, same run; medians)\n",
+              calls, kRounds);
+  std::printf("  Cap'n Proto alone (event loop each side):  %8.1f us/call\n", median(raw_us));
+  std::printf("  apartments, STA -> STA of another process: %8.1f us/call\n", median(our_us));
+  std::printf("  ratio (median of the rounds' ratios):      %8.2fx\n", median(ratios));
+  adder->Release();
+  CoUninitialize();
   kill(ours, SIGTERM);
   kill(raw, SIGTERM);
   waitpid(ours, nullptr, 0);
