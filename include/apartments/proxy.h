@@ -42,6 +42,14 @@
 // `[in, out]` interface pointers (an `I**` that already holds a pointer) are
 // not supported: the callee sees *pp == nullptr.
 //
+// Across processes (docs/out_of_process.md): after APARTMENTS_PROXY_END,
+// APARTMENTS_REMOTE_INTERFACE(ICalculator) declares the interface for other
+// processes. A proxy of an object in another process serializes each
+// argument by its type instead (apartments/wire.h lists what crosses; a
+// parameter type that cannot cross makes that declaration a compile-time
+// error), and the server process runs the method from its stub table. Both
+// processes need the declaration.
+//
 // The object's apartment's message filter is told the call's object,
 // interface and method number (HandleInComingCall's INTERFACEINFO, as on
 // Windows): the number is the method's vtable slot, QueryInterface, AddRef

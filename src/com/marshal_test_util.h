@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 
 #include "apartments/com_object.h"
 #include "apartments/proxy.h"
@@ -28,11 +29,11 @@ namespace apartments::internal::testing {
 // process gets a private runtime directory, so that test processes running
 // side by side never reach each other's class objects. Removed at exit (the
 // registrations' sockets are gone by then, or the directory stays).
+// The runtime creates it on first use (mode 0700), so a process that
+// publishes nothing leaves nothing behind.
 inline const bool kPrivateRuntimeDirectory = [] {
-  char dir[] = "/tmp/apartments-test-XXXXXX";
-  if (mkdtemp(dir) == nullptr) return false;
-  setenv("APARTMENTS_RUNTIME_DIR", dir, 1);
-  static std::string path = dir;
+  static std::string path = "/tmp/apartments-com-test-" + std::to_string(getpid());
+  setenv("APARTMENTS_RUNTIME_DIR", path.c_str(), 1);
   std::atexit([] { rmdir(path.c_str()); });
   return true;
 }();

@@ -49,10 +49,8 @@ std::string PeerInfo::Describe() const {
 }
 
 std::string PeerInfo::DescribeEnd() {
-  {
-    std::lock_guard lock(mu_);
-    if (!end_text_.empty()) return end_text_;
-  }
+  std::lock_guard end_lock(end_mu_);
+  if (!end_text_.empty()) return end_text_;
   std::string text;
   if (started_by_us) {
     // The socket closes while the process exits, a moment before its exit
@@ -80,8 +78,7 @@ std::string PeerInfo::DescribeEnd() {
                ? "it closed the connection and is still running"
                : "it has exited (its exit status is unknown: this process did not start it)";
   }
-  std::lock_guard lock(mu_);
-  if (end_text_.empty()) end_text_ = text;
+  end_text_ = text;
   return end_text_;
 }
 
@@ -575,6 +572,9 @@ Connection& AddConnection(kj::Own<Connection> connection) {
   Connection& added = *connection;
   io.tasks.add(connection->OnDisconnect().then([peer, id] {
     peer->MarkDead();
+    // A server we started is our child: reap it (and keep how it ended for
+    // the explanations), on a courier since it may wait a moment.
+    if (peer->started_by_us) Couriers::Get().Post([peer] { (void)peer->DescribeEnd(); });
     // Not from inside the connection's own promise: destroyed next.
     IoThread::Get().Post([id] { Io().connections.erase(id); });
   }));

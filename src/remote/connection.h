@@ -57,7 +57,10 @@ struct PeerInfo {
  private:
   mutable std::mutex mu_;
   Clock::TimePoint died_at_{};    // Guarded by mu_.
-  std::string end_text_;          // Guarded by mu_; cached once known.
+  // Held across DescribeEnd's reaping, so that of two threads asking, the
+  // second reads what the first reaped rather than "no such child".
+  std::mutex end_mu_;
+  std::string end_text_;          // Guarded by end_mu_; cached once known.
 };
 
 // A COM object of this process made reachable from others: its GIT cookie
