@@ -27,6 +27,7 @@
 #include "apartments/win32_types.h"
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
+#include "apartments/win32_synch.h"
 #include "apartments/win32_message.h"
 #include "apartments/win32_com.h"
 #include "apartments/win32_apartment.h"

@@ -6,9 +6,13 @@
 // Handles. A HANDLE is an index into a process-wide table plus a generation.
 // A closed, double-closed, stale or forged handle is detected: the call fails
 // with ERROR_INVALID_HANDLE (a wait returns WAIT_FAILED), never undefined
-// behaviour. Handle values are multiples of 4 and never NULL; they are 64-bit
-// (do not truncate them to DWORD). As on Windows, the two low bits are tag
-// bits that every call ignores: a handle with them set names the same object.
+// behaviour. Handle values are multiples of 4 and never NULL, and fit in 32
+// bits (below 2^31) as on 64-bit Windows: HandleToULong/ULongToHandle and
+// HandleToLong/LongToHandle (win32_types.h) round-trip them. The table holds
+// up to 262,143 open handles (CreateEvent and friends then fail with NULL),
+// and a stale handle is detected until its slot has been reused 2047 times.
+// As on Windows, the two low bits are tag bits that every call ignores: a
+// handle with them set names the same object.
 // GetCurrentProcess() and GetCurrentThread() return the pseudo-handles
 // (HANDLE)-1 and (HANDLE)-2, as on Windows (matched exactly, with all access).
 //
@@ -288,7 +292,9 @@ BOOL WINAPI GetExitCodeThread(HANDLE hThread, LPDWORD lpExitCode);
 // by the caller), WAIT_TIMEOUT, or WAIT_FAILED with ERROR_INVALID_HANDLE, or
 // ERROR_ACCESS_DENIED for a handle without SYNCHRONIZE (every wait function).
 // Blocks without pumping messages. A signaled event, no waiter queued: no
-// system call.
+// system call. The pseudo-handles are accepted, as on Windows: the current
+// process and the current thread are never signaled while the caller runs,
+// so the wait times out (INFINITE: never returns).
 DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
 // As above; with `bAlertable`, APCs queued to the thread (QueueUserAPC) run
 // inside the wait, which then returns WAIT_IO_COMPLETION.
@@ -298,7 +304,10 @@ DWORD WINAPI WaitForSingleObjectEx(HANDLE hHandle, DWORD dwMilliseconds, BOOL bA
 // 1..MAXIMUM_WAIT_OBJECTS handles. ERROR_INVALID_PARAMETER for a count of 0
 // or above 64, a null array, or the same object twice in a wait-all (a
 // wait-any accepts duplicates). WAIT_ABANDONED_0 + i when an abandoned mutex
-// was acquired (wait-all: i is the lowest such index).
+// was acquired (wait-all: i is the lowest such index). Unlike
+// WaitForSingleObject, the pseudo-handles GetCurrentProcess() and
+// GetCurrentThread() are refused with WAIT_FAILED and ERROR_INVALID_HANDLE,
+// as on Windows (duplicate them with DuplicateHandle to wait on them here).
 DWORD WINAPI WaitForMultipleObjects(DWORD nCount, const HANDLE* lpHandles, BOOL bWaitAll,
                                     DWORD dwMilliseconds);
 DWORD WINAPI WaitForMultipleObjectsEx(DWORD nCount, const HANDLE* lpHandles, BOOL bWaitAll,

@@ -50,4 +50,14 @@
 
 #define INVALID_HANDLE_VALUE ((HANDLE)(LONG_PTR)-1)
 
+// Handle <-> 32-bit integer conversions, as basetsd.h declares them for 64-bit
+// Windows. Every handle value fits in 32 bits (win32_kernel.h, "Handles"), and
+// every HWND too, so a handle truncated with HandleToULong/HandleToLong and
+// widened back with ULongToHandle/LongToHandle names the same object; the
+// pseudo-handles (-1, -2) survive the signed round trip, as on Windows.
+inline ULONG HandleToULong(const void* h) { return static_cast<ULONG>(reinterpret_cast<ULONG_PTR>(h)); }
+inline LONG HandleToLong(const void* h) { return static_cast<LONG>(reinterpret_cast<LONG_PTR>(h)); }
+inline HANDLE ULongToHandle(ULONG h) { return reinterpret_cast<HANDLE>(static_cast<ULONG_PTR>(h)); }
+inline HANDLE LongToHandle(LONG h) { return reinterpret_cast<HANDLE>(static_cast<LONG_PTR>(h)); }
+
 #endif  // APARTMENTS_WIN32_TYPES_H_

@@ -222,6 +222,13 @@ WaitChain BuildWaitChain(DWORD tid, std::vector<ChainHop>* hops) {
             if (thread != 0 && thread != current) next = thread;
           }
         }
+        // A wait that names the thread it waits for (EnterCriticalSection:
+        // the section's owner) goes on to that thread, shown as the owner of
+        // the object.
+        if (next == 0 && single && record.target_tid != 0 && record.target_tid != current) {
+          next = record.target_tid;
+          if (chain.nodes.back().owner_tid == 0) chain.nodes.back().owner_tid = next;
+        }
         // Any one of several objects ends the wait: never a deadlock edge.
         if (!single) chain.nodes[seen_at.back()].block_kind = "kernel wait (any)";
         break;

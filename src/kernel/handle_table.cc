@@ -1,11 +1,22 @@
 // The process-wide handle table.
 //
-// A handle value is (generation << 32) | (index << 2): a multiple of 4, never
-// NULL, never one of the pseudo-handles (-1, -2). As on Windows, the two low
-// bits are tag bits that every lookup ignores: a handle with them set names the
-// same object (the pseudo-handles are matched exactly, before that).
+// A handle value fits in 32 bits, as on 64-bit Windows (which guarantees it so
+// that handles can cross to 32-bit processes: code truncates them with
+// HandleToULong and widens them back with ULongToHandle or LongToHandle):
+//   bit  31      always 0, so zero- and sign-extension give the same HANDLE
+//   bits 30..20  generation (1..2047), bumped when the slot is recycled
+//   bits 19..2   index (1..262143)
+//   bits 1..0    tag bits: every lookup ignores them, as Windows does
+// A multiple of 4, never NULL, never a pseudo-handle (-1, -2, matched exactly
+// before the tag bits are dropped). A value with any of bits 63..32 set was
+// never issued and is rejected.
+// The split: 2^18 - 1 handles open at once is far beyond what a COM process
+// holds (Windows' own per-process limit is 2^24, but processes near it are
+// broken anyway), and 11 generation bits detect a stale handle until its slot
+// has been recycled 2047 times; a wider index would leave too few generations
+// for that detection to mean much.
 // Each slot packs its state into one 64-bit word so lookups take no lock:
-//   bits 63..32  generation (never 0), bumped when the slot is recycled
+//   bits 63..32  generation (1..kMaxGeneration), bumped when the slot is recycled
 //   bits 31..1   pin count: lookups in progress
 //   bit  0       open
 // Lookup: CAS the pin count up if the generation matches and the slot is
@@ -37,7 +48,28 @@ constexpr std::uint64_t kPinOne = 2;
 constexpr std::uint64_t kPinMask = 0xFFFFFFFEull;
 constexpr std::uint32_t kChunkBits = 10;
 constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
-constexpr std::uint32_t kMaxChunks = 1024;  // 1,048,576 handles at most.
+constexpr std::uint32_t kIndexBits = 18;
+constexpr std::uint32_t kGenerationBits = 11;
+constexpr std::uint32_t kMaxGeneration = (1u << kGenerationBits) - 1;
+constexpr std::uint32_t kMaxChunks = (1u << kIndexBits) >> kChunkBits;  // 262,143 handles at most.
+static_assert(2 + kIndexBits + kGenerationBits == 31, "bit 31 stays clear");
+
+// The slot index and generation a handle value names (tag bits ignored);
+// {0, 0}, which names nothing, for a value that was never issued.
+struct DecodedHandle {
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+};
+DecodedHandle Decode(HANDLE handle) noexcept {
+  auto value = reinterpret_cast<std::uintptr_t>(handle);
+  if ((value >> 31) != 0) return {};  // Bits we never set: forged.
+  return {static_cast<std::uint32_t>(value >> 2) & ((1u << kIndexBits) - 1),
+          static_cast<std::uint32_t>(value >> (2 + kIndexBits))};
+}
+HANDLE Encode(std::uint32_t index, std::uint32_t generation) noexcept {
+  return reinterpret_cast<HANDLE>(
+      static_cast<std::uintptr_t>((generation << (2 + kIndexBits)) | (index << 2)));
+}
 
 struct Slot {
   std::atomic<std::uint64_t> state{std::uint64_t{1} << 32};
@@ -61,7 +93,15 @@ std::mutex g_table_mu;
 // Index 0 is never used. Written under g_table_mu; read without it by
 // ClassifyHandle (relaxed: a diagnostic that tolerates a just-grown table).
 std::atomic<std::uint32_t> g_next_unused{1};
-std::uint32_t g_free_head = 0;    // 0: empty. Guarded by g_table_mu.
+// The free slots, a FIFO queue (0: none), guarded by g_table_mu. With only
+// 11 generation bits, LIFO reuse would bring a closed handle's value back
+// after 2047 create/close pairs; instead a freed slot waits behind
+// kReuseAfterFree others (the table grows meanwhile), so a value comes back
+// only after about 2047 * 1024 closes.
+constexpr std::uint32_t kReuseAfterFree = 1024;
+std::uint32_t g_free_head = 0;
+std::uint32_t g_free_tail = 0;
+std::uint32_t g_free_count = 0;
 std::atomic<std::size_t> g_open_count{0};
 
 Process g_process_object;  // Never destroyed: the handle table refers to it.
@@ -77,12 +117,18 @@ void Recycle(std::uint32_t index, Slot& slot) noexcept {
   KernelObject* object = slot.object;
   slot.object = nullptr;
   std::uint32_t generation = Generation(slot.state.load(std::memory_order_relaxed)) + 1;
-  if (generation == 0) generation = 1;
+  if (generation > kMaxGeneration) generation = 1;
   slot.state.store(std::uint64_t{generation} << 32, std::memory_order_release);
   {
     std::lock_guard lock(g_table_mu);
-    slot.free_next = g_free_head;
-    g_free_head = index;
+    slot.free_next = 0;
+    if (g_free_tail != 0) {
+      SlotAt(g_free_tail)->free_next = index;
+    } else {
+      g_free_head = index;
+    }
+    g_free_tail = index;
+    ++g_free_count;
   }
   g_open_count.fetch_sub(1, std::memory_order_relaxed);
   object->ReleaseHandleRef();  // Outside g_table_mu: it may take the names lock.
@@ -94,10 +140,8 @@ static_assert(sizeof(Slot) == 32);
 // Pins the slot named by `handle` (tag bits ignored); nullptr when the handle
 // is not open.
 Slot* Pin(HANDLE handle, std::uint32_t* index_out) noexcept {
-  auto value = reinterpret_cast<std::uintptr_t>(handle) & ~std::uintptr_t{3};
-  auto index = static_cast<std::uint32_t>((value & 0xFFFFFFFFu) >> 2);
-  std::uint32_t generation = static_cast<std::uint32_t>(value >> 32);
-  if (index == 0 || generation == 0 || (index >> kChunkBits) >= kMaxChunks) return nullptr;
+  const auto [index, generation] = Decode(handle);
+  if (index == 0 || generation == 0) return nullptr;
   Slot* slot = SlotAt(index);
   if (slot == nullptr) return nullptr;
   std::uint64_t state = slot->state.load(std::memory_order_acquire);
@@ -169,12 +213,16 @@ HANDLE InsertHandle(KernelObject* object, ACCESS_MASK access) noexcept {
   Slot* slot = nullptr;
   {
     std::lock_guard lock(g_table_mu);
-    if (g_free_head != 0) {
+    const std::uint32_t next_unused = g_next_unused.load(std::memory_order_relaxed);
+    const bool can_grow = (next_unused >> kChunkBits) < kMaxChunks;
+    if (g_free_head != 0 && (g_free_count >= kReuseAfterFree || !can_grow)) {
       index = g_free_head;
       slot = SlotAt(index);
       g_free_head = slot->free_next;
-    } else if (index = g_next_unused.load(std::memory_order_relaxed);
-               (index >> kChunkBits) < kMaxChunks) {
+      if (g_free_head == 0) g_free_tail = 0;
+      --g_free_count;
+    } else if (can_grow) {
+      index = next_unused;
       std::atomic<Slot*>& chunk = g_chunks[index >> kChunkBits];
       if (chunk.load(std::memory_order_relaxed) == nullptr) {
         // Chunks are never freed: lookups of stale handles may read them.
@@ -199,8 +247,7 @@ HANDLE InsertHandle(KernelObject* object, ACCESS_MASK access) noexcept {
   std::uint64_t state = slot->state.load(std::memory_order_relaxed);
   g_open_count.fetch_add(1, std::memory_order_relaxed);
   slot->state.store(state | kOpen, std::memory_order_release);
-  return reinterpret_cast<HANDLE>((std::uint64_t{Generation(state)} << 32) |
-                                  (std::uint64_t{index} << 2));
+  return Encode(index, Generation(state));
 }
 
 bool CloseHandleEntry(HANDLE handle, const void* call_site) noexcept {
@@ -244,9 +291,7 @@ HandleClass ClassifyHandle(HANDLE handle) noexcept {
     return out;
   }
   handle = UntaggedHandle(handle);
-  auto value = reinterpret_cast<std::uintptr_t>(handle);
-  auto index = static_cast<std::uint32_t>((value & 0xFFFFFFFFu) >> 2);
-  std::uint32_t generation = static_cast<std::uint32_t>(value >> 32);
+  const auto [index, generation] = Decode(handle);
   if (index == 0 || generation == 0 ||
       index >= g_next_unused.load(std::memory_order_relaxed)) {
     return out;
@@ -263,7 +308,7 @@ HandleClass ClassifyHandle(HANDLE handle) noexcept {
   }
   const std::uint64_t state = slot->state.load(std::memory_order_acquire);
   const std::uint32_t current = Generation(state);
-  // Generations count up from 1 and wrap from 2^32 - 1 to 1: a generation
+  // Generations count up from 1 and wrap from kMaxGeneration to 1: a generation
   // below the slot's current one was issued and has closed; the current one
   // was issued if the slot is open or closed-but-pinned; a higher one has not
   // been issued yet in this lap (after a wrap, an old lap's value looks like

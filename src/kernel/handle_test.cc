@@ -58,14 +58,17 @@ TEST_F(HandleTest, StaleHandleStaysInvalidAfterSlotReuse) {
   HANDLE stale = CreateEventW(nullptr, TRUE, FALSE, nullptr);
   ASSERT_NE(stale, nullptr);
   ASSERT_TRUE(CloseHandle(stale));
-  // Create (and keep) events until one lands in the stale handle's slot.
-  std::vector<ScopedHandle> created;
+  // Create and close events until one lands in the stale handle's slot (freed
+  // slots are reused first in, first out, behind 1024 others).
+  ScopedHandle kept;
   HANDLE reused = nullptr;
-  for (int i = 0; i < 4096 && reused == nullptr; ++i) {
-    created.emplace_back(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-    ASSERT_TRUE(created.back());
-    if ((Bits(created.back().get()) & 0xFFFFFFFFu) == (Bits(stale) & 0xFFFFFFFFu)) {
-      reused = created.back().get();
+  for (int i = 0; i < 1 << 20 && reused == nullptr; ++i) {
+    ScopedHandle h(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+    ASSERT_TRUE(h);
+    // The index is bits 19..2 (handle_table.cc).
+    if ((Bits(h.get()) & 0xFFFFCu) == (Bits(stale) & 0xFFFFCu)) {
+      kept = std::move(h);
+      reused = kept.get();
     }
   }
   ASSERT_NE(reused, nullptr) << "the slot was never reused";
@@ -79,16 +82,60 @@ TEST_F(HandleTest, StaleHandleStaysInvalidAfterSlotReuse) {
   EXPECT_TRUE(SetEvent(reused));
 }
 
-// Tests that handles are 64-bit: truncating one to 32 bits does not give a
-// handle to the same object.
-TEST_F(HandleTest, TruncatedHandleIsInvalid) {
+// Tests that handle values fit in 32 bits, as on 64-bit Windows: truncated
+// with HandleToULong and widened back with ULongToHandle, a handle is
+// unchanged and names the same object (sync.c test_WaitForSingleObject's
+// modify_handle does this).
+TEST_F(HandleTest, HandleSurvivesTruncationTo32Bits) {
+  std::vector<ScopedHandle> events;
+  for (int i = 0; i < 64; ++i) {
+    events.emplace_back(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+    ASSERT_TRUE(events.back());
+    EXPECT_LT(Bits(events.back().get()), std::uintptr_t{0x80000000u}) << events.back().get();
+    EXPECT_EQ(ULongToHandle(HandleToULong(events.back().get())), events.back().get());
+    EXPECT_EQ(LongToHandle(HandleToLong(events.back().get())), events.back().get());
+  }
+  HANDLE widened = ULongToHandle(HandleToULong(events.back().get()));
+  EXPECT_TRUE(SetEvent(widened));
+  EXPECT_EQ(WaitForSingleObject(events.back().get(), 0), WAIT_OBJECT_0);
+}
+
+// Tests that a 32-bit handle value with its low two tag bits set, widened
+// back to a HANDLE, still names the object, as sync.c:1265-1297 checks on
+// Windows (a wait times out, then succeeds once the event is set).
+TEST_F(HandleTest, TruncatedHandleWithTagBitsWorks) {
   ScopedHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
-  HANDLE truncated = FromBits(static_cast<DWORD>(Bits(event.get())));
-  ASSERT_NE(truncated, event.get());
-  SetLastError(0);
-  EXPECT_FALSE(SetEvent(truncated));
-  EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+  ASSERT_TRUE(event);
+  for (ULONG tag : {1u, 2u, 3u}) {
+    HANDLE tagged = ULongToHandle(HandleToULong(event.get()) | tag);
+    EXPECT_EQ(WaitForSingleObject(tagged, 0), WAIT_TIMEOUT) << tag;
+  }
+  EXPECT_TRUE(SetEvent(ULongToHandle(HandleToULong(event.get()) | 3)));
+  EXPECT_EQ(WaitForSingleObject(ULongToHandle(HandleToULong(event.get()) | 2), 0), WAIT_OBJECT_0);
+  EXPECT_TRUE(ResetEvent(LongToHandle(HandleToLong(event.get()) | 1)));
   EXPECT_EQ(WaitForSingleObject(event.get(), 0), WAIT_TIMEOUT);
+}
+
+// Tests that the pseudo-handles survive the signed 32-bit round trip, as
+// LongToHandle sign-extends on Windows.
+TEST_F(HandleTest, PseudoHandlesSurviveSignedTruncation) {
+  EXPECT_EQ(LongToHandle(HandleToLong(GetCurrentProcess())), GetCurrentProcess());
+  EXPECT_EQ(LongToHandle(HandleToLong(GetCurrentThread())), GetCurrentThread());
+}
+
+// Tests that a closed handle's value does not come back soon: 8192 create and
+// close pairs never reissue it (with 11 generation bits and last-in first-out
+// reuse it came back after 2047).
+TEST_F(HandleTest, ClosedValueIsNotReissuedSoon) {
+  HANDLE old = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  ASSERT_NE(old, nullptr);
+  ASSERT_TRUE(CloseHandle(old));
+  for (int i = 0; i < 8192; ++i) {
+    HANDLE h = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    ASSERT_NE(h, nullptr);
+    ASSERT_NE(h, old) << "after " << i << " pairs";
+    ASSERT_TRUE(CloseHandle(h));
+  }
 }
 
 // Tests that NULL is never a valid handle.
@@ -138,9 +185,11 @@ TEST_F(HandleTest, ForgedValuesAreRejected) {
       FromBits(3),
       FromBits(real ^ (std::uintptr_t{1} << 63)),  // Wrong generation.
       FromBits(real + (std::uintptr_t{0x4000} << 32)),
-      FromBits(real & 0xFFFFFFFFu),                // Generation 0.
-      FromBits(std::uintptr_t{1} << 32),           // Index 0.
-      FromBits((std::uintptr_t{1} << 32) | 0xFFFFFFFCu),  // Index beyond the table.
+      FromBits(real & 0xFFFFFu),                   // Generation 0 (bits 30..20).
+      FromBits(std::uintptr_t{1} << 20),           // Index 0.
+      FromBits(real | (std::uintptr_t{1} << 31)),  // Bit 31, never issued.
+      FromBits(real | (std::uintptr_t{1} << 32)),  // High bits, never issued.
+      FromBits((std::uintptr_t{1} << 20) | 0xFFFFCu),  // Index beyond the table.
       FromBits(4),
       FromBits(0x1000),
       FromBits(~std::uintptr_t{0} - 3),           // (HANDLE)-4.

@@ -356,6 +356,33 @@ TEST_F(WaitTest, WaitOnCurrentProcessTimesOut) {
   EXPECT_GE(watch.ElapsedMs(), kShortMs - kTimeoutSlackMs);
 }
 
+// Tests that waiting on GetCurrentThread() with WaitForSingleObject times
+// out: the calling thread is not signaled while it runs the wait.
+TEST_F(WaitTest, WaitOnCurrentThreadTimesOut) {
+  EXPECT_EQ(WaitForSingleObject(GetCurrentThread(), 0), WAIT_TIMEOUT);
+  EXPECT_EQ(WaitForSingleObject(GetCurrentThread(), kShortMs), WAIT_TIMEOUT);
+}
+
+// Tests that WaitForMultipleObjects(Ex) refuses the pseudo-handles with
+// WAIT_FAILED and ERROR_INVALID_HANDLE, as Windows does (sync.c:1369-1380),
+// at once and acquiring none of the other objects.
+TEST_F(WaitTest, WaitForMultipleObjectsRefusesPseudoHandles) {
+  ScopedHandle event(CreateEventW(nullptr, FALSE, TRUE, nullptr));
+  for (HANDLE pseudo : {GetCurrentProcess(), GetCurrentThread()}) {
+    HANDLE alone[] = {pseudo};
+    SetLastError(0xdeadbeef);
+    EXPECT_EQ(WaitForMultipleObjects(1, alone, FALSE, 100), WAIT_FAILED);
+    EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+    HANDLE mixed[] = {event.get(), pseudo};
+    for (BOOL wait_all : {FALSE, TRUE}) {
+      SetLastError(0xdeadbeef);
+      EXPECT_EQ(WaitForMultipleObjectsEx(2, mixed, wait_all, 0, FALSE), WAIT_FAILED);
+      EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_HANDLE));
+    }
+  }
+  EXPECT_EQ(WaitForSingleObject(event.get(), 0), WAIT_OBJECT_0);  // Still signaled.
+}
+
 // Tests that SignalObjectAndWait signals the first object and waits on the second.
 TEST_F(WaitTest, SignalObjectAndWaitSignalsThenWaits) {
   ScopedHandle to_signal(CreateEventW(nullptr, TRUE, FALSE, nullptr));

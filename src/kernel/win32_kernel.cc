@@ -75,6 +75,9 @@ DWORD WaitForHandles(const char* function, DWORD count, const HANDLE* handles, B
   ObjectRef refs[MAXIMUM_WAIT_OBJECTS];
   KernelObject* objects[MAXIMUM_WAIT_OBJECTS];
   for (DWORD i = 0; i < count; ++i) {
+    // Windows takes the pseudo-handles in WaitForSingleObject but not here
+    // (sync.c test_WaitForMultipleObjects: WAIT_FAILED, ERROR_INVALID_HANDLE).
+    if (IsPseudoHandle(handles[i])) return FailInvalidHandle(function, handles[i], i, count);
     ACCESS_MASK granted;
     refs[i] = ResolveHandle(handles[i], &granted);
     if (!refs[i]) return FailInvalidHandle(function, handles[i], i, count);

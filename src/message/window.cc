@@ -51,7 +51,7 @@ struct WindowSlot {
 
 constexpr std::uint32_t kMaxWindows = 0xFFFF;
 // Reuse a freed slot only once this many are free, so a destroyed HWND stays
-// invalid for a long time (a slot's generation wraps after 65,535 reuses).
+// invalid for a long time (a slot's generation wraps after 32,767 reuses).
 constexpr std::size_t kReuseAfterFree = 1024;
 
 // Slots live in chunks that are allocated on demand and never freed or moved,
@@ -154,7 +154,9 @@ void FreeSlotLocked(std::uint32_t index) {
   slot.queue.store(nullptr, kSeqlockField);
   slot.proc.store(nullptr, kSeqlockField);
   slot.userdata = 0;
-  slot.generation = static_cast<std::uint16_t>(slot.generation + 1);
+  // Generations stay below 0x8000 so that an HWND is below 2^31: zero- and
+  // sign-extending its 32-bit value (ULongToHandle, LongToHandle) agree.
+  slot.generation = static_cast<std::uint16_t>((slot.generation + 1) & 0x7FFF);
   if (slot.generation == 0) slot.generation = 1;
   FreeSlots().push_back(index);
 }

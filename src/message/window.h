@@ -1,7 +1,9 @@
 // Message-only windows and window classes: the process-wide window table.
 //
 // An HWND is (generation << 16) | index into the table, index 1..65535 and
-// generation 1..65535, so a destroyed, stale or forged HWND is detected.
+// generation 1..32767, so a destroyed, stale or forged HWND is detected, and
+// every HWND fits in 31 bits: truncated to 32 bits (HandleToULong) and widened
+// back, signed or not, it is the same HWND, as on 64-bit Windows.
 // Freed slots are reused in FIFO order once enough are free, so a stale HWND
 // stays invalid for as long as possible. Changes to the table take one
 // mutex, never held while a window procedure runs; the lookups of the call

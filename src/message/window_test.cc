@@ -197,6 +197,20 @@ TEST_F(WindowTest, DestroyWindowInvalidatesHandle) {
   EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_INVALID_WINDOW_HANDLE));
 }
 
+// Tests that an HWND fits in 31 bits, as on 64-bit Windows: truncated to 32
+// bits and widened back, signed or unsigned, it is the same live window.
+TEST_F(WindowTest, HwndSurvivesTruncationTo32Bits) {
+  HWND hwnd = CreateMessageWindow(class_.name());
+  ASSERT_NE(hwnd, nullptr);
+  EXPECT_LT(reinterpret_cast<std::uintptr_t>(hwnd), std::uintptr_t{0x80000000u});
+  HWND unsigned_copy = static_cast<HWND>(ULongToHandle(HandleToULong(hwnd)));
+  HWND signed_copy = static_cast<HWND>(LongToHandle(HandleToLong(hwnd)));
+  EXPECT_EQ(unsigned_copy, hwnd);
+  EXPECT_EQ(signed_copy, hwnd);
+  EXPECT_TRUE(IsWindow(signed_copy));
+  EXPECT_TRUE(DestroyWindow(unsigned_copy));
+}
+
 // Tests that messages posted to a window destroyed before they are pumped are
 // dropped and counted.
 TEST_F(WindowTest, MessagesForDestroyedWindowAreDroppedAndCounted) {
