@@ -101,9 +101,10 @@ class Event final : public KernelObject {
   std::atomic<std::uint32_t> state;
   // The CPU the last SetEvent ran on (-1: never set): a hint, like
   // MessageQueue::owner_cpu, for a waiter that names no peer thread. A wait
-  // that finds its event last set from another CPU spins briefly before it
-  // sleeps (WaitForObjects), so a ping-pong across CPUs skips the cross-CPU
-  // futex wake-up; on one CPU it never spins. Relaxed: it orders nothing.
+  // (any) whose first object is this event, last set from another CPU, spins
+  // briefly before it sleeps (WaitForObjects), so a ping-pong across CPUs
+  // skips the cross-CPU futex wake-up; on one CPU it never spins. Relaxed:
+  // it orders nothing.
   // Beside `state`, whose line SetEvent writes anyway.
   std::atomic<int> signaler_cpu{-1};
 };
@@ -307,8 +308,12 @@ bool IsPseudoHandle(HANDLE handle) noexcept;
 // a wait for any of the objects (not alertable, timeout not 0) first spins
 // briefly (base/spin.h), with no lock held, until one of its events is
 // signaled; on the same CPU it goes straight to the sleep. When it is
-// unknown and the wait is for one event, the CPU that last set that event
-// stands in for it (Event::signaler_cpu).
+// unknown and the first object is an event, the CPU that last set that event
+// stands in for it (Event::signaler_cpu). Adaptive: a thread whose spin
+// failed before a long wait (over 200 µs) skips its next spins, 1 then up to
+// 63 of them while that keeps happening; a spin that succeeds or a short wait
+// ends the back-off. The spin decides nothing: the wait's result, order and
+// semantics are those of the same wait without it.
 struct WaitOptions {
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;
@@ -324,6 +329,10 @@ struct WaitOptions {
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable,
                      const WaitOptions& options = {});
+// The calling thread's spin back-off level (0: it spins before its next
+// eligible wait; n: its last n failed spins were followed by long waits, and
+// it skips up to 2^n - 1 spins). For tests.
+int SpinBackoffLevelForTesting() noexcept;
 
 // Signals an object on behalf of SetEvent/ReleaseMutex/ReleaseSemaphore.
 // Returns the Win32 error (ERROR_SUCCESS on success).
