@@ -30,6 +30,7 @@
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
 #include "base/thread_state.h"
+#include "kernel/futex.h"
 
 namespace apartments::internal {
 
@@ -40,8 +41,10 @@ struct WaitBlock;
 struct Wait;
 struct KernelThreadData;
 
-// The process-wide kernel lock (see the file comment).
-std::mutex& KernelLock() noexcept;
+// The process-wide kernel lock (see the file comment): a futex lock
+// (kernel/futex.h), taken on every blocking wait and every SetEvent that
+// wakes a waiter.
+FutexLock& KernelLock() noexcept;
 
 class KernelObject {
  public:
@@ -379,7 +382,9 @@ WaitRecord ReadWaitRecord(DWORD tid);
 
 // --- Diagnostics hooks (src/diag) ---------------------------------------------
 
-// Called on a thread that is about to sleep in an untimed wait, after its wait
+// Called on a thread that is about to sleep in an untimed wait that has an
+// edge a wait chain follows (a target thread, or a mutex or thread object
+// among its objects: only such a wait can close a cycle), after its wait
 // record is published and with no lock held. Null (the default) calls nothing.
 // The hook may read wait records and signal objects, but must not wait on
 // kernel objects: the thread's own wait is published and in progress.

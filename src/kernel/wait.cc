@@ -17,7 +17,7 @@ constexpr std::uint32_t kParkIdle = 0;
 constexpr std::uint32_t kParkWaiting = 1;
 constexpr std::uint32_t kParkDone = 2;
 
-std::mutex g_kernel_mu;
+FutexLock g_kernel_mu;
 std::uint64_t g_next_wait_id = 0;  // Guarded by g_kernel_mu.
 std::atomic<BlockHook> g_block_hook{nullptr};
 thread_local bool t_in_block_hook = false;
@@ -383,7 +383,7 @@ void KernelThreadExit(ThreadState& state) {
 
 }  // namespace
 
-std::mutex& KernelLock() noexcept { return g_kernel_mu; }
+FutexLock& KernelLock() noexcept { return g_kernel_mu; }
 
 KernelThreadData& CurrentKernelData() {
   ThreadState& state = CurrentThreadState();
@@ -484,9 +484,15 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   wait.target_tid_source = options.target_tid_source;
   wait.pumps_com = options.pumps_com;
   wait.timed = has_deadline;
+  // Whether the wait has an edge a wait chain follows: only such a wait can
+  // close a cycle, so only it runs the deadlock hook (a thread idle in its
+  // message loop, on its queue's event alone, does not).
+  bool has_edge = options.target_tid != 0 || options.target_tid_source != nullptr;
   for (DWORD i = 0; i < count; ++i) {
     wait.objects[i] = objects[i];
     wait.handles[i] = handles != nullptr ? handles[i] : nullptr;
+    const ObjectKind kind = objects[i]->kind();
+    has_edge |= kind == ObjectKind::kMutex || kind == ObjectKind::kThread;
   }
 
   {
@@ -512,7 +518,7 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
     data.current_wait = &wait;
     state.park.store(kParkWaiting, std::memory_order_relaxed);
   }
-  if (!has_deadline) {
+  if (!has_deadline && has_edge) {
     // Relaxed: installing the hook races with waits by design; a wait that
     // misses a just-installed hook is checked by the next one to block.
     BlockHook hook = g_block_hook.load(std::memory_order_relaxed);
