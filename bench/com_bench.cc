@@ -3,9 +3,12 @@
 //   roundtrip  COM STA->STA   caller and object each in their own STA
 //              COM MTA->STA   the caller in the MTA, the object in an STA
 //              COM STA->MTA   the caller in an STA, the object in the MTA
+//              Apartment::Call  the modern API: worker.Call([v] { return v + 1; })
+//                             from an STA into an Apartment's thread (apartments/apartment.h)
 // The object's thread is the partner (pinned per placement) except for
 // STA->MTA, where calls run on an MTA worker thread the library starts; it
 // inherits the affinity of the thread that started it (the caller's).
+#include <apartments/apartment.h>
 #include <apartments/com_object.h>
 #include <apartments/proxy.h>
 #include <apartments/win32.h>
@@ -89,6 +92,27 @@ void ComCall(Runner& r, Placement p, DWORD caller_model, DWORD server_model) {
   CoUninitialize();
 }
 
+// The modern API's synchronous call, from an STA (as modern_bench's row
+// `modern:Apartment::Call`) into an Apartment pinned as the partner.
+void ModernCall(Runner& r, Placement p) {
+  PinMain(p);
+  Check(CoInitializeEx(nullptr, COINIT_APARTMENTTHREADED), "CoInitializeEx (caller)");
+  {
+    apartments::Apartment worker({.name = "worker"});
+    if (!worker.Call([p] { PinPartner(p); }).has_value()) Check(E_FAIL, "pin worker");
+    long long v = 0;
+    r.Run([&](std::int64_t n) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        const long long x = v;
+        auto result = worker.Call([x] { return x + 1; });
+        if (!result.has_value() || *result != x + 1) Check(E_FAIL, "Apartment::Call");
+        v = *result;
+      }
+    });
+  }
+  CoUninitialize();
+}
+
 }  // namespace
 }  // namespace bench
 
@@ -103,5 +127,6 @@ int main(int argc, char** argv) {
   RegisterAllPlacements("roundtrip", "ours:COM STA->MTA (IAdder proxy)", [](Runner& r, Placement p) {
     ComCall(r, p, COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
   });
+  RegisterAllPlacements("roundtrip", "ours:Apartment::Call (modern)", ModernCall);
   return RunCases(argc, argv);
 }

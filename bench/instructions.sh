@@ -19,19 +19,26 @@
 # few hundred instructions more than it costs natively.
 #
 # Usage: bench/instructions.sh [--build DIR] [--low N] [--high N] [--markdown]
+#                               [--filter TEXT]
 #   DIR defaults to build/release (scripts/bench.sh builds it; so does
 #   `cmake --preset release && cmake --build --preset release`).
 #   --markdown prints the table as Markdown (for bench/RESULTS.md).
+#   --filter runs only the cases whose probe name contains TEXT.
+# The first line names the CPU model (lscpu's "Model name", family and model)
+# and the date: callgrind's counts do not depend on the CPU, but the
+# library's choices can (e.g. which CPU a thread runs on), and RESULTS.md
+# keeps a section per CPU model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=build/release low=2000 high=12000 markdown=0
+build=build/release low=2000 high=12000 markdown=0 filter=
 while (($#)); do
   case "$1" in
     --build) build="$2"; shift ;;
     --low) low="$2"; shift ;;
     --high) high="$2"; shift ;;
     --markdown) markdown=1 ;;
+    --filter) filter="$2"; shift ;;
     *) echo "instructions: unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
   shift
@@ -47,6 +54,7 @@ cases=(
   "com_bench	roundtrip/same_cpu/ours:COM STA->STA (IAdder proxy)"
   "com_bench	roundtrip/same_cpu/ours:COM MTA->STA (IAdder proxy)"
   "com_bench	roundtrip/same_cpu/ours:COM STA->MTA (IAdder proxy)"
+  "com_bench	roundtrip/same_cpu/ours:Apartment::Call (modern)"
   "win32_bench	roundtrip/same_cpu/ours:event ping-pong"
   "win32_bench	roundtrip/same_cpu/ours:SendMessageW"
   "peer_asio	roundtrip/same_cpu/peer:Boost.Asio post+promise"
@@ -74,14 +82,24 @@ totals() {
   grep '^totals:' "$out"
 }
 
+cpu=$(lscpu 2>/dev/null | awk -F: '
+  /^Model name/ { gsub(/^ +/, "", $2); name = $2 }
+  /^CPU family/ { gsub(/^ +/, "", $2); family = $2 }
+  /^Model:/ { gsub(/^ +/, "", $2); model = $2 }
+  END { printf "%s (family %s, model %s)", name, family, model }')
+about="$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) CPUs; per operation: callgrind, the difference of $high and $low operations"
 if ((markdown)); then
+  echo "$about."
+  echo
   echo "| case | instructions | branches | mispredicted | L1 misses (I+D) | LL misses |"
   echo "|---|---:|---:|---:|---:|---:|"
 else
+  echo "# $about"
   printf '%-62s %12s %9s %9s %9s %9s\n' "case (per operation)" instructions branches mispred "L1 miss" "LL miss"
 fi
 for entry in "${cases[@]}"; do
   binary="${entry%%	*}" probe="${entry#*	}"
+  [[ -z $filter || $probe == *"$filter"* ]] || continue
   if [[ ! -x $B/$binary ]]; then
     echo "instructions: skipped $probe: $B/$binary was not built (its peer is not installed)" >&2
     continue

@@ -85,6 +85,7 @@ probes=(
   "win32_bench|roundtrip/same_cpu/ours:event ping-pong"
   "win32_bench|roundtrip/same_cpu/ours:SendMessageW"
   "com_bench|roundtrip/same_cpu/ours:COM STA->STA (IAdder proxy)"
+  "com_bench|roundtrip/same_cpu/ours:COM STA->MTA (IAdder proxy)"
   "floors_bench|roundtrip/cross_cpu/floor:futex ping-pong"
   "win32_bench|roundtrip/cross_cpu/ours:event ping-pong"
   "com_bench|roundtrip/cross_cpu/ours:COM STA->STA (IAdder proxy)"
@@ -136,6 +137,14 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 title="apartments benchmark suite, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), ${cpus} vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at the end ${load}, run took $(($(date +%s) - started)) s"
 "$B/bench_table" --title="$title" <"$raw" | tee "$work/table.txt"
 
+# --- Instructions per operation (callgrind): figures that do not move with
+# the load or the host. About a minute; not in a --quick run. ---
+if ((!quick)) && command -v valgrind >/dev/null; then
+  echo "=== instructions per operation (callgrind)" >&2
+  bench/instructions.sh --build build/release --markdown >"$work/instructions.md" || true
+  cat "$work/instructions.md"
+fi
+
 if ((results)); then
   {
     cat bench/RESULTS.header.md
@@ -143,6 +152,12 @@ if ((results)); then
     echo '```'
     cat "$work/table.txt"
     echo '```'
+    if [[ -s $work/instructions.md ]]; then
+      echo
+      echo "## Instructions per operation in this run (callgrind)"
+      echo
+      cat "$work/instructions.md"
+    fi
   } >bench/RESULTS.md
   echo "bench: wrote bench/RESULTS.md" >&2
 fi

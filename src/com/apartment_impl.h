@@ -337,7 +337,10 @@ class ApartmentImpl final : public ComApartment, public std::enable_shared_from_
   // A cache line of its own (with what it guards): callers on other CPUs
   // read the fields above on every call, and must not miss on them because
   // the apartment's thread just took this lock.
-  alignas(64) Guarded<SharedState> shared_;
+  // A futex lock (kernel/futex.h): every call into the apartment takes it
+  // twice (Enqueue, then TakeDispatched or TakeOldest), for a few dozen
+  // instructions.
+  alignas(64) Guarded<SharedState, FutexLock> shared_;
   // MTA: set when runtime work is linked (release, under the lock): lets
   // workers skip the lock when there is nothing to run (acquire).
   std::atomic<bool> has_runtime_work_{false};

@@ -1,6 +1,10 @@
 // Kernel objects under contention: wait-all atomicity, exact wakeups, mutual
 // exclusion, hand-offs, signals racing timeouts. Sized to finish in a few
 // seconds under ThreadSanitizer on two vCPUs.
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <vector>
@@ -16,6 +20,7 @@ using ktest::kJoinMs;
 using ktest::ScopedHandle;
 using ktest::StartThread;
 using ktest::WaitUntilBlocked;
+using testing::BoundedThread;
 using testing::Eventually;
 
 using ConcurrencyTest = ktest::KernelTest;
@@ -225,6 +230,83 @@ TEST_F(ConcurrencyTest, PingPong) {
   CloseHandle(t);
   EXPECT_EQ(code, 0u);
   EXPECT_EQ(errors.load(), 0);
+}
+
+// Pins the calling thread to the `index`th CPU it may use; false when it may
+// use fewer than index + 1.
+bool PinToNthCpu(int index) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  int seen = 0;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, &allowed) || seen++ != index) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(c, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  }
+  return false;
+}
+
+// Tests that the spin before a wait adapts: a waiter whose event is set from
+// another CPU, but only long after its spin gave up, backs off (skips spins),
+// and a ping-pong with a prompt peer brings it back to spinning; every wait
+// returns the event in order meanwhile.
+TEST_F(ConcurrencyTest, SpinBacksOffBeforeLongWaitsAndRecovers) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  if (CPU_COUNT(&allowed) < 2) GTEST_SKIP() << "needs two CPUs";
+  constexpr int kSlowRounds = 8;
+  constexpr int kFastRounds = 2000;
+  ScopedHandle go(CreateEventW(nullptr, FALSE, FALSE, nullptr));
+  ScopedHandle done(CreateEventW(nullptr, FALSE, FALSE, nullptr));
+  std::atomic<bool> fast{false};
+  std::atomic<bool> stop{false};
+  // The peer, on the second CPU: sets `done` for every `go`, late (after a
+  // 2 ms sleep: far beyond any spin) in the slow rounds, at once afterwards.
+  HANDLE peer = StartThread([&] {
+    if (!PinToNthCpu(1)) return DWORD{1};
+    for (;;) {
+      if (WaitForSingleObject(go.get(), kJoinMs) != WAIT_OBJECT_0) return DWORD{2};
+      if (stop.load()) return DWORD{0};
+      if (!fast.load()) Sleep(2);
+      SetEvent(done.get());
+    }
+  });
+  ASSERT_NE(peer, nullptr);
+  int highest = 0;
+  int lowest_after = 100;
+  std::atomic<int> failures{0};
+  BoundedThread waiter([&] {
+    if (!PinToNthCpu(0)) {
+      failures.fetch_add(1);
+      return;
+    }
+    for (int i = 0; i < kSlowRounds; ++i) {
+      SetEvent(go.get());
+      if (WaitForSingleObject(done.get(), kJoinMs) != WAIT_OBJECT_0) failures.fetch_add(1);
+      highest = std::max(highest, SpinBackoffLevelForTesting());
+    }
+    fast.store(true);
+    for (int i = 0; i < kFastRounds && lowest_after > 0; ++i) {
+      SetEvent(go.get());
+      if (WaitForSingleObject(done.get(), kJoinMs) != WAIT_OBJECT_0) failures.fetch_add(1);
+      lowest_after = std::min(lowest_after, SpinBackoffLevelForTesting());
+    }
+  });
+  waiter.Join();
+  stop.store(true);
+  SetEvent(go.get());
+  DWORD code = 99;
+  ASSERT_EQ(WaitForSingleObject(peer, kJoinMs), WAIT_OBJECT_0);
+  EXPECT_TRUE(GetExitCodeThread(peer, &code));
+  CloseHandle(peer);
+  EXPECT_EQ(code, 0u);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GE(highest, 1) << "the waiter never backed off";
+  EXPECT_EQ(lowest_after, 0) << "the waiter never spun again";
 }
 
 // Tests that a SetEvent racing a waiter's timeout is never lost: after each

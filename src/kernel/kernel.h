@@ -30,6 +30,7 @@
 #include "apartments/win32_errors.h"
 #include "apartments/win32_kernel.h"
 #include "base/thread_state.h"
+#include "kernel/futex.h"
 
 namespace apartments::internal {
 
@@ -40,8 +41,10 @@ struct WaitBlock;
 struct Wait;
 struct KernelThreadData;
 
-// The process-wide kernel lock (see the file comment).
-std::mutex& KernelLock() noexcept;
+// The process-wide kernel lock (see the file comment): a futex lock
+// (kernel/futex.h), taken on every blocking wait and every SetEvent that
+// wakes a waiter.
+FutexLock& KernelLock() noexcept;
 
 class KernelObject {
  public:
@@ -101,9 +104,10 @@ class Event final : public KernelObject {
   std::atomic<std::uint32_t> state;
   // The CPU the last SetEvent ran on (-1: never set): a hint, like
   // MessageQueue::owner_cpu, for a waiter that names no peer thread. A wait
-  // that finds its event last set from another CPU spins briefly before it
-  // sleeps (WaitForObjects), so a ping-pong across CPUs skips the cross-CPU
-  // futex wake-up; on one CPU it never spins. Relaxed: it orders nothing.
+  // (any) whose first object is this event, last set from another CPU, spins
+  // briefly before it sleeps (WaitForObjects), so a ping-pong across CPUs
+  // skips the cross-CPU futex wake-up; on one CPU it never spins. Relaxed:
+  // it orders nothing.
   // Beside `state`, whose line SetEvent writes anyway.
   std::atomic<int> signaler_cpu{-1};
 };
@@ -307,8 +311,12 @@ bool IsPseudoHandle(HANDLE handle) noexcept;
 // a wait for any of the objects (not alertable, timeout not 0) first spins
 // briefly (base/spin.h), with no lock held, until one of its events is
 // signaled; on the same CPU it goes straight to the sleep. When it is
-// unknown and the wait is for one event, the CPU that last set that event
-// stands in for it (Event::signaler_cpu).
+// unknown and the first object is an event, the CPU that last set that event
+// stands in for it (Event::signaler_cpu). Adaptive: a thread whose spin
+// failed before a long wait (over 200 µs) skips its next spins, 1 then up to
+// 63 of them while that keeps happening; a spin that succeeds or a short wait
+// ends the back-off. The spin decides nothing: the wait's result, order and
+// semantics are those of the same wait without it.
 struct WaitOptions {
   BlockKind kind = BlockKind::kKernelWait;
   DWORD target_tid = 0;
@@ -324,6 +332,10 @@ struct WaitOptions {
 DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD count,
                      bool wait_all, DWORD timeout_ms, bool alertable,
                      const WaitOptions& options = {});
+// The calling thread's spin back-off level (0: it spins before its next
+// eligible wait; n: its last n failed spins were followed by long waits, and
+// it skips up to 2^n - 1 spins). For tests.
+int SpinBackoffLevelForTesting() noexcept;
 
 // Signals an object on behalf of SetEvent/ReleaseMutex/ReleaseSemaphore.
 // Returns the Win32 error (ERROR_SUCCESS on success).
@@ -370,7 +382,9 @@ WaitRecord ReadWaitRecord(DWORD tid);
 
 // --- Diagnostics hooks (src/diag) ---------------------------------------------
 
-// Called on a thread that is about to sleep in an untimed wait, after its wait
+// Called on a thread that is about to sleep in an untimed wait that has an
+// edge a wait chain follows (a target thread, or a mutex or thread object
+// among its objects: only such a wait can close a cycle), after its wait
 // record is published and with no lock held. Null (the default) calls nothing.
 // The hook may read wait records and signal objects, but must not wait on
 // kernel objects: the thread's own wait is published and in progress.

@@ -3,6 +3,8 @@
 // locking rules and the park-word state table.
 #include <sched.h>
 
+#include <chrono>
+
 #include "base/check.h"
 #include "base/spin.h"
 #include "kernel/futex.h"
@@ -15,7 +17,7 @@ constexpr std::uint32_t kParkIdle = 0;
 constexpr std::uint32_t kParkWaiting = 1;
 constexpr std::uint32_t kParkDone = 2;
 
-std::mutex g_kernel_mu;
+FutexLock g_kernel_mu;
 std::uint64_t g_next_wait_id = 0;  // Guarded by g_kernel_mu.
 std::atomic<BlockHook> g_block_hook{nullptr};
 thread_local bool t_in_block_hook = false;
@@ -220,12 +222,59 @@ bool AnyEventSignaled(KernelObject* const* objects, DWORD count) noexcept {
 }
 
 // The CPU of the thread expected to end a wait: the one the caller names, or
-// for a single event, the CPU of its last SetEvent (Event::signaler_cpu).
+// for a wait-any whose first object is an event, the CPU of that event's last
+// SetEvent (Event::signaler_cpu): an event ping-pong, or a reply event waited
+// on together with a message queue's (the COM modal loop waiting for a call
+// into the MTA, whose worker thread nobody names in advance).
 int SpinPeerCpu(KernelObject* const* objects, DWORD count, const WaitOptions& options) noexcept {
-  if (options.spin_peer_cpu >= 0 || count != 1 || objects[0]->kind() != ObjectKind::kEvent) {
+  if (options.spin_peer_cpu >= 0 || count == 0 || objects[0]->kind() != ObjectKind::kEvent) {
     return options.spin_peer_cpu;
   }
   return static_cast<const Event*>(objects[0])->signaler_cpu.load(std::memory_order_relaxed);
+}
+
+// Adaptive spinning, per thread. A spin pays when the peer answers within it
+// (a round trip across CPUs) or soon after (the peer was asleep and is being
+// woken: the next spin catches the ping-pong again). It is wasted when the
+// signal comes much later (a slow producer, a worker with a long job), and
+// on these hosts a spin is tens of microseconds of a shared CPU. So a thread
+// whose spin failed and whose wait then lasted longer than kSlowWait skips
+// its next 1, 3, 7, ... 63 spins (doubling while it keeps happening); any
+// spin that succeeds, or a failed one followed by a short wait, spins again
+// at once. Only the waiting thread reads or writes its history.
+struct SpinHistory {
+  std::uint8_t skip = 0;   // Spins to skip before the next one.
+  std::uint8_t shift = 0;  // log2(skip + 1) after the last slow wait.
+};
+thread_local SpinHistory t_spin;
+constexpr auto kSlowWait = std::chrono::microseconds(200);
+constexpr std::uint8_t kMaxSpinBackoffShift = 6;
+
+// Spins (when the history allows) until one of the events among `objects` is
+// signaled. Returns true when the spin ran and failed: the caller then times
+// its wait and reports it to EndSpinWait.
+bool SpinBeforeWait(KernelObject* const* objects, DWORD count) noexcept {
+  SpinHistory& history = t_spin;
+  if (history.skip > 0) {
+    --history.skip;
+    return false;
+  }
+  if (SpinUntil([&] { return AnyEventSignaled(objects, count); })) {
+    history.shift = 0;
+    return false;
+  }
+  return true;
+}
+
+// After a failed spin: `waited` is how long the wait took beyond it.
+void EndSpinWait(std::chrono::steady_clock::duration waited) noexcept {
+  SpinHistory& history = t_spin;
+  if (waited < kSlowWait) {
+    history.shift = 0;
+    return;
+  }
+  if (history.shift < kMaxSpinBackoffShift) ++history.shift;
+  history.skip = static_cast<std::uint8_t>((1u << history.shift) - 1);
 }
 
 // Ends a registered wait with `result` and schedules its thread's wakeup.
@@ -334,7 +383,7 @@ void KernelThreadExit(ThreadState& state) {
 
 }  // namespace
 
-std::mutex& KernelLock() noexcept { return g_kernel_mu; }
+FutexLock& KernelLock() noexcept { return g_kernel_mu; }
 
 KernelThreadData& CurrentKernelData() {
   ThreadState& state = CurrentThreadState();
@@ -376,12 +425,26 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   // and decides nothing: the wait below re-checks every object under the
   // kernel lock as if we had not spun. Not for wait-all, zero timeouts, or
   // alertable waits (an APC must run promptly, and we cannot see it here).
-  // A wait for one event with no named peer (an event ping-pong between two
-  // threads) takes the CPU of the event's last SetEvent as its peer's.
+  // A wait-any whose first object is an event, with no named peer (an event
+  // ping-pong between two threads, a COM reply from an MTA worker), takes the
+  // CPU of that event's last SetEvent as its peer's (SpinPeerCpu).
+  // Adaptive: a thread whose spins keep failing before long waits skips
+  // them for a while (SpinBeforeWait).
+  bool spin_failed = false;
   if (!wait_all && timeout_ms != 0 && !alertable &&
       PeerOnOtherCpu(SpinPeerCpu(objects, count, options)) && !AnyEventSignaled(objects, count)) {
-    SpinUntil([&] { return AnyEventSignaled(objects, count); });
+    spin_failed = SpinBeforeWait(objects, count);
   }
+  // Times the wait after a failed spin (only then: two vDSO clock reads on a
+  // path that is about to sleep anyway).
+  struct SpinWaitTimer {
+    bool on;
+    std::chrono::steady_clock::time_point start;
+    ~SpinWaitTimer() {
+      if (on) EndSpinWait(std::chrono::steady_clock::now() - start);
+    }
+  } spin_timer{spin_failed, spin_failed ? std::chrono::steady_clock::now()
+                                        : std::chrono::steady_clock::time_point{}};
   // Fast path: the first object an event, signaled, nobody queued on it. No
   // lock, no syscall. Also for wait-any over several objects (the COM modal
   // loop waits on its reply event first, then its queue's event): index 0 is
@@ -421,9 +484,15 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   wait.target_tid_source = options.target_tid_source;
   wait.pumps_com = options.pumps_com;
   wait.timed = has_deadline;
+  // Whether the wait has an edge a wait chain follows: only such a wait can
+  // close a cycle, so only it runs the deadlock hook (a thread idle in its
+  // message loop, on its queue's event alone, does not).
+  bool has_edge = options.target_tid != 0 || options.target_tid_source != nullptr;
   for (DWORD i = 0; i < count; ++i) {
     wait.objects[i] = objects[i];
     wait.handles[i] = handles != nullptr ? handles[i] : nullptr;
+    const ObjectKind kind = objects[i]->kind();
+    has_edge |= kind == ObjectKind::kMutex || kind == ObjectKind::kThread;
   }
 
   {
@@ -449,7 +518,7 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
     data.current_wait = &wait;
     state.park.store(kParkWaiting, std::memory_order_relaxed);
   }
-  if (!has_deadline) {
+  if (!has_deadline && has_edge) {
     // Relaxed: installing the hook races with waits by design; a wait that
     // misses a just-installed hook is checked by the next one to block.
     BlockHook hook = g_block_hook.load(std::memory_order_relaxed);
@@ -478,6 +547,8 @@ DWORD WaitForObjects(KernelObject* const* objects, const HANDLE* handles, DWORD 
   if (result == WAIT_IO_COMPLETION) RunApcs(data);
   return result;
 }
+
+int SpinBackoffLevelForTesting() noexcept { return t_spin.shift; }
 
 DWORD SignalEvent(Event& event) noexcept {
   // Before the CAS below, which may be this path's last access to `event`.

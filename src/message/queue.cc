@@ -157,28 +157,6 @@ bool Matches(const MessageQueue::Filter& filter, const PostedMessage& m) noexcep
 
 }  // namespace
 
-void QueueLock::LockSlow() noexcept {
-  // Spin a little: the holder is inside a few dozen instructions. On a shared
-  // vCPU the spin is short enough not to matter before we sleep.
-  for (int i = 0; i < 64; ++i) {
-    CpuRelax();
-    std::uint32_t expected = 0;
-    if (word_.load(std::memory_order_relaxed) == 0 &&
-        word_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
-                                    std::memory_order_relaxed)) {
-      return;
-    }
-  }
-  // Mark contended (2) and sleep while locked. Race-free: the unlocker swaps
-  // in 0 and wakes when it sees 2; a wakeup lost between our exchange and our
-  // FutexWait is impossible because FutexWait re-checks that the word is 2.
-  std::uint32_t c = word_.exchange(2, std::memory_order_acquire);
-  while (c != 0) {
-    FutexWait(&word_, 2, nullptr);
-    c = word_.exchange(2, std::memory_order_acquire);
-  }
-}
-
 MessageQueue::MessageQueue() : event_(new Event(std::wstring(), false, false)) {}
 
 void MessageQueue::Activate(DWORD tid) {

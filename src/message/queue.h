@@ -60,33 +60,10 @@
 
 namespace apartments::internal {
 
-// A small futex mutex (Drepper's three-state lock) with a brief spin: the
-// queue's critical sections are a few dozen instructions.
-// States of word_: 0 unlocked, 1 locked, 2 locked with (possible) sleepers.
-class QueueLock {
- public:
-  void lock() noexcept {
-    std::uint32_t expected = 0;
-    if (__builtin_expect(word_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                                       std::memory_order_relaxed),
-                         1)) {
-      return;
-    }
-    LockSlow();
-  }
-  // Release: everything written under the lock is visible to the next holder.
-  // A sleeper is woken only when one may exist (state 2); the word lives in a
-  // type-stable queue, so a late FUTEX_WAKE is harmless.
-  void unlock() noexcept {
-    if (__builtin_expect(word_.exchange(0, std::memory_order_release) == 2, 0)) {
-      FutexWake(&word_, 1);
-    }
-  }
-
- private:
-  void LockSlow() noexcept;
-  std::atomic<std::uint32_t> word_{0};
-};
+// The queue's lock: the kernel's futex lock (Drepper's three-state lock with a
+// brief spin, kernel/futex.h); the queue's critical sections are a few dozen
+// instructions.
+using QueueLock = FutexLock;
 
 // An internal QS_ bit: a reply to a message this thread sent has arrived.
 inline constexpr std::uint32_t kQsReply = 0x80000000u;
