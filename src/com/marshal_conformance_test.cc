@@ -57,8 +57,13 @@ class LockCounter final : public IUnknown {
     return E_NOINTERFACE;
   }
   STDMETHODIMP_(ULONG) AddRef() override { return static_cast<ULONG>(++locks); }
-  STDMETHODIMP_(ULONG) Release() override { return static_cast<ULONG>(--locks); }
+  STDMETHODIMP_(ULONG) Release() override {
+    long left = --locks;
+    if (left == 0) ++releases_to_zero;
+    return static_cast<ULONG>(left);
+  }
   std::atomic<long> locks{0};
+  std::atomic<int> releases_to_zero{0};  // where Wine's TestCrash object crashes
 };
 
 // --- Item: callee HRESULTs ---------------------------------------------------------
@@ -267,6 +272,29 @@ TEST_F(MarshalTest, ShortStreamIsReadFault) {
     counter->Release();
   });
   EXPECT_EQ(death.deaths, 1);
+}
+
+// Tests that CoMarshalInterface takes its lasting reference before it drops
+// the one QueryInterface gave it, so a fresh object's count never falls back
+// to 0 inside the call (this destroyed a fresh object: 0, 1, 0; Wine's
+// test_crash_couninitialize, whose object crashes when its count reaches 0,
+// marshal.c:1886).
+TEST_F(MarshalTest, MarshalNeverDropsFreshObjectCountToZero) {
+  LockCounter object;
+  AptThread a;
+  a.Run([&] {
+    IStream* stream = NewStream();
+    ASSERT_EQ(CoMarshalInterface(stream, IID_IUnknown, &object, MSHCTX_INPROC, nullptr,
+                                 MSHLFLAGS_NORMAL),
+              S_OK);
+    EXPECT_EQ(object.releases_to_zero.load(), 0);
+    EXPECT_GT(object.locks.load(), 0);
+    Rewind(stream);
+    EXPECT_EQ(CoReleaseMarshalData(stream), S_OK);
+    stream->Release();
+  });
+  EXPECT_EQ(object.locks.load(), 0);
+  EXPECT_EQ(object.releases_to_zero.load(), 1);
 }
 
 // Tests that NORMAL data released with CoReleaseMarshalData still

@@ -153,7 +153,12 @@ HRESULT MarshalPackets::Marshal(const ApartmentRef& current, IUnknown* unk, REFI
   if (itf == nullptr) return E_NOINTERFACE;
 
   if (IsAgile(unk)) return AddDirectPacket(static_cast<IUnknown*>(itf), flags, riid, weak, record);
-  static_cast<IUnknown*>(itf)->Release();
+  // The interface's reference is dropped only once the stub manager holds its
+  // lasting one: dropping it first lets a caller-less object's count fall back
+  // to its starting value inside the call (0, 1, 0 for a fresh object, which
+  // destroys it), where Windows' count never goes below 1 until the stub lets go.
+  std::unique_ptr<IUnknown, void (*)(IUnknown*)> interface_ref(static_cast<IUnknown*>(itf),
+                                                               [](IUnknown* p) { p->Release(); });
 
   IUnknown* identity = nullptr;
   hr = unk->QueryInterface(IID_IUnknown, reinterpret_cast<void**>(&identity));
