@@ -25,8 +25,13 @@
 //                          consumed it keeps the object alive;
 //                          CoReleaseMarshalData discards it unconsumed.
 //                          Data released that way (or whose object is gone)
-//                          still unmarshals, as on Windows, into a proxy
-//                          whose calls return RPC_E_DISCONNECTED.
+//                          still unmarshals in another apartment, as on
+//                          Windows, into a proxy whose calls return
+//                          RPC_E_DISCONNECTED; in the object's own apartment
+//                          it gives CO_E_OBJNOTCONNECTED (so does a second
+//                          same-apartment unmarshal, which finds the stub
+//                          gone once the first took the only strong
+//                          reference).
 //   MSHLFLAGS_TABLESTRONG  unmarshal any number of times; keeps the object
 //                          alive until CoReleaseMarshalData.
 //   MSHLFLAGS_TABLEWEAK    unmarshal any number of times while something

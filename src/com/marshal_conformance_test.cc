@@ -297,6 +297,37 @@ TEST_F(MarshalTest, MarshalNeverDropsFreshObjectCountToZero) {
   EXPECT_EQ(object.releases_to_zero.load(), 1);
 }
 
+// Tests that a second same-apartment unmarshal of NORMAL data fails with
+// CO_E_OBJNOTCONNECTED: the first took the data's only strong reference and
+// handed out the object itself, so the stub is gone (this gave S_OK and a
+// disconnected proxy; Wine's test_normal_marshal_and_unmarshal_twice,
+// marshal.c:2499-2523, the object's locks after each step included).
+TEST_F(MarshalTest, SameApartmentSecondUnmarshalOfNormalDataIsObjNotConnected) {
+  LockCounter object;
+  AptThread a;
+  a.Run([&] {
+    IStream* stream = NewStream();
+    ASSERT_EQ(CoMarshalInterface(stream, IID_IUnknown, &object, MSHCTX_INPROC, nullptr,
+                                 MSHLFLAGS_NORMAL),
+              S_OK);
+    EXPECT_GT(object.locks.load(), 0);
+    Rewind(stream);
+    IUnknown* first = nullptr;
+    ASSERT_EQ(CoUnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&first)), S_OK);
+    EXPECT_EQ(first, &object);
+    EXPECT_GT(object.locks.load(), 0);
+    Rewind(stream);
+    IUnknown* second = &object;
+    EXPECT_EQ(CoUnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&second)),
+              CO_E_OBJNOTCONNECTED);
+    EXPECT_EQ(second, nullptr);
+    stream->Release();
+    EXPECT_GT(object.locks.load(), 0);
+    first->Release();
+    EXPECT_EQ(object.locks.load(), 0);
+  });
+}
+
 // Tests that NORMAL data released with CoReleaseMarshalData still
 // unmarshals, into a proxy whose calls return RPC_E_DISCONNECTED (Wine's
 // test_marshal_and_unmarshal_invalid); its object is not kept alive by it.
