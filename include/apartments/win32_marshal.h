@@ -197,6 +197,18 @@ HRESULT WINAPI CoUnmarshalInterface(LPSTREAM pStm, REFIID riid, LPVOID* ppv);
 // consumed or released; CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoReleaseMarshalData(LPSTREAM pStm);
 
+// CoMarshalHresult() / CoUnmarshalHresult()
+//
+// Write `hresult` to, or read *phresult from, `pStm` at its position as its 4
+// bytes (little-endian, as Windows writes them), advancing the stream.
+// Thread safety: any thread; no apartment needed. Blocking: only in the
+// stream's own Write/Read.
+// Return S_OK; E_INVALIDARG for a null `pStm` or `phresult`; the stream's
+// Write/Read failure; CoUnmarshalHresult gives STG_E_READFAULT when fewer
+// than 4 bytes are left (*phresult is untouched then).
+HRESULT WINAPI CoMarshalHresult(LPSTREAM pStm, HRESULT hresult);
+HRESULT WINAPI CoUnmarshalHresult(LPSTREAM pStm, HRESULT* phresult);
+
 // CoMarshalInterThreadInterfaceInStream()
 //
 // CoMarshalInterface(MSHCTX_INPROC, MSHLFLAGS_NORMAL) into a new memory

@@ -23,6 +23,12 @@ constexpr CLSID kClsidStdMarshal = GuidFromLiteral("00000017-0000-0000-C000-0000
 constexpr CLSID kClsidInProcFreeMarshaler = GuidFromLiteral("0000033A-0000-0000-C000-000000000046");
 
 
+ULONGLONG StreamPosition(IStream* stream) {
+  ULARGE_INTEGER position{};
+  EXPECT_EQ(stream->Seek(LARGE_INTEGER{}, STREAM_SEEK_CUR, &position), S_OK);
+  return position.QuadPart;
+}
+
 template <typename T>
 HRESULT Unmarshal(IStream* stream, T** out) {
   return CoUnmarshalInterface(stream, InterfaceId<T>(), reinterpret_cast<void**>(out));
@@ -462,6 +468,32 @@ TEST_F(MarshalTest, UnlockWithoutLastUnlockReleasesKeepsTableWeakObject) {
     EXPECT_EQ(death.deaths, 1);
     stream->Release();
   }
+}
+
+// Tests that CoMarshalHresult writes the HRESULT as its 4 bytes and
+// CoUnmarshalHresult reads them back (Wine's test_hresult_marshaling,
+// marshal.c:2538-2552), and that a short stream is STG_E_READFAULT.
+TEST(HresultMarshalTest, RoundTripsAsFourBytes) {
+  const HRESULT kDeadBeef = static_cast<HRESULT>(0xdeadbeef);
+  IStream* stream = NewStream();
+  ASSERT_EQ(CoMarshalHresult(stream, kDeadBeef), S_OK);
+  EXPECT_EQ(StreamPosition(stream), 4u);
+  Rewind(stream);
+  HRESULT raw = 0;
+  ULONG read = 0;
+  ASSERT_EQ(stream->Read(&raw, sizeof raw, &read), S_OK);
+  EXPECT_EQ(read, 4u);
+  EXPECT_EQ(raw, kDeadBeef);
+  Rewind(stream);
+  HRESULT back = 0;
+  EXPECT_EQ(CoUnmarshalHresult(stream, &back), S_OK);
+  EXPECT_EQ(back, kDeadBeef);
+  back = S_FALSE;
+  EXPECT_EQ(CoUnmarshalHresult(stream, &back), STG_E_READFAULT);
+  EXPECT_EQ(back, S_FALSE);
+  EXPECT_EQ(CoMarshalHresult(nullptr, S_OK), E_INVALIDARG);
+  EXPECT_EQ(CoUnmarshalHresult(stream, nullptr), E_INVALIDARG);
+  stream->Release();
 }
 
 // --- Item: the free-threaded marshaler -------------------------------------------
