@@ -605,14 +605,16 @@ extern "C" {
 //
 // Writes "{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}" (upper-case hex, NUL
 // terminated, 39 characters with the NUL) into `lpsz`. Returns 39, or 0 when
-// `cchMax` < 39 or `lpsz` is null (nothing is written then).
+// `cchMax` < 39, `lpsz` is null, or the GUID is null (a C caller's NULL
+// REFGUID): nothing is written then, and the last error is left alone.
 int WINAPI StringFromGUID2(REFGUID rguid, LPOLESTR lpsz, int cchMax);
 
 // StringFromCLSID() / StringFromIID()
 //
 // Sets *lplpsz to a new CoTaskMemAlloc'ed string in StringFromGUID2's format;
 // the caller frees it with CoTaskMemFree. Returns S_OK, E_INVALIDARG when
-// `lplpsz` is null, or E_OUTOFMEMORY.
+// `lplpsz` is null, or when the GUID is null (a C caller's NULL REFGUID;
+// *lplpsz is set to null then), or E_OUTOFMEMORY.
 HRESULT WINAPI StringFromCLSID(REFCLSID rclsid, LPOLESTR* lplpsz);
 HRESULT WINAPI StringFromIID(REFIID rclsid, LPOLESTR* lplpsz);
 

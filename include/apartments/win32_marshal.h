@@ -25,8 +25,13 @@
 //                          consumed it keeps the object alive;
 //                          CoReleaseMarshalData discards it unconsumed.
 //                          Data released that way (or whose object is gone)
-//                          still unmarshals, as on Windows, into a proxy
-//                          whose calls return RPC_E_DISCONNECTED.
+//                          still unmarshals in another apartment, as on
+//                          Windows, into a proxy whose calls return
+//                          RPC_E_DISCONNECTED; in the object's own apartment
+//                          it gives CO_E_OBJNOTCONNECTED (so does a second
+//                          same-apartment unmarshal, which finds the stub
+//                          gone once the first took the only strong
+//                          reference).
 //   MSHLFLAGS_TABLESTRONG  unmarshal any number of times; keeps the object
 //                          alive until CoReleaseMarshalData.
 //   MSHLFLAGS_TABLEWEAK    unmarshal any number of times while something
@@ -191,6 +196,18 @@ HRESULT WINAPI CoUnmarshalInterface(LPSTREAM pStm, REFIID riid, LPVOID* ppv);
 // without a marshal record; CO_E_OBJNOTCONNECTED when the data was already
 // consumed or released; CO_E_NOTINITIALIZED.
 HRESULT WINAPI CoReleaseMarshalData(LPSTREAM pStm);
+
+// CoMarshalHresult() / CoUnmarshalHresult()
+//
+// Write `hresult` to, or read *phresult from, `pStm` at its position as its 4
+// bytes (little-endian, as Windows writes them), advancing the stream.
+// Thread safety: any thread; no apartment needed. Blocking: only in the
+// stream's own Write/Read.
+// Return S_OK; E_INVALIDARG for a null `pStm` or `phresult`; the stream's
+// Write/Read failure; CoUnmarshalHresult gives STG_E_READFAULT when fewer
+// than 4 bytes are left (*phresult is untouched then).
+HRESULT WINAPI CoMarshalHresult(LPSTREAM pStm, HRESULT hresult);
+HRESULT WINAPI CoUnmarshalHresult(LPSTREAM pStm, HRESULT* phresult);
 
 // CoMarshalInterThreadInterfaceInStream()
 //

@@ -89,8 +89,20 @@ namespace {
 
 using apartments::internal::kGuidStringChars;
 
+// A REFGUID is a reference here but a pointer in Windows' C binding, where a
+// caller can pass NULL. The address is read back through a volatile so that
+// the compiler cannot fold the check away (a reference is never null in C++).
+bool IsNullGuid(REFGUID guid) {
+  const GUID* volatile address = &guid;
+  return address == nullptr;
+}
+
 HRESULT StringFromGuidAlloc(REFGUID guid, LPOLESTR* out) {
   if (out == nullptr) return E_INVALIDARG;
+  if (IsNullGuid(guid)) {
+    *out = nullptr;
+    return E_INVALIDARG;
+  }
   auto* s = static_cast<LPOLESTR>(CoTaskMemAlloc(kGuidStringChars * sizeof(OLECHAR)));
   if (s == nullptr) {
     *out = nullptr;
@@ -106,7 +118,9 @@ HRESULT StringFromGuidAlloc(REFGUID guid, LPOLESTR* out) {
 extern "C" {
 
 int WINAPI StringFromGUID2(REFGUID rguid, LPOLESTR lpsz, int cchMax) {
-  if (lpsz == nullptr || cchMax < kGuidStringChars) return 0;
+  // A null GUID gives 0 as a short buffer does, without touching the last
+  // error (Windows, Wine's compobj.c test_StringFromGUID2).
+  if (IsNullGuid(rguid) || lpsz == nullptr || cchMax < kGuidStringChars) return 0;
   apartments::internal::FormatGuid(rguid, lpsz);
   return kGuidStringChars;
 }

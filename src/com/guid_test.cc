@@ -50,6 +50,40 @@ TEST(GuidTest, StringFromGuid2ShortBuffer) {
   EXPECT_EQ(StringFromGUID2(kSample, nullptr, 39), 0);
 }
 
+// Windows' C binding passes a REFGUID as a pointer; a C caller's NULL is a
+// null pointer in the same register, which this call reproduces.
+using GuidPointerFunction2 = int(WINAPI*)(const GUID*, LPOLESTR, int);
+using GuidPointerFunctionAlloc = HRESULT(WINAPI*)(const GUID*, LPOLESTR*);
+
+// Tests that StringFromGUID2 with a null GUID returns 0, writes nothing and
+// leaves the last error alone (this crashed; Wine's compobj.c
+// test_StringFromGUID2, line 642), and that 39 characters is enough while 38
+// and 30 are not (lines 652-660).
+TEST(GuidTest, StringFromGuid2NullGuidAndBufferSizes) {
+  auto from_pointer = reinterpret_cast<GuidPointerFunction2>(&StringFromGUID2);
+  OLECHAR buf[50];
+  buf[0] = L'x';
+  SetLastError(0xdeadbeef);
+  EXPECT_EQ(from_pointer(nullptr, buf, 50), 0);
+  EXPECT_EQ(GetLastError(), 0xdeadbeefu);
+  EXPECT_EQ(buf[0], L'x');
+  EXPECT_EQ(StringFromGUID2(kSample, buf, 39), 39);
+  EXPECT_STREQ(buf, L"{12345678-9ABC-DEF0-1234-56789ABCDEF0}");
+  EXPECT_EQ(StringFromGUID2(kSample, buf, 38), 0);
+  EXPECT_EQ(StringFromGUID2(kSample, buf, 30), 0);
+}
+
+// Tests that StringFromCLSID and StringFromIID with a null GUID return
+// E_INVALIDARG and a null string instead of crashing.
+TEST(GuidTest, StringFromClsidNullGuidIsInvalidArg) {
+  for (auto function : {reinterpret_cast<GuidPointerFunctionAlloc>(&StringFromCLSID),
+                        reinterpret_cast<GuidPointerFunctionAlloc>(&StringFromIID)}) {
+    LPOLESTR s = reinterpret_cast<LPOLESTR>(1);
+    EXPECT_EQ(function(nullptr, &s), E_INVALIDARG);
+    EXPECT_EQ(s, nullptr);
+  }
+}
+
 // Tests that StringFromCLSID and CLSIDFromString round-trip.
 TEST(GuidTest, ClsidStringRoundTrip) {
   LPOLESTR s = nullptr;

@@ -173,6 +173,22 @@ HRESULT WINAPI CoReleaseMarshalData(LPSTREAM pStm) {
   return packets.Release(record.packet_id, &record);
 }
 
+HRESULT WINAPI CoMarshalHresult(LPSTREAM pStm, HRESULT hresult) {
+  if (pStm == nullptr) return E_INVALIDARG;
+  return pStm->Write(&hresult, sizeof hresult, nullptr);
+}
+
+HRESULT WINAPI CoUnmarshalHresult(LPSTREAM pStm, HRESULT* phresult) {
+  if (pStm == nullptr || phresult == nullptr) return E_INVALIDARG;
+  HRESULT value = 0;
+  ULONG read = 0;
+  HRESULT hr = pStm->Read(&value, sizeof value, &read);
+  if (FAILED(hr)) return hr;
+  if (read != sizeof value) return STG_E_READFAULT;
+  *phresult = value;
+  return S_OK;
+}
+
 HRESULT WINAPI CoMarshalInterThreadInterfaceInStream(REFIID riid, LPUNKNOWN pUnk, LPSTREAM* ppStm) {
   if (ppStm == nullptr) return E_INVALIDARG;
   *ppStm = nullptr;

@@ -23,6 +23,12 @@ constexpr CLSID kClsidStdMarshal = GuidFromLiteral("00000017-0000-0000-C000-0000
 constexpr CLSID kClsidInProcFreeMarshaler = GuidFromLiteral("0000033A-0000-0000-C000-000000000046");
 
 
+ULONGLONG StreamPosition(IStream* stream) {
+  ULARGE_INTEGER position{};
+  EXPECT_EQ(stream->Seek(LARGE_INTEGER{}, STREAM_SEEK_CUR, &position), S_OK);
+  return position.QuadPart;
+}
+
 template <typename T>
 HRESULT Unmarshal(IStream* stream, T** out) {
   return CoUnmarshalInterface(stream, InterfaceId<T>(), reinterpret_cast<void**>(out));
@@ -57,8 +63,13 @@ class LockCounter final : public IUnknown {
     return E_NOINTERFACE;
   }
   STDMETHODIMP_(ULONG) AddRef() override { return static_cast<ULONG>(++locks); }
-  STDMETHODIMP_(ULONG) Release() override { return static_cast<ULONG>(--locks); }
+  STDMETHODIMP_(ULONG) Release() override {
+    long left = --locks;
+    if (left == 0) ++releases_to_zero;
+    return static_cast<ULONG>(left);
+  }
   std::atomic<long> locks{0};
+  std::atomic<int> releases_to_zero{0};  // where Wine's TestCrash object crashes
 };
 
 // --- Item: callee HRESULTs ---------------------------------------------------------
@@ -269,6 +280,60 @@ TEST_F(MarshalTest, ShortStreamIsReadFault) {
   EXPECT_EQ(death.deaths, 1);
 }
 
+// Tests that CoMarshalInterface takes its lasting reference before it drops
+// the one QueryInterface gave it, so a fresh object's count never falls back
+// to 0 inside the call (this destroyed a fresh object: 0, 1, 0; Wine's
+// test_crash_couninitialize, whose object crashes when its count reaches 0,
+// marshal.c:1886).
+TEST_F(MarshalTest, MarshalNeverDropsFreshObjectCountToZero) {
+  LockCounter object;
+  AptThread a;
+  a.Run([&] {
+    IStream* stream = NewStream();
+    ASSERT_EQ(CoMarshalInterface(stream, IID_IUnknown, &object, MSHCTX_INPROC, nullptr,
+                                 MSHLFLAGS_NORMAL),
+              S_OK);
+    EXPECT_EQ(object.releases_to_zero.load(), 0);
+    EXPECT_GT(object.locks.load(), 0);
+    Rewind(stream);
+    EXPECT_EQ(CoReleaseMarshalData(stream), S_OK);
+    stream->Release();
+  });
+  EXPECT_EQ(object.locks.load(), 0);
+  EXPECT_EQ(object.releases_to_zero.load(), 1);
+}
+
+// Tests that a second same-apartment unmarshal of NORMAL data fails with
+// CO_E_OBJNOTCONNECTED: the first took the data's only strong reference and
+// handed out the object itself, so the stub is gone (this gave S_OK and a
+// disconnected proxy; Wine's test_normal_marshal_and_unmarshal_twice,
+// marshal.c:2499-2523, the object's locks after each step included).
+TEST_F(MarshalTest, SameApartmentSecondUnmarshalOfNormalDataIsObjNotConnected) {
+  LockCounter object;
+  AptThread a;
+  a.Run([&] {
+    IStream* stream = NewStream();
+    ASSERT_EQ(CoMarshalInterface(stream, IID_IUnknown, &object, MSHCTX_INPROC, nullptr,
+                                 MSHLFLAGS_NORMAL),
+              S_OK);
+    EXPECT_GT(object.locks.load(), 0);
+    Rewind(stream);
+    IUnknown* first = nullptr;
+    ASSERT_EQ(CoUnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&first)), S_OK);
+    EXPECT_EQ(first, &object);
+    EXPECT_GT(object.locks.load(), 0);
+    Rewind(stream);
+    IUnknown* second = &object;
+    EXPECT_EQ(CoUnmarshalInterface(stream, IID_IUnknown, reinterpret_cast<void**>(&second)),
+              CO_E_OBJNOTCONNECTED);
+    EXPECT_EQ(second, nullptr);
+    stream->Release();
+    EXPECT_GT(object.locks.load(), 0);
+    first->Release();
+    EXPECT_EQ(object.locks.load(), 0);
+  });
+}
+
 // Tests that NORMAL data released with CoReleaseMarshalData still
 // unmarshals, into a proxy whose calls return RPC_E_DISCONNECTED (Wine's
 // test_marshal_and_unmarshal_invalid); its object is not kept alive by it.
@@ -403,6 +468,32 @@ TEST_F(MarshalTest, UnlockWithoutLastUnlockReleasesKeepsTableWeakObject) {
     EXPECT_EQ(death.deaths, 1);
     stream->Release();
   }
+}
+
+// Tests that CoMarshalHresult writes the HRESULT as its 4 bytes and
+// CoUnmarshalHresult reads them back (Wine's test_hresult_marshaling,
+// marshal.c:2538-2552), and that a short stream is STG_E_READFAULT.
+TEST(HresultMarshalTest, RoundTripsAsFourBytes) {
+  const HRESULT kDeadBeef = static_cast<HRESULT>(0xdeadbeef);
+  IStream* stream = NewStream();
+  ASSERT_EQ(CoMarshalHresult(stream, kDeadBeef), S_OK);
+  EXPECT_EQ(StreamPosition(stream), 4u);
+  Rewind(stream);
+  HRESULT raw = 0;
+  ULONG read = 0;
+  ASSERT_EQ(stream->Read(&raw, sizeof raw, &read), S_OK);
+  EXPECT_EQ(read, 4u);
+  EXPECT_EQ(raw, kDeadBeef);
+  Rewind(stream);
+  HRESULT back = 0;
+  EXPECT_EQ(CoUnmarshalHresult(stream, &back), S_OK);
+  EXPECT_EQ(back, kDeadBeef);
+  back = S_FALSE;
+  EXPECT_EQ(CoUnmarshalHresult(stream, &back), STG_E_READFAULT);
+  EXPECT_EQ(back, S_FALSE);
+  EXPECT_EQ(CoMarshalHresult(nullptr, S_OK), E_INVALIDARG);
+  EXPECT_EQ(CoUnmarshalHresult(stream, nullptr), E_INVALIDARG);
+  stream->Release();
 }
 
 // --- Item: the free-threaded marshaler -------------------------------------------

@@ -153,7 +153,12 @@ HRESULT MarshalPackets::Marshal(const ApartmentRef& current, IUnknown* unk, REFI
   if (itf == nullptr) return E_NOINTERFACE;
 
   if (IsAgile(unk)) return AddDirectPacket(static_cast<IUnknown*>(itf), flags, riid, weak, record);
-  static_cast<IUnknown*>(itf)->Release();
+  // The interface's reference is dropped only once the stub manager holds its
+  // lasting one: dropping it first lets a caller-less object's count fall back
+  // to its starting value inside the call (0, 1, 0 for a fresh object, which
+  // destroys it), where Windows' count never goes below 1 until the stub lets go.
+  std::unique_ptr<IUnknown, void (*)(IUnknown*)> interface_ref(static_cast<IUnknown*>(itf),
+                                                               [](IUnknown* p) { p->Release(); });
 
   IUnknown* identity = nullptr;
   hr = unk->QueryInterface(IID_IUnknown, reinterpret_cast<void**>(&identity));
@@ -302,7 +307,8 @@ HRESULT MarshalPackets::UnmarshalDisconnectedProxy(const ApartmentRef& current,
 // released), with the outcomes Windows gives such data:
 // - NORMAL data: while its object is still exported (the data was
 //   consumed), CO_E_OBJNOTCONNECTED ("unmarshals only once"); once the
-//   object is gone (the data was released), a proxy whose calls return
+//   object is gone (the data was consumed or released), CO_E_OBJNOTCONNECTED
+//   in the object's apartment, elsewhere a proxy whose calls return
 //   RPC_E_DISCONNECTED.
 // - TABLESTRONG/TABLEWEAK data released with CoReleaseMarshalData: a working
 //   proxy while something else (a proxy, a lock) keeps the object exported,
@@ -338,7 +344,12 @@ HRESULT MarshalPackets::UnmarshalStale(const ApartmentRef& current, const WireRe
   }
   if (!server) return FailPacketGone(record.packet_id);
   if (normal) {
-    if (stub) return FailPacketGone(record.packet_id);
+    // In the object's own apartment Windows looks the object up locally and,
+    // with its stub gone (the data's only strong reference was consumed or
+    // released), fails; elsewhere it builds a proxy without asking the
+    // server, whose calls then fail (marshal.c test_normal_marshal_and_
+    // unmarshal_twice, test_marshal_and_unmarshal_invalid).
+    if (stub || record.apartment_id == current->id()) return FailPacketGone(record.packet_id);
     return UnmarshalDisconnectedProxy(current, server, record, riid, ppv);
   }
   if (!stub) {
