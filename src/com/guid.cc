@@ -90,14 +90,16 @@ namespace {
 using apartments::internal::kGuidStringChars;
 
 // A REFGUID is a reference here but a pointer in Windows' C binding, where a
-// caller can pass NULL. The address is read back through a volatile so that
-// the compiler cannot fold the check away (a reference is never null in C++).
-bool IsNullGuid(REFGUID guid) {
-  const GUID* volatile address = &guid;
+// caller can pass NULL. Each entry point takes the reference's address itself
+// (binding a null reference anew, even to pass it on, is undefined and UBSan
+// reports it) and checks it here, read back through a volatile so that the
+// compiler cannot fold the check away (a reference is never null in C++).
+bool IsNullGuid(const GUID* guid) {
+  const GUID* volatile address = guid;
   return address == nullptr;
 }
 
-HRESULT StringFromGuidAlloc(REFGUID guid, LPOLESTR* out) {
+HRESULT StringFromGuidAlloc(const GUID* guid, LPOLESTR* out) {
   if (out == nullptr) return E_INVALIDARG;
   if (IsNullGuid(guid)) {
     *out = nullptr;
@@ -108,7 +110,7 @@ HRESULT StringFromGuidAlloc(REFGUID guid, LPOLESTR* out) {
     *out = nullptr;
     return E_OUTOFMEMORY;
   }
-  apartments::internal::FormatGuid(guid, s);
+  apartments::internal::FormatGuid(*guid, s);
   *out = s;
   return S_OK;
 }
@@ -120,17 +122,18 @@ extern "C" {
 int WINAPI StringFromGUID2(REFGUID rguid, LPOLESTR lpsz, int cchMax) {
   // A null GUID gives 0 as a short buffer does, without touching the last
   // error (Windows, Wine's compobj.c test_StringFromGUID2).
-  if (IsNullGuid(rguid) || lpsz == nullptr || cchMax < kGuidStringChars) return 0;
-  apartments::internal::FormatGuid(rguid, lpsz);
+  const GUID* guid = &rguid;
+  if (IsNullGuid(guid) || lpsz == nullptr || cchMax < kGuidStringChars) return 0;
+  apartments::internal::FormatGuid(*guid, lpsz);
   return kGuidStringChars;
 }
 
 HRESULT WINAPI StringFromCLSID(REFCLSID rclsid, LPOLESTR* lplpsz) {
-  return StringFromGuidAlloc(rclsid, lplpsz);
+  return StringFromGuidAlloc(&rclsid, lplpsz);
 }
 
 HRESULT WINAPI StringFromIID(REFIID rclsid, LPOLESTR* lplpsz) {
-  return StringFromGuidAlloc(rclsid, lplpsz);
+  return StringFromGuidAlloc(&rclsid, lplpsz);
 }
 
 HRESULT WINAPI CLSIDFromString(LPCOLESTR lpsz, LPCLSID pclsid) {
