@@ -16,7 +16,18 @@ class SystemClock final : public Clock {
   TimePoint Now() const noexcept override { return std::chrono::steady_clock::now(); }
 };
 
-const SystemClock kSystemClock;
+// Never destroyed: threads of the runtime (the hang watchdog, MTA workers,
+// apartments still running) may read the clock while the process exits, after
+// static destructors ran (a destroyed SystemClock's vptr is Clock's: UBSan's
+// "invalid vptr", or a pure virtual call). Constant-initialized, so it is
+// usable from any static initializer too.
+union ImmortalSystemClock {
+  constexpr ImmortalSystemClock() : clock() {}
+  ~ImmortalSystemClock() {}  // Leaves `clock` alone.
+  SystemClock clock;
+};
+constinit ImmortalSystemClock g_system_clock;
+constexpr const SystemClock& kSystemClock = g_system_clock.clock;
 std::atomic<const Clock*> g_clock{&kSystemClock};
 // Threads inside GuardedNow() with a test clock. SetClockForTesting waits for
 // it to drop to zero, so that a clock it replaced is no longer being read
