@@ -1,5 +1,12 @@
 // Apartments: STA and MTA objects, CoInitializeEx and friends, the MTA worker
 // pool, and teardown. See apartment_impl.h for the call records and locking.
+//
+// Why one file over 800 lines: the apartment's one queue (calls, one-way
+// tasks and the runtime's work: Enqueue, TakeDispatched, Withdraw, Shutdown)
+// and the teardown that empties it share one lock and one set of invariants
+// (apartment_impl.h); keeping them side by side lets a reader check each
+// transition against the others. The MTA worker pool is the part that could
+// move out (its own file) when it grows.
 
 #include <sched.h>
 

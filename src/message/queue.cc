@@ -1,6 +1,11 @@
 // Per-thread message queues: posting with quota accounting, retrieval,
 // sent messages and replies, and the waits of the message layer. See queue.h
 // for the design and the locking rules.
+//
+// Why one file over 800 lines: posted messages, sent messages, the quit flag
+// and the wake bits are guarded by one queue lock, and every wait of the
+// message layer reads all of them under it; split, the invariants that tie a
+// wake bit to the message that set it would live in several files.
 #include "message/queue.h"
 
 #include <sched.h>
